@@ -1,0 +1,58 @@
+"""The ``saga-harness`` command line (typer + rich).
+
+Each command group lives in its own module and registers itself on ``app``;
+``main()`` turns every :class:`~harness.errors.HarnessError` into a one-paragraph
+message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from harness.errors import HarnessError
+
+app = typer.Typer(
+    name="saga-harness",
+    help="Contract-testing and chaos harness for distributed sagas.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to ``app``.
+    from harness.cli import sut as _sut  # noqa: F401
+
+    try:
+        from harness.cli import toxiproxy as _toxiproxy  # noqa: F401
+    except ImportError:
+        pass
+
+
+def main() -> None:
+    """Entry point of the ``saga-harness`` console script."""
+    _register()
+    try:
+        app(standalone_mode=False)
+    except HarnessError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise

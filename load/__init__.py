@@ -1,0 +1,1 @@
+"""saga-harness: load."""
