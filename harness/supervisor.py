@@ -69,7 +69,7 @@ class ProcessSpec:
 
     name: str
     argv: Sequence[str]
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, hash=False)
     cwd: str | os.PathLike[str] | None = None
     health_url: str | None = None
     ready_timeout_s: float = 30.0
@@ -170,9 +170,7 @@ class _Spawner:
     def call(self, fn: Callable[[], Any]) -> Any:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="saga-harness-spawner", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="saga-harness-spawner", daemon=True)
                 self._thread.start()
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._jobs.put((fn, fut))
@@ -285,7 +283,8 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 _live_supervisors: set[Supervisor] = set()
 _registry_lock = threading.RLock()
-_hooks_installed = False
+_atexit_registered = False
+_signals_installed = False
 
 
 def _stop_all() -> None:
@@ -313,24 +312,26 @@ def _chaining_handler(signum: int, previous: Any) -> Callable[[int, FrameType | 
 
 
 def _install_exit_hooks() -> None:
-    global _hooks_installed
+    global _atexit_registered, _signals_installed
     with _registry_lock:
-        if _hooks_installed:
+        if not _atexit_registered:
+            _atexit_registered = True
+            atexit.register(_stop_all)
+        # signal.signal works only on the main thread: a supervisor first
+        # started elsewhere leaves the handlers to a later one.
+        if _signals_installed or threading.current_thread() is not threading.main_thread():
             return
-        _hooks_installed = True
-        atexit.register(_stop_all)
-    if threading.current_thread() is not threading.main_thread():
-        return  # signal.signal works only on the main thread
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        previous = signal.getsignal(sig)
-        # SIG_IGN: whoever started us wants this signal ignored (nohup), so the
-        # harness keeps running and must keep its processes. None: a handler
-        # set outside Python, which we could not chain to.
-        if previous is signal.SIG_IGN or previous is None:
-            continue
-        if getattr(previous, "_saga_harness", False):
-            continue
-        signal.signal(sig, _chaining_handler(sig, previous))
+        _signals_installed = True
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            previous = signal.getsignal(sig)
+            # SIG_IGN: whoever started us wants this signal ignored (nohup), so
+            # the harness keeps running and must keep its processes. None: a
+            # handler set outside Python, which we could not chain to.
+            if previous is signal.SIG_IGN or previous is None:
+                continue
+            if getattr(previous, "_saga_harness", False):
+                continue
+            signal.signal(sig, _chaining_handler(sig, previous))
 
 
 # --- the supervisor -----------------------------------------------------------------

@@ -1,0 +1,180 @@
+"""The bundled reference system (``sagashop``) as a system under test.
+
+Eleven processes on loopback, planned by ``sagashop.topology.plan`` and run by
+one :class:`~harness.supervisor.Supervisor`. Kept small on purpose: it starts,
+stops and describes the system; the full SUT protocol builds on it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.ports import free_ports
+from harness.supervisor import ProcessSpec, Supervisor
+
+__all__ = ["ReferenceSystem", "ServiceInfo", "parse_bug_names"]
+
+# Eleven Python processes importing FastAPI and SQLAlchemy at once on a small
+# machine take several seconds; a minute leaves room for a loaded CI runner.
+DEFAULT_READY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """One component as seen now: its base URL, pid, and live health."""
+
+    url: str
+    pid: int | None
+    healthy: bool
+
+
+def parse_bug_names(bugs: str | Sequence[str] | None, source: str = "bugs") -> tuple[str, ...]:
+    """Validate seeded-bug names (``"a,b"`` or a list); unknown names raise ConfigError.
+
+    ``source`` names where the value came from (``--bugs``, a config key) so the
+    message can point at it.
+    """
+    from sagashop.bugs import parse_bugs
+
+    text = bugs if isinstance(bugs, str) or bugs is None else ",".join(bugs)
+    try:
+        return parse_bugs(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+class ReferenceSystem:
+    """Starts the reference system's components and tells where they listen.
+
+    ``database_url=None`` gives each component a SQLite file under
+    ``run_dir/data``; ``ports`` fixes a port per component (all of them), else
+    free loopback ports are picked at :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        bugs: str | Sequence[str] | None = (),
+        database_url: str | None = None,
+        schema_prefix: str | None = None,
+        ports: Mapping[str, int] | None = None,
+        secret: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S,
+    ) -> None:
+        from sagashop.topology import COMPONENTS
+
+        self.run_dir = Path(run_dir).resolve()
+        self.bugs = parse_bug_names(bugs)
+        self.database_url = database_url
+        # One schema per component; a fresh prefix per run keeps runs apart in one database.
+        self.schema_prefix = schema_prefix or f"sagashop_{secrets.token_hex(4)}"
+        self.secret = secret or secrets.token_hex(16)
+        self.extra_env = dict(extra_env or {})
+        self.ready_timeout_s = ready_timeout_s
+        if ports is not None:
+            missing = [c for c in COMPONENTS if c not in ports]
+            unknown = sorted(set(ports) - set(COMPONENTS))
+            if missing or unknown:
+                raise ConfigError(
+                    f"ports: give a port for every component and nothing else; missing "
+                    f"{missing or 'none'}, unknown {unknown or 'none'}. Components: {', '.join(COMPONENTS)}."
+                )
+        self._fixed_ports = dict(ports) if ports is not None else None
+        self.ports: dict[str, int] = {}
+        self.supervisor = Supervisor(self.run_dir)
+
+    def __enter__(self) -> ReferenceSystem:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def specs(self) -> list[ProcessSpec]:
+        """The process specs of every component (picks ports if none are fixed yet)."""
+        from sagashop.topology import COMPONENTS, plan
+
+        if not self.ports:
+            self.ports = self._fixed_ports or dict(zip(COMPONENTS, free_ports(len(COMPONENTS)), strict=True))
+        data_dir = None
+        if not self.database_url:
+            data_dir = self.run_dir / "data"
+            data_dir.mkdir(parents=True, exist_ok=True)
+        plans = plan(
+            self.ports,
+            secret=self.secret,
+            data_dir=str(data_dir) if data_dir else None,
+            database_url=self.database_url,
+            schema_prefix=self.schema_prefix,
+            bugs=self.bugs,
+            extra_env=self.extra_env,
+        )
+        return [
+            ProcessSpec(
+                name=p.name,
+                argv=p.argv,
+                env=p.env,
+                cwd=str(self.run_dir),
+                health_url=f"http://127.0.0.1:{p.port}{p.health_path}",
+                ready_timeout_s=self.ready_timeout_s,
+            )
+            for p in plans
+        ]
+
+    def start(self) -> None:
+        """Start every component and wait until all are healthy (SutError otherwise)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor.start(self.specs())
+
+    def stop(self) -> None:
+        """Stop every component (idempotent)."""
+        self.supervisor.stop()
+
+    def drop_schemas(self) -> None:
+        """Drop this run's PostgreSQL schemas (no-op on SQLite)."""
+        if not self.database_url:
+            return
+        from sqlalchemy import create_engine, text
+
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                url = "postgresql+psycopg://" + url[len(prefix) :]
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                rows = conn.execute(
+                    text("select schema_name from information_schema.schemata where schema_name like :p"),
+                    {"p": self.schema_prefix.replace("_", "\\_") + "\\_%"},
+                ).all()
+                for (schema,) in rows:
+                    conn.execute(text(f'drop schema "{schema}" cascade'))
+        finally:
+            engine.dispose()
+
+    def url(self, name: str) -> str:
+        """The base URL of component ``name`` (e.g. ``http://127.0.0.1:41234``)."""
+        try:
+            return f"http://127.0.0.1:{self.ports[name]}"
+        except KeyError:
+            raise KeyError(f"no component {name!r}; known: {', '.join(self.ports) or 'none (not started)'}") from None
+
+    def services(self) -> dict[str, ServiceInfo]:
+        """Every component's URL, pid and live health."""
+        status = self.supervisor.status()
+        out = {}
+        for name in self.ports:
+            st = status.get(name)
+            out[name] = ServiceInfo(
+                url=self.url(name),
+                pid=st.pid if st and st.alive else None,
+                healthy=bool(st and st.healthy),
+            )
+        return out

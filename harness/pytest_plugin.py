@@ -1,0 +1,3 @@
+"""saga-harness's pytest plugin (registered through the ``pytest11`` entry point)."""
+
+from __future__ import annotations
