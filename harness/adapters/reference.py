@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError
+import aiohttp
+
+from harness.errors import ConfigError, SutError
 from harness.ports import free_ports
 from harness.supervisor import ProcessSpec, Supervisor
+from harness.sut import LinkInfo, SagaStatus, ServiceInfo, StartResult
+from harness.workload import Trigger
 
 __all__ = ["ReferenceSystem", "ServiceInfo", "parse_bug_names"]
 
@@ -24,13 +27,37 @@ __all__ = ["ReferenceSystem", "ServiceInfo", "parse_bug_names"]
 DEFAULT_READY_TIMEOUT_S = 60.0
 
 
-@dataclass(frozen=True)
-class ServiceInfo:
-    """One component as seen now: its base URL, pid, and live health."""
+# The reference system's triggers: each request demands an outcome.
+REFERENCE_TRIGGERS: dict[str, Trigger] = {
+    name: Trigger(
+        name,
+        {"customer_id": customer, "payment_token": token,
+         "items": [{"sku": sku, "qty": qty, "unit_price_cents": 1250}]},
+        outcome,
+    )
+    for name, customer, token, sku, qty, outcome in (
+        ("ok", "cust_{rand100}", "tok_ok", "SKU-{seq100}", 1, "completed"),
+        ("decline", "cust_{rand100}", "tok_decline", "SKU-{seq100}", 1, "compensated"),
+        ("fraud", "cust_fraud", "tok_ok", "SKU-{seq100}", 1, "compensated"),
+        ("out_of_stock", "cust_{rand100}", "tok_ok", "SKU-SCARCE-3", 999, "compensated"),
+        ("capture_fail", "cust_{rand100}", "tok_capture_fail", "SKU-{seq100}", 2, "compensated"),
+    )
+}
 
-    url: str
-    pid: int | None
-    healthy: bool
+# Where each service's state is read for the final snapshot.
+SNAPSHOT_PATHS: dict[str, tuple[str, ...]] = {
+    "orchestrator": ("/sagas?detail=true&limit=100000",),
+    "order": ("/orders",),
+    "fraud": ("/checks",),
+    "payment": ("/payments",),
+    "inventory": ("/stock", "/reservations"),
+    "ledger": ("/entries",),
+    "email": ("/emails",),
+    "analytics": ("/counters",),
+    "loyalty": ("/points",),
+    "taskqueue": ("/stats",),
+    "eventbus": ("/stats",),
+}
 
 
 def parse_bug_names(bugs: str | Sequence[str] | None, source: str = "bugs") -> tuple[str, ...]:
@@ -49,7 +76,9 @@ def parse_bug_names(bugs: str | Sequence[str] | None, source: str = "bugs") -> t
 
 
 class ReferenceSystem:
-    """Starts the reference system's components and tells where they listen.
+    """The bundled reference system as a :class:`~harness.sut.SystemUnderTest`.
+
+    Starts the reference system's components and tells where they listen.
 
     ``database_url=None`` gives each component a SQLite file under
     ``run_dir/data``; ``ports`` fixes a port per component (all of them), else
@@ -89,6 +118,8 @@ class ReferenceSystem:
         self._fixed_ports = dict(ports) if ports is not None else None
         self.ports: dict[str, int] = {}
         self.supervisor = Supervisor(self.run_dir)
+        self.name = "reference"
+        self.addresses: dict[str, str] = {}  # link name -> URL override (a chaos proxy)
 
     def __enter__(self) -> ReferenceSystem:
         self.start()
@@ -114,6 +145,7 @@ class ReferenceSystem:
             database_url=self.database_url,
             schema_prefix=self.schema_prefix,
             bugs=self.bugs,
+            addresses=self.addresses,
             extra_env=self.extra_env,
         )
         return [
@@ -178,3 +210,62 @@ class ReferenceSystem:
                 healthy=bool(st and st.healthy),
             )
         return out
+
+    # -- the SystemUnderTest protocol --------------------------------------
+    def links(self) -> list[LinkInfo]:
+        """Every link between components, plus the clients' link to the orchestrator."""
+        from sagashop.topology import links
+
+        if not self.ports:
+            self.specs()
+        out = [LinkInfo("client->orchestrator", "client", "orchestrator", f"127.0.0.1:{self.ports['orchestrator']}")]
+        out += [LinkInfo(link.name, link.source, link.target, f"127.0.0.1:{self.ports[link.target]}")
+                for link in links()]
+        return out
+
+    def triggers(self) -> dict[str, Trigger]:
+        return dict(REFERENCE_TRIGGERS)
+
+    def model(self) -> object:
+        from harness.models import reference_model
+
+        return reference_model()
+
+    async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, object]) -> StartResult:
+        async with http.post(self.url("orchestrator") + "/sagas", json=dict(body),
+                             headers={"Idempotency-Key": key}) as resp:
+            payload = await resp.json(content_type=None)
+            saga_id = payload.get("saga_id") if isinstance(payload, dict) else None
+            return StartResult(resp.status, saga_id, payload)
+
+    async def saga_status(self, http: aiohttp.ClientSession, saga_id: str) -> SagaStatus:
+        async with http.get(f"{self.url('orchestrator')}/sagas/{saga_id}") as resp:
+            payload = await resp.json(content_type=None)
+        if resp.status != 200 or not isinstance(payload, dict):
+            return SagaStatus(saga_id, None, None, {"status": resp.status, "body": payload})
+        return SagaStatus(saga_id, payload.get("state"), payload.get("outcome"), payload)
+
+    async def snapshot(self, http: aiohttp.ClientSession) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for service, paths in SNAPSHOT_PATHS.items():
+            merged: dict[str, object] = {}
+            for path in paths:
+                async with http.get(self.url(service) + path) as resp:
+                    if resp.status != 200:
+                        raise SutError(f"snapshot of {service}: GET {path} answered {resp.status}")
+                    merged.update(await resp.json())
+            out[service] = merged
+        return out
+
+    async def tap_events(self, http: aiohttp.ClientSession, sink_url: str) -> None:
+        sub = {"name": "saga-harness-tap", "topic": "*", "push_endpoint": sink_url, "content_mode": "binary",
+               "max_deliveries": 100}
+        async with http.post(self.url("eventbus") + "/subscriptions", json=sub) as resp:
+            if resp.status not in (200, 201):
+                raise SutError(f"could not subscribe the event sink on the bus: {resp.status} {await resp.text()}")
+
+    def kill(self, name: str, sig: int) -> None:
+        self.supervisor.kill(name, sig)
+
+    def restart(self, name: str) -> None:
+        self.supervisor.restart(name)

@@ -1,0 +1,97 @@
+"""The system under test, as the harness sees it: one small protocol.
+
+Two adapters implement it: the bundled reference system
+(:mod:`harness.adapters.reference`) and any HTTP saga system described by a
+``saga-harness.toml`` (:mod:`harness.adapters.declarative`). Third parties
+register more under the entry-point group ``saga_harness.sut``. Checkers never
+see a SUT: they see its history and its saga model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import aiohttp
+
+from harness.workload import Trigger
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """One component as seen now: its base URL, pid (None if external or down), and health."""
+
+    url: str
+    pid: int | None
+    healthy: bool
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """A connection ``source`` opens to ``target``: what chaos may put a proxy on."""
+
+    name: str
+    source: str
+    target: str
+    upstream: str  # host:port the source connects to without a proxy
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """The answer to a start-saga request."""
+
+    status: int
+    saga_id: str | None
+    body: Any
+
+
+@dataclass(frozen=True)
+class SagaStatus:
+    saga_id: str
+    state: str | None
+    outcome: str | None  # None while running, else completed | compensated | failed
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class SystemUnderTest(Protocol):
+    """What the harness needs from a saga system."""
+
+    name: str
+
+    def start(self) -> None:
+        """Start every process the harness owns and wait until healthy (SutError otherwise)."""
+
+    def stop(self) -> None:
+        """Stop every process the harness started (idempotent)."""
+
+    def services(self) -> dict[str, ServiceInfo]:
+        """Every service's URL, pid and live health."""
+
+    def links(self) -> list[LinkInfo]:
+        """The links between services that chaos may proxy."""
+
+    def triggers(self) -> dict[str, Trigger]:
+        """The requests that demand an outcome, by name."""
+
+    def model(self) -> Any:
+        """The saga model the checkers judge this system by (``harness.model.SagaModel``)."""
+
+    async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, Any]) -> StartResult:
+        """Send one start-saga request with ``key`` as its idempotency key."""
+
+    async def saga_status(self, http: aiohttp.ClientSession, saga_id: str) -> SagaStatus:
+        """Read one saga's state and outcome."""
+
+    async def snapshot(self, http: aiohttp.ClientSession) -> dict[str, Any]:
+        """Each service's final state, by service name."""
+
+    async def tap_events(self, http: aiohttp.ClientSession, sink_url: str) -> None:
+        """Make the SUT push every CloudEvent to ``sink_url`` (a harness-run sink)."""
+
+    def kill(self, name: str, sig: int) -> None:
+        """Send ``sig`` to a SUT process (SIGKILL, SIGSTOP, SIGCONT …)."""
+
+    def restart(self, name: str) -> None:
+        """Start a SUT process again and wait until it is healthy."""
