@@ -23,7 +23,7 @@ def test_wheel_top_level_names(tmp_path):
         names = zf.namelist()
         top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith((".dist-info", ".data"))}
         entry_points = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert top == {"harness", "contracts", "chaos", "load", "reports", "sagashop"}
+    assert top == {"harness", "contracts", "chaos", "load", "reports", "sagashop", "tripbook"}
     assert "fixtures" not in top
     assert "sagashop/orchestrator/app.py" in names
     assert "saga-harness = harness.cli:main" in entry_points
