@@ -89,6 +89,7 @@ class Runner:
                 self.progress.phase = "snapshot"
                 for service, data in (await self.sut.snapshot(http)).items():
                     self.record("snapshot", service=service, data=data)
+                await self.sut.untap_events(http)
                 self.progress.phase = "done"
         finally:
             await sink.stop()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
@@ -90,8 +92,43 @@ class SystemUnderTest(Protocol):
     async def tap_events(self, http: aiohttp.ClientSession, sink_url: str) -> None:
         """Make the SUT push every CloudEvent to ``sink_url`` (a harness-run sink)."""
 
+    async def untap_events(self, http: aiohttp.ClientSession) -> None:
+        """Stop pushing events to the sink."""
+
     def kill(self, name: str, sig: int) -> None:
         """Send ``sig`` to a SUT process (SIGKILL, SIGSTOP, SIGCONT …)."""
 
     def restart(self, name: str) -> None:
         """Start a SUT process again and wait until it is healthy."""
+
+
+ENTRY_POINT_GROUP = "saga_harness.sut"
+
+
+def load_sut(
+    run_dir: str | Path,
+    *,
+    config: str | Path | None = None,
+    bugs: str | None = None,
+    database_url: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> SystemUnderTest:
+    """The SUT to test: the one ``config`` describes, else a ``saga-harness.toml`` (or
+    ``[tool.saga-harness]``) in the current directory, else the reference system."""
+    from harness.config import find_config
+    from harness.errors import ConfigError
+
+    path = Path(config) if config else find_config()
+    if path is not None:
+        from harness.adapters.declarative import DeclarativeSystem
+
+        if bugs:
+            raise ConfigError(f"--bugs switches on the reference system's seeded bugs; {path} describes another SUT")
+        if database_url:
+            raise ConfigError(f"--database-url configures the reference system; {path} describes another SUT")
+        return DeclarativeSystem.from_file(path, run_dir, extra_env=extra_env)
+    eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if "reference" not in eps:
+        raise ConfigError("no SUT: give --config FILE, or reinstall saga-harness (its reference system is missing)")
+    factory = eps["reference"].load()
+    return factory(run_dir=run_dir, bugs=bugs or (), database_url=database_url, extra_env=extra_env)

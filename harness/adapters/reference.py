@@ -264,6 +264,10 @@ class ReferenceSystem:
             if resp.status not in (200, 201):
                 raise SutError(f"could not subscribe the event sink on the bus: {resp.status} {await resp.text()}")
 
+    async def untap_events(self, http: aiohttp.ClientSession) -> None:
+        async with http.delete(self.url("eventbus") + "/subscriptions/saga-harness-tap") as resp:
+            await resp.read()
+
     def kill(self, name: str, sig: int) -> None:
         self.supervisor.kill(name, sig)
 

@@ -58,14 +58,17 @@ def demo(
                     started[r.json()["saga_id"]] = trigger
             views = _wait(http, orch, list(started), timeout=60)
         table = Table(title="sagas")
-        for col in ("saga", "trigger", "outcome", "expected", "steps"):
+        for col in ("saga", "trigger", "outcome", "expected", "what happened"):
             table.add_column(col)
         wrong = 0
         for sid, view in views.items():
             want = TRIGGERS[started[sid]][4]
             ok = view["outcome"] == want
             wrong += not ok
-            steps = " → ".join(s["name"] for s in view["steps"])
+            failed = [s["name"] for s in view["steps"] if s["status"] in ("failed", "timed_out")]
+            undone = [s["name"] for s in view["steps"] if s["kind"] == "compensation"]
+            steps = (f"{failed[0]} failed; undone: {', '.join(undone) or 'nothing'}" if failed
+                     else f"{len(view['steps'])} steps done")
             colour = "green" if ok else "red"
             table.add_row(sid[:12], started[sid], f"[{colour}]{view['outcome']}[/]", want, steps)
         console.print(table)
