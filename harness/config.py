@@ -87,8 +87,10 @@ class SagaApiConfig(_Strict):
 
 
 class TriggerConfig(_Strict):
-    outcome: Literal["completed", "compensated", "failed"]
+    outcome: Literal["completed", "compensated", "failed", "any"] = Field(
+        description="the outcome the request demands; 'any' when it depends on a race (scarce stock)")
     request: dict[str, Any]
+    burst: int = Field(default=1, ge=1, le=1000, description="sagas started back to back each time it is drawn")
 
 
 class EventLogConfig(_Strict):
@@ -128,6 +130,7 @@ class SutConfig(_Strict):
     links: list[LinkConfig] = Field(default_factory=list)
     saga: SagaApiConfig
     triggers: dict[str, TriggerConfig] = Field(default_factory=dict)
+    mix: dict[str, float] = Field(default_factory=dict, description="default trigger weights for --mix")
     snapshots: dict[str, list[str]] = Field(default_factory=dict, description="service -> paths to GET")
     events: EventsConfig | None = None
     model: dict[str, Any] = Field(default_factory=dict, description="the saga model the checkers use")

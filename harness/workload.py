@@ -26,6 +26,7 @@ class Trigger:
     name: str
     request: Mapping[str, Any]
     expected_outcome: str
+    burst: int = 1  # sagas started back to back whenever this trigger is drawn (to make them race)
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,13 @@ def plan(
     rng = random.Random(seed)
     names = sorted(mix)
     weights = [mix[name] for name in names]
-    out = []
+    out: list[PlannedSaga] = []
+    burst: list[str] = []
     for i in range(n):
-        name = rng.choices(names, weights)[0]
+        if not burst:
+            drawn = rng.choices(names, weights)[0]
+            burst = [drawn] * max(1, triggers[drawn].burst)
+        name = burst.pop()
         key = f"saga-{seed}-{i}-{rng.getrandbits(48):012x}"
         variables = {"i": i, "seed": seed, "key": key, "seq100": 1 + i % 100, "rand100": rng.randint(1, 100)}
         resubmits: tuple[Resubmit, ...] = ()

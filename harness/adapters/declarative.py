@@ -134,14 +134,17 @@ class DeclarativeSystem:
         return out
 
     def triggers(self) -> dict[str, Trigger]:
-        return {n: Trigger(n, t.request, t.outcome) for n, t in self.config.triggers.items()}
+        return {n: Trigger(n, t.request, t.outcome, t.burst) for n, t in self.config.triggers.items()}
+
+    def default_mix(self) -> dict[str, float]:
+        return dict(self.config.mix)
 
     def model(self) -> Any:
         from harness.models import load_model
 
         where = str(self.config_path or self.name)
         try:
-            return load_model(self.config.model)
+            return load_model(self.config.model, {n: t.outcome for n, t in self.config.triggers.items()})
         except ValueError as exc:
             raise ConfigError(f"{where}: [model] {exc}") from None
 

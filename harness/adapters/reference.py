@@ -27,39 +27,6 @@ __all__ = ["ReferenceSystem", "ServiceInfo", "parse_bug_names"]
 DEFAULT_READY_TIMEOUT_S = 60.0
 
 
-# The reference system's triggers: each request demands an outcome.
-REFERENCE_TRIGGERS: dict[str, Trigger] = {
-    name: Trigger(
-        name,
-        {"customer_id": customer, "payment_token": token,
-         "items": [{"sku": sku, "qty": qty, "unit_price_cents": 1250}]},
-        outcome,
-    )
-    for name, customer, token, sku, qty, outcome in (
-        ("ok", "cust_{rand100}", "tok_ok", "SKU-{seq100}", 1, "completed"),
-        ("decline", "cust_{rand100}", "tok_decline", "SKU-{seq100}", 1, "compensated"),
-        ("fraud", "cust_fraud", "tok_ok", "SKU-{seq100}", 1, "compensated"),
-        ("out_of_stock", "cust_{rand100}", "tok_ok", "SKU-SCARCE-3", 999, "compensated"),
-        ("capture_fail", "cust_{rand100}", "tok_capture_fail", "SKU-{seq100}", 2, "compensated"),
-    )
-}
-
-# Where each service's state is read for the final snapshot.
-SNAPSHOT_PATHS: dict[str, tuple[str, ...]] = {
-    "orchestrator": ("/sagas?detail=true&limit=100000",),
-    "order": ("/orders",),
-    "fraud": ("/checks",),
-    "payment": ("/payments",),
-    "inventory": ("/stock", "/reservations"),
-    "ledger": ("/entries",),
-    "email": ("/emails",),
-    "analytics": ("/counters",),
-    "loyalty": ("/points",),
-    "taskqueue": ("/stats",),
-    "eventbus": ("/stats",),
-}
-
-
 def parse_bug_names(bugs: str | Sequence[str] | None, source: str = "bugs") -> tuple[str, ...]:
     """Validate seeded-bug names (``"a,b"`` or a list); unknown names raise ConfigError.
 
@@ -224,7 +191,15 @@ class ReferenceSystem:
         return out
 
     def triggers(self) -> dict[str, Trigger]:
-        return dict(REFERENCE_TRIGGERS)
+        from harness.models import reference_description
+
+        return {n: Trigger(n, t["request"], t["outcome"], t.get("burst", 1))
+                for n, t in reference_description()["triggers"].items()}
+
+    def default_mix(self) -> dict[str, float]:
+        from harness.models import reference_description
+
+        return dict(reference_description().get("mix", {}))
 
     def model(self) -> object:
         from harness.models import reference_model
@@ -246,8 +221,10 @@ class ReferenceSystem:
         return SagaStatus(saga_id, payload.get("state"), payload.get("outcome"), payload)
 
     async def snapshot(self, http: aiohttp.ClientSession) -> dict[str, object]:
+        from harness.models import reference_description
+
         out: dict[str, object] = {}
-        for service, paths in SNAPSHOT_PATHS.items():
+        for service, paths in reference_description()["snapshots"].items():
             merged: dict[str, object] = {}
             for path in paths:
                 async with http.get(self.url(service) + path) as resp:

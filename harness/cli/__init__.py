@@ -27,6 +27,7 @@ err_console = Console(stderr=True)
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from harness.cli import demo as _demo  # noqa: F401
+    from harness.cli import run as _run  # noqa: F401
     from harness.cli import sut as _sut  # noqa: F401
 
     try:
@@ -39,7 +40,9 @@ def main() -> None:
     """Entry point of the ``saga-harness`` console script."""
     _register()
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        # Outside standalone mode click returns typer.Exit's code instead of exiting.
+        sys.exit(rc if isinstance(rc, int) else 0)
     except HarnessError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -1,0 +1,72 @@
+"""Checkers: pure functions ``check(history, model) -> Verdict``, registered by name.
+
+``history`` is the per-saga index (:class:`harness.history.History`); no
+checker does I/O or reads a clock. Third-party checkers register through the
+entry-point group ``saga_harness.checkers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
+from typing import Any
+
+from harness.checkers.verdict import Verdict, Verdicts, Violation, verdict
+from harness.history import History, build_index
+from harness.model import SagaModel
+
+Checker = Callable[[History, SagaModel], Verdict]
+_REGISTRY: dict[str, Checker] = {}
+
+
+def register(name: str) -> Callable[[Checker], Checker]:
+    """Register a checker under ``name`` (a name is taken once)."""
+
+    def deco(fn: Checker) -> Checker:
+        if name in _REGISTRY and _REGISTRY[name] is not fn:
+            raise ValueError(f"a checker named {name!r} is already registered ({_REGISTRY[name].__module__})")
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def checkers() -> dict[str, Checker]:
+    """Every registered checker, built-in ones first, then entry points."""
+    from harness.checkers import compensation, conservation, convergence, idempotency, outcome, state_machine  # noqa: F401
+
+    for ep in entry_points(group="saga_harness.checkers"):
+        if ep.name not in _REGISTRY:
+            register(ep.name)(ep.load())
+    return dict(_REGISTRY)
+
+
+DEFAULT = ("idempotency", "compensation", "convergence", "state_machine", "outcome", "conservation")
+
+
+def run_checks(entries: Iterable[dict[str, Any]] | History, model: SagaModel,
+               names: Iterable[str] | None = None) -> Verdicts:
+    """Index the history once, run each checker, and summarise the run."""
+    history = entries if isinstance(entries, History) else build_index(entries, model)
+    available = checkers()
+    wanted = list(names) if names is not None else list(available)
+    unknown = [n for n in wanted if n not in available]
+    if unknown:
+        raise ValueError(f"unknown checker(s) {unknown}; known: {sorted(available)}")
+    results = tuple(available[n](history, model) for n in wanted)
+    return Verdicts(results, summary(history, results))
+
+
+def summary(history: History, results: Iterable[Verdict]) -> dict[str, Any]:
+    by_outcome: dict[str, int] = {}
+    for rec in history.sagas.values():
+        key = rec.outcome or "unfinished"
+        by_outcome[key] = by_outcome.get(key, 0) + 1
+    conv = next((r.stats.get("convergence_s") for r in results if r.name == "convergence"), None)
+    started = sum(1 for r in history.sagas.values() if r.keys)
+    return {"sagas_started": started or len(history.sagas), "by_outcome": by_outcome,
+            "convergence_s": conv or {}, "entries": history.entries, "events": history.events}
+
+
+__all__ = ["DEFAULT", "Checker", "Verdict", "Verdicts", "Violation", "checkers", "register", "run_checks",
+           "summary", "verdict"]

@@ -1,0 +1,64 @@
+"""Conservation: money and stock are neither made nor lost."""
+
+from __future__ import annotations
+
+from harness.checkers import register
+from harness.checkers.compensation import net
+from harness.checkers.verdict import Verdict, Violation, verdict
+from harness.history import History
+from harness.model import SagaModel
+from harness.pointer import resolve
+
+NAME = "conservation"
+
+
+@register(NAME)
+def check(history: History, model: SagaModel) -> Verdict:
+    out: list[Violation] = []
+    totals: dict[str, dict[str | None, float]] = {q.name: {} for q in model.quantities}
+    for rec in history.sagas.values():
+        for q in model.quantities:
+            n = net(rec, q.name)
+            for k, v in n.items():
+                totals[q.name][k] = totals[q.name].get(k, 0.0) + v
+            if rec.outcome == "completed" and q.completed_equals is not None:
+                want = sum(v for _k, v, _e in rec.terms.get(q.name, {}).get("equals", ()))
+                got = sum(n.values())
+                if abs(want - got) > 1e-9:
+                    refs = tuple(e.ref for role in ("plus", "minus", "equals")
+                                 for _k, _v, e in rec.terms.get(q.name, {}).get(role, ()))
+                    out.append(Violation(NAME, rec.saga_id, None, f"{q.name} of a completed saga = {want:g}",
+                                         f"{q.name} = {got:g}", refs))
+    for rule in model.non_negative:
+        snap = history.snapshots.get(rule.service)
+        if snap is None:
+            continue
+        data, ref = snap
+        for item in resolve(data, rule.items, []) or []:
+            value = resolve(item, rule.field, None)
+            if isinstance(value, (int, float)) and value < 0:
+                out.append(Violation(NAME, None, rule.name, f"{rule.field} >= 0 for {resolve(item, rule.key, '?')}",
+                                     f"{value}", (ref,)))
+    for b in model.balances:
+        snap = history.snapshots.get(b.service)
+        if snap is None:
+            continue
+        data, ref = snap
+        if b.value is not None:
+            got = resolve(data, b.value, None)
+            want = sum(totals[b.quantity].values())
+            if isinstance(got, (int, float)) and abs(got - want) > 1e-9:
+                out.append(Violation(NAME, None, b.name, f"{b.service} {b.value} = {want:g} (net {b.quantity})",
+                                     f"{got}", (ref,)))
+            continue
+        per_key = totals[b.quantity]
+        for item in resolve(data, b.items, []) or []:  # type: ignore[arg-type]
+            key = str(resolve(item, b.key, ""))  # type: ignore[arg-type]
+            plus = resolve(item, b.plus, 0)  # type: ignore[arg-type]
+            minus = resolve(item, b.minus, 0) if b.minus else 0
+            got = plus - minus
+            want = per_key.get(key, 0.0)
+            if abs(got - want) > 1e-9:
+                out.append(Violation(NAME, None, b.name, f"{b.service} {key}: {b.plus} - {b.minus} = {want:g} "
+                                     f"(net {b.quantity})", f"{got:g}", (ref,)))
+    return verdict(NAME, out, quantities={q: round(sum(v.values()), 4) for q, v in totals.items()})

@@ -1,0 +1,47 @@
+"""Idempotency: one key, one saga, one answer; no effect applied twice."""
+
+from __future__ import annotations
+
+from harness.checkers import register
+from harness.checkers._snapshot import records
+from harness.checkers.verdict import Verdict, Violation, verdict
+from harness.history import History
+from harness.model import SagaModel
+from harness.pointer import resolve
+
+NAME = "idempotency"
+
+
+@register(NAME)
+def check(history: History, model: SagaModel) -> Verdict:
+    out: list[Violation] = []
+    resent = 0
+    for key, kr in history.keys.items():
+        ok = [(sid, ref) for sid, status, ref in kr.answers if sid and status is not None and status < 300]
+        resent += len(kr.answers) > 1
+        ids = sorted({sid for sid, _ in ok})
+        if len(ids) > 1:
+            out.append(Violation(NAME, ids[0], None, f"one saga for idempotency key {key!r}",
+                                 f"{len(ids)} sagas were started: {', '.join(ids)}", tuple(r for _, r in ok)))
+    for rec in history.sagas.values():
+        for step, evs in rec.done.items():
+            if len(evs) > 1:
+                out.append(Violation(NAME, rec.saga_id, step, f"{step} takes effect once",
+                                     f"{len(evs)} distinct events prove it took effect: "
+                                     + ", ".join(e.event_id for e in evs), tuple(e.ref for e in evs)))
+    for rule in model.projections:
+        by_saga, ref = records(history, rule)
+        for sid, items in by_saga.items():
+            if rule.unique:
+                values = [resolve(i, rule.unique, None) for i in items]
+                dupes = sorted({str(v) for v in values if v is not None and values.count(v) > 1})
+                if dupes:
+                    out.append(Violation(NAME, sid, rule.name, f"{rule.name} applied once per event ({rule.unique})",
+                                         f"{rule.service} applied the same event more than once: {', '.join(dupes)}",
+                                         (ref,) if ref else ()))
+                    continue
+            if history.sagas.get(sid) and history.sagas[sid].outcome == "completed" \
+                    and len(items) > rule.per_completed:
+                out.append(Violation(NAME, sid, rule.name, f"{rule.per_completed} {rule.name} per completed saga",
+                                     f"{len(items)} in {rule.service}", (ref,) if ref else ()))
+    return verdict(NAME, out, keys=len(history.keys), resent_keys=resent)

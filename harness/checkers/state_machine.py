@@ -1,0 +1,51 @@
+"""State machine: each saga's states follow the declared edges; nothing leaves a terminal state."""
+
+from __future__ import annotations
+
+from harness.checkers import register
+from harness.checkers._snapshot import records
+from harness.checkers.verdict import Verdict, Violation, verdict
+from harness.history import History
+from harness.model import SagaModel
+from harness.pointer import resolve
+
+NAME = "state_machine"
+
+
+@register(NAME)
+def check(history: History, model: SagaModel) -> Verdict:
+    out: list[Violation] = []
+    sm = model.states
+    snap: dict[str, list] = {}
+    snap_ref = None
+    if model.state_history is not None:
+        by_saga, snap_ref = records(history, model.state_history)
+        for sid, items in by_saga.items():
+            raw = resolve(items[0], model.state_history.transitions, [])
+            snap[sid] = [resolve(t, model.state_history.state, None) if isinstance(t, dict) else t for t in raw]
+    walked = 0
+    for rec in history.sagas.values():
+        if rec.saga_id in snap:
+            states, refs = snap[rec.saga_id], (snap_ref or "",)
+        else:
+            states, refs = [s for _w, s, _o, _r in rec.statuses if s is not None], tuple(r for *_x, r in rec.statuses)
+        path = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
+        if not path:
+            continue
+        walked += 1
+        if sm.initial and rec.saga_id in snap and path[0] not in sm.initial:
+            out.append(Violation(NAME, rec.saga_id, None, f"starts in one of {sm.initial}",
+                                 f"started in {path[0]}", refs[:3]))
+        for a, b in zip(path, path[1:], strict=False):
+            if a in sm.terminal:
+                out.append(Violation(NAME, rec.saga_id, None, f"nothing after the terminal state {a}",
+                                     f"{a} → {b}", refs[:3]))
+                break
+            if sm.transitions and b not in sm.transitions.get(a, []):
+                out.append(Violation(NAME, rec.saga_id, None, f"{a} → one of {sm.transitions.get(a, [])}",
+                                     f"{a} → {b}", refs[:3]))
+        last = path[-1]
+        if last in sm.terminal and rec.outcome is not None and sm.terminal[last] != rec.outcome:
+            out.append(Violation(NAME, rec.saga_id, None, f"outcome {sm.terminal[last]} for terminal state {last}",
+                                 f"outcome {rec.outcome}", (rec.outcome_ref or "",)))
+    return verdict(NAME, out, sagas_walked=walked)

@@ -1,0 +1,13 @@
+"""The history: an append-only JSON-lines log of everything observed in a run.
+
+Writers (:class:`HistoryWriter`) append one observation per line; readers
+(:func:`read_history`) stream and merge the shards of a run by time;
+:class:`History` indexes a history per saga, in one pass, for the checkers.
+The format is documented in ``FORMAT.md`` beside this file.
+"""
+
+from harness.history.index import History, SagaRecord, build_index
+from harness.history.log import HistoryWriter, shard_path
+from harness.history.reader import read_history
+
+__all__ = ["History", "HistoryWriter", "SagaRecord", "build_index", "read_history", "shard_path"]
