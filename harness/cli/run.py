@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from harness.cli import app
@@ -40,7 +41,7 @@ def print_summary(verdicts: dict, run_dir: Path) -> None:
     for check in verdicts["checks"]:
         verdict = "[green]ok[/]" if check["ok"] else "[bold red]VIOLATED[/]"
         stats = ", ".join(f"{k}={v}" for k, v in list(check.get("stats", {}).items())[:4])
-        table.add_row(check["name"], verdict, str(len(check.get("violations", []))), stats)
+        table.add_row(escape(check["name"]), verdict, str(len(check.get("violations", []))), escape(stats))
     console.print(table)
     stats = verdicts.get("stats", {})
     conv = stats.get("convergence_s", {})
@@ -48,10 +49,11 @@ def print_summary(verdicts: dict, run_dir: Path) -> None:
                   f"time to converge p50={conv.get('p50')} p99={conv.get('p99')} max={conv.get('max')}")
     for check in verdicts["checks"]:
         for v in check.get("violations", [])[:5]:
-            console.print(f"[red]✗ {check['name']}[/] saga [bold]{v.get('saga_id')}[/] step {v.get('step')}: "
-                          f"expected {v.get('expected')}; got {v.get('actual')}", highlight=False)
+            console.print(f"[red]✗ {check['name']}[/] saga [bold]{escape(str(v.get('saga_id')))}[/] "
+                          f"step {escape(str(v.get('step')))}: expected {escape(str(v.get('expected')))}; "
+                          f"got {escape(str(v.get('actual')))}", highlight=False)
     if not verdicts["ok"]:
-        console.print(f"reproduce with: [bold]{verdicts.get('command')}[/]", highlight=False)
+        console.print(f"reproduce with: [bold]{escape(str(verdicts.get('command')))}[/]", highlight=False)
     console.print(f"run directory: [cyan]{run_dir}[/]")
 
 
