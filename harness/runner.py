@@ -60,39 +60,59 @@ class Runner:
         self._op = 0
         self._last_event = time.monotonic()
         self._outcomes: dict[str, str] = {}
+        self._sink: EventSink
+        self._http: aiohttp.ClientSession
 
     def _on_event(self, event: dict[str, Any]) -> None:
         self._last_event = time.monotonic()
         self.progress.events += 1
         self.record("event", process="sink", event=event)
 
+    async def open(self) -> None:
+        """Start the event sink and tap the SUT's events into it."""
+        self._sink = EventSink(self._on_event)
+        await self._sink.start()
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.options.request_timeout_s))
+        await self.sut.tap_events(self._http, self._sink.url)
+
+    async def drive(self, workload: list[PlannedSaga]) -> None:
+        """Start every planned saga (and its resubmissions), ``concurrency`` at a time."""
+        self.progress.planned += len(workload)
+        self.progress.phase = "workload"
+        self.record("phase", name="workload-start")
+        gate = asyncio.Semaphore(self.options.concurrency)
+        await asyncio.gather(*(self._client(self._http, gate, p) for p in workload))
+        self.record("phase", name="workload-end")
+
+    async def converge(self, deadline_s: float | None = None) -> bool:
+        """Poll every started saga until all are terminal or the deadline passes."""
+        self.progress.phase = "converging"
+        converged = await self._converge(self._http, deadline_s)
+        self.record("phase", name="converged" if converged else "deadline-passed",
+                    pending=len(self.saga_ids) - len(self._outcomes))
+        return converged
+
+    async def close(self) -> None:
+        """Let side effects land, snapshot every service, untap, stop the sink."""
+        try:
+            await self._quiet()
+            self.progress.phase = "snapshot"
+            for service, data in (await self.sut.snapshot(self._http)).items():
+                self.record("snapshot", service=service, data=data)
+            await self.sut.untap_events(self._http)
+            self.progress.phase = "done"
+        finally:
+            await self._http.close()
+            await self._sink.stop()
+
     async def run(self, workload: list[PlannedSaga]) -> None:
         """Drive ``workload``, wait for convergence, snapshot. Observations go to the history."""
-        opts = self.options
-        self.progress.planned = len(workload)
-        sink = EventSink(self._on_event)
-        await sink.start()
-        timeout = aiohttp.ClientTimeout(total=opts.request_timeout_s)
+        await self.open()
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as http:
-                await self.sut.tap_events(http, sink.url)
-                self.progress.phase = "workload"
-                self.record("phase", name="workload-start")
-                gate = asyncio.Semaphore(opts.concurrency)
-                await asyncio.gather(*(self._client(http, gate, p) for p in workload))
-                self.record("phase", name="workload-end")
-                self.progress.phase = "converging"
-                converged = await self._converge(http)
-                self.record("phase", name="converged" if converged else "deadline-passed",
-                            pending=len(self.saga_ids) - len(self._outcomes))
-                await self._quiet()
-                self.progress.phase = "snapshot"
-                for service, data in (await self.sut.snapshot(http)).items():
-                    self.record("snapshot", service=service, data=data)
-                await self.sut.untap_events(http)
-                self.progress.phase = "done"
+            await self.drive(workload)
+            await self.converge()
         finally:
-            await sink.stop()
+            await self.close()
 
     async def _client(self, http: aiohttp.ClientSession, gate: asyncio.Semaphore, saga: PlannedSaga) -> None:
         async with gate:
@@ -129,8 +149,8 @@ class Runner:
         self.record("fail", **base, status=result.status, value=result.body, error=f"HTTP {result.status}")
         return None
 
-    async def _converge(self, http: aiohttp.ClientSession) -> bool:
-        deadline = time.monotonic() + self.options.deadline_s
+    async def _converge(self, http: aiohttp.ClientSession, deadline_s: float | None = None) -> bool:
+        deadline = time.monotonic() + (deadline_s if deadline_s is not None else self.options.deadline_s)
         last_state: dict[str, Any] = {}
         gate = asyncio.Semaphore(self.options.concurrency)
 
