@@ -6,6 +6,7 @@ cost one streaming pass plus work proportional to the number of sagas.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,7 @@ from harness.model import Match, SagaModel
 from harness.pointer import resolve
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """One event that proves something about a saga."""
 
@@ -24,7 +25,6 @@ class Evidence:
     type: str
     time: str | None  # the producer's CloudEvent time
     position: int  # order of arrival in the history
-    event: dict[str, Any] = field(repr=False, compare=False, hash=False)
 
     def produced_at(self) -> float:
         """The producer's time if it has one, else the arrival order (for sorting)."""
@@ -36,7 +36,7 @@ class Evidence:
         return float(self.position)
 
 
-@dataclass
+@dataclass(slots=True)
 class SagaRecord:
     saga_id: str
     keys: set[str] = field(default_factory=set)
@@ -86,21 +86,58 @@ class History:
         return rec
 
 
-def _matches(event: dict[str, Any], match: Match) -> bool:
-    for pointer, want in match.where.items():
-        if resolve(event, pointer, None) != want:
-            return False
-    return True
+def _path(pointer: str) -> tuple[str, ...]:
+    return tuple(p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")) if pointer else ()
+
+
+def _get(doc: Any, path: tuple[str, ...]) -> Any:
+    # The hot path of indexing: a pointer pre-split into keys (lists indexed by digits).
+    for part in path:
+        if isinstance(doc, dict):
+            doc = doc.get(part)
+        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
+        else:
+            return None
+        if doc is None:
+            return None
+    return doc
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    role: str
+    name: str
+    match: Match
+    where: tuple[tuple[tuple[str, ...], Any], ...]
+    saga_id: tuple[str, ...]
+
+
+def _compile(model: SagaModel) -> dict[str, list[_Compiled]]:
+    return {etype: [_Compiled(role, name, m, tuple((_path(p), v) for p, v in m.where.items()), _path(m.saga_id))
+                    for role, name, m in entries]
+            for etype, entries in model.matches().items()}
 
 
 def build_index(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
     """Index ``entries`` (from :func:`~harness.history.read_history`) by saga, in one pass."""
+    # The index only grows and holds no cycles: the cyclic GC would rescan it
+    # again and again (quadratic in the history's size) for nothing.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(entries, model, keep_events)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: bool) -> History:
     import json
 
     h = History()
-    lookup = model.matches()
+    lookup = _compile(model)
     terminal = model.states.terminal
-    seen: set[tuple[str, str, str, str]] = set()  # (saga, role, name, event id) counted once
     position = 0
     for entry in entries:
         h.entries += 1
@@ -115,32 +152,32 @@ def build_index(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events
             h.events_by_type[etype] = h.events_by_type.get(etype, 0) + 1
             if keep_events:
                 h.event_entries.append(entry)
-            for role, name, match in lookup.get(etype, ()):
-                if not _matches(event, match):
+            for c in lookup.get(etype, ()):
+                if c.where and any(_get(event, path) != want for path, want in c.where):
                     continue
-                saga_id = resolve(event, match.saga_id, None)
+                saga_id = _get(event, c.saga_id)
                 if saga_id is None:
                     continue
-                saga_id = str(saga_id)
+                rec = h.saga(str(saga_id))
                 eid = f"{event.get('source')}#{event.get('id')}"
-                if (saga_id, role, name, eid) in seen:
-                    continue  # the same event delivered twice proves nothing new
-                seen.add((saga_id, role, name, eid))
-                ev = Evidence(entry["ref"], eid, etype, event.get("time"), position, event)
-                rec = h.saga(saga_id)
-                if role == "done":
-                    rec.done.setdefault(name, []).append(ev)
-                elif role == "undone":
-                    rec.undone.setdefault(name, []).append(ev)
-                else:
-                    term = match  # a Term
-                    per = rec.terms.setdefault(name, {})
-                    items = [event] if term.items is None else resolve(event, term.items, [])  # type: ignore[attr-defined]
-                    for item in items if isinstance(items, list) else []:
-                        value = resolve(item, term.value, None)  # type: ignore[attr-defined]
-                        if isinstance(value, (int, float)):
-                            key = str(resolve(item, term.key, "")) if term.key else None  # type: ignore[attr-defined]
-                            per.setdefault(role, []).append((key, float(value), ev))
+                role, name = c.role, c.name
+                if role == "done" or role == "undone":
+                    bucket = (rec.done if role == "done" else rec.undone).setdefault(name, [])
+                    if any(e.event_id == eid for e in bucket):
+                        continue  # the same event delivered twice proves nothing new
+                    bucket.append(Evidence(entry["ref"], eid, etype, event.get("time"), position))
+                    continue
+                per = rec.terms.setdefault(name, {}).setdefault(role, [])
+                if any(e.event_id == eid for _k, _v, e in per):
+                    continue
+                ev = Evidence(entry["ref"], eid, etype, event.get("time"), position)
+                term = c.match
+                items = [event] if term.items is None else resolve(event, term.items, [])  # type: ignore[attr-defined]
+                for item in items if isinstance(items, list) else []:
+                    value = resolve(item, term.value, None)  # type: ignore[attr-defined]
+                    if isinstance(value, (int, float)):
+                        key = str(resolve(item, term.key, "")) if term.key else None  # type: ignore[attr-defined]
+                        per.append((key, float(value), ev))
         elif kind == "invoke":
             key = entry.get("key")
             if key is None:
