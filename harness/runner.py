@@ -22,6 +22,7 @@ from harness.workload import PlannedSaga
 
 # record(type, **fields) appends one observation to the history.
 Recorder = Callable[..., None]
+_UNKNOWN = object()  # a request whose outcome is unknown (no answer)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class RunOptions:
     poll_interval_s: float = 0.2
     request_timeout_s: float = 10.0
     quiet_s: float = 0.5  # events must stop arriving this long before the snapshot
+    retries_on_unknown: int = 3  # resends (same key) after a request whose outcome is unknown
 
 
 class Runner:
@@ -117,6 +119,12 @@ class Runner:
     async def _client(self, http: aiohttp.ClientSession, gate: asyncio.Semaphore, saga: PlannedSaga) -> None:
         async with gate:
             first = await self._start(http, saga)
+            for attempt in range(self.options.retries_on_unknown):
+                if first is not _UNKNOWN:
+                    break
+                # No answer (a reset, a timeout): a careful client resends with the same key.
+                await asyncio.sleep(0.5 * 2**attempt)
+                first = await self._start(http, saga)
             for resubmit in saga.resubmits:
                 if resubmit.kind == "immediate":
                     await self._start(http, saga)
@@ -126,10 +134,10 @@ class Runner:
             if resubmit.kind == "delayed":
                 await asyncio.sleep(resubmit.delay_s)
                 await self._start(http, saga)
-        if first is None:
+        if first is None or first is _UNKNOWN:
             self.progress.failed_requests += 1
 
-    async def _start(self, http: aiohttp.ClientSession, saga: PlannedSaga) -> str | None:
+    async def _start(self, http: aiohttp.ClientSession, saga: PlannedSaga) -> Any:
         self._op += 1
         op = self._op
         base = {"process": "client", "f": "start_saga", "op": op, "key": saga.key, "trigger": saga.trigger}
@@ -139,7 +147,7 @@ class Runner:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             # The request may or may not have taken effect: outcome unknown.
             self.record("info", **base, status=None, value=None, error=f"{type(exc).__name__}: {exc}")
-            return None
+            return _UNKNOWN
         if 200 <= result.status < 300 and result.saga_id:
             self.record("ok", **base, status=result.status, value=result.body, saga_id=result.saga_id)
             if result.saga_id not in self.saga_ids:

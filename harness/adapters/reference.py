@@ -206,15 +206,19 @@ class ReferenceSystem:
 
         return reference_model()
 
+    def client_url(self) -> str:
+        """Where clients reach the orchestrator (a chaos proxy when one is on that link)."""
+        return self.addresses.get("client->orchestrator") or self.url("orchestrator")
+
     async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, object]) -> StartResult:
-        async with http.post(self.url("orchestrator") + "/sagas", json=dict(body),
+        async with http.post(self.client_url() + "/sagas", json=dict(body),
                              headers={"Idempotency-Key": key}) as resp:
             payload = await resp.json(content_type=None)
             saga_id = payload.get("saga_id") if isinstance(payload, dict) else None
             return StartResult(resp.status, saga_id, payload)
 
     async def saga_status(self, http: aiohttp.ClientSession, saga_id: str) -> SagaStatus:
-        async with http.get(f"{self.url('orchestrator')}/sagas/{saga_id}") as resp:
+        async with http.get(f"{self.client_url()}/sagas/{saga_id}") as resp:
             payload = await resp.json(content_type=None)
         if resp.status != 200 or not isinstance(payload, dict):
             return SagaStatus(saga_id, None, None, {"status": resp.status, "body": payload})
@@ -244,6 +248,22 @@ class ReferenceSystem:
     async def untap_events(self, http: aiohttp.ClientSession) -> None:
         async with http.delete(self.url("eventbus") + "/subscriptions/saga-harness-tap") as resp:
             await resp.read()
+
+    # -- delivery-fault hooks (the task queue's and the bus's admin API) ------
+    async def delivery_fault(self, http: aiohttp.ClientSession, component: str, rule: Mapping[str, object]) -> str:
+        async with http.post(self.url(component) + "/admin/faults", json=dict(rule)) as resp:
+            if resp.status != 201:
+                raise SutError(f"{component} refused delivery fault {rule}: {resp.status} {await resp.text()}")
+            return str((await resp.json())["id"])
+
+    async def clear_delivery_fault(self, http: aiohttp.ClientSession, component: str, rule_id: str) -> None:
+        async with http.delete(f"{self.url(component)}/admin/faults/{rule_id}") as resp:
+            await resp.read()
+
+    async def redeliver(self, http: aiohttp.ClientSession, component: str, target: str, since_s: float) -> int:
+        async with http.post(self.url(component) + "/admin/redeliver",
+                             json={"target": target, "since_s": since_s}) as resp:
+            return int((await resp.json()).get("redelivered", 0))
 
     def kill(self, name: str, sig: int) -> None:
         self.supervisor.kill(name, sig)

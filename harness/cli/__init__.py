@@ -27,6 +27,7 @@ err_console = Console(stderr=True)
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
+    from harness.cli import chaos as _chaos  # noqa: F401
     from harness.cli import demo as _demo  # noqa: F401
     from harness.cli import run as _run  # noqa: F401
     from harness.cli import sut as _sut  # noqa: F401

@@ -220,4 +220,28 @@ def _build(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: boo
             h.phases.setdefault(str(entry.get("name")), wall)
         elif kind == "meta":
             h.meta.update({k: v for k, v in entry.items() if k not in ("type", "ref")})
+    _outcomes_from_snapshot(h, model)
     return h
+
+
+def _outcomes_from_snapshot(h: History, model: SagaModel) -> None:
+    """A saga no client saw end (its start answer was lost, say) ends as the final
+    snapshot of its state history says."""
+    sh = model.state_history
+    if sh is None or sh.service not in h.snapshots:
+        return
+    data, ref = h.snapshots[sh.service]
+    items = resolve(data, sh.items, [])
+    for item in items if isinstance(items, list) else []:
+        sid = resolve(item, sh.saga_id, None) if isinstance(item, dict) else None
+        if sid is None:
+            continue
+        rec = h.sagas.get(str(sid))
+        if rec is None or rec.outcome is not None:
+            continue
+        transitions = resolve(item, sh.transitions, [])
+        if isinstance(transitions, list) and transitions:
+            last = transitions[-1]
+            state = resolve(last, sh.state, None) if isinstance(last, dict) else last
+            if state in model.states.terminal:
+                rec.outcome, rec.outcome_ref = model.states.terminal[state], ref

@@ -1,0 +1,133 @@
+"""Running a scenario: the workload and the nemesis at once, then heal, converge, judge."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from chaos.guard import check_targets
+from chaos.nemesis import Nemesis
+from chaos.nemesis.delivery import DeliveryFaults
+from chaos.nemesis.link import LinkFaults
+from chaos.nemesis.process import ProcessFaults
+from chaos.scenario import DELIVERY_FAULTS, LINK_FAULTS, Scenario
+from chaos.schedule import FaultWindow, build
+from chaos.wiring import proxy_links, remove_proxies
+from harness.errors import ScenarioError
+from harness.history import HistoryWriter, shard_path
+from harness.run import RunResult, RunSpec, judge, model_with_triggers, new_run_dir, workload_for
+from harness.runner import Progress, Runner, RunOptions
+from harness.sut import SystemUnderTest, load_sut
+
+
+@dataclass
+class ChaosProgress:
+    run: Progress
+    active_faults: list[str] = field(default_factory=list)
+    faults_done: int = 0
+    faults_total: int = 0
+
+
+def _client() -> Any:
+    try:
+        from chaos.toxiproxy import client
+    except ImportError:  # pragma: no cover - the embedded server ships with chaos/
+        raise ScenarioError("link faults need a Toxiproxy server: set TOXIPROXY_URL or put toxiproxy-server on "
+                            "PATH") from None
+    return client()
+
+
+def execute_scenario(
+    scenario: Scenario,
+    *,
+    seed: int = 0,
+    sagas: int | None = None,
+    bugs: str | None = None,
+    out: Path | None = None,
+    config: Path | None = None,
+    database_url: str | None = None,
+    command: str = "",
+    on_progress: Callable[[ChaosProgress], None] | None = None,
+) -> RunResult:
+    """Run ``scenario`` against the SUT and return its verdicts (all faults healed, whatever happens)."""
+    spec = RunSpec(sagas=sagas if sagas is not None else scenario.workload.sagas,
+                   concurrency=scenario.workload.concurrency, seed=seed, mix=dict(scenario.workload.mix),
+                   duplicates=scenario.workload.duplicates, deadline_s=scenario.deadline, out=out, config=config,
+                   bugs=bugs, database_url=database_url, command=command, scenario=scenario.name)
+    if "postgres" in scenario.requires and not database_url:
+        raise ScenarioError(f"scenario {scenario.name!r} needs the PostgreSQL backend: add --database-url "
+                            f"postgresql://postgres@127.0.0.1:5432/test")
+    run_dir = new_run_dir(out, scenario.name)
+    sut = load_sut(run_dir / "sut", config=config, bugs=bugs, database_url=database_url)
+    model = model_with_triggers(sut)
+    workload = workload_for(sut, spec)
+    links = [link.name for link in sut.links()]
+    processes = list(getattr(sut, "ports", {}) or sut.services())
+    windows = build(scenario, seed, links, processes)
+    allowed = getattr(getattr(sut, "config", None), "allowed_hosts", [])
+    check_targets([(f"link {link.name}", link.upstream) for link in sut.links()], allowed)
+    if any(w.kind in DELIVERY_FAULTS for w in windows) and not hasattr(sut, "delivery_fault"):
+        raise ScenarioError(f"scenario {scenario.name!r} has delivery faults, and {sut.name} exposes no delivery "
+                            f"hooks; pick a scenario without them")
+    link_names = {w.target for w in windows if w.kind in LINK_FAULTS}
+    client, proxies = (_client(), {}) if link_names else (None, {})
+    started = time.time()
+    with HistoryWriter(shard_path(run_dir), process="runner") as history:
+        history("meta", run_id=run_dir.name, seed=seed, sut=sut.name, scenario=scenario.name, bugs=bugs,
+                config=str(config) if config else None, command=command, sagas=spec.sagas,
+                schedule=[w.describe() for w in windows])
+        try:
+            if link_names:
+                proxies = proxy_links(sut, client, link_names)
+            sut.start()
+            asyncio.run(_drive(sut, spec, workload, windows, proxies, history, on_progress))
+        finally:
+            sut.stop()
+            if client is not None:
+                remove_proxies(client, proxies)
+    identity = {"run_id": run_dir.name, "seed": seed, "sut": sut.name, "scenario": scenario.name, "bugs": bugs,
+                "command": command, "started_at": started, "finished_at": time.time(),
+                "faults": [w.describe() for w in windows]}
+    return RunResult(run_dir, judge(run_dir, model, identity))
+
+
+async def _drive(sut: SystemUnderTest, spec: RunSpec, workload: list, windows: list[FaultWindow],
+                 proxies: dict[str, Any], record: Callable[..., None],
+                 on_progress: Callable[[ChaosProgress], None] | None) -> None:
+    runner = Runner(sut, record, RunOptions(concurrency=spec.concurrency, deadline_s=spec.deadline_s))
+    await runner.open()
+    async with aiohttp.ClientSession() as http:
+        nemesis = Nemesis(windows, record, links=LinkFaults(proxies), processes=ProcessFaults(sut),
+                          deliveries=DeliveryFaults(sut, http))
+        progress = ChaosProgress(runner.progress, faults_total=len(windows))
+
+        async def report() -> None:
+            while True:
+                progress.active_faults = [f"{w.kind} {w.target}" for w in nemesis.active.values()]
+                progress.faults_done = nemesis.done
+                if on_progress:
+                    on_progress(progress)
+                await asyncio.sleep(0.25)
+
+        reporter = asyncio.create_task(report())
+        try:
+            chaos = asyncio.create_task(nemesis.run())
+            await runner.drive(workload)
+            await chaos
+        finally:
+            await nemesis.heal_all()
+            record("phase", name="healed")
+        try:
+            await runner.converge()
+        finally:
+            await runner.close()
+            reporter.cancel()
+            progress.active_faults = []
+            if on_progress:
+                on_progress(progress)

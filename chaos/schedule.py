@@ -1,0 +1,76 @@
+"""The fault schedule: pure, seeded data — the same seed gives the same windows."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos.scenario import DELIVERY_FAULTS, LINK_FAULTS, PROCESS_FAULTS, Fault, Scenario
+from harness.errors import ScenarioError
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    id: str
+    kind: str
+    target: str  # a link name, a process name, or "<component>:<queue>"
+    start_s: float
+    end_s: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "target": self.target, "start_s": self.start_s,
+                "end_s": self.end_s, **self.params}
+
+
+def _window(i: int, f: Fault) -> FaultWindow:
+    if f.kind in LINK_FAULTS:
+        target = str(f.link)
+        params: dict[str, Any] = {"stream": f.stream, "toxicity": f.toxicity, "attributes": dict(f.attributes)}
+    elif f.kind in PROCESS_FAULTS:
+        target, params = str(f.process), {}
+    else:
+        target = f"{f.target}:{f.queue}"
+        params = {"copies": f.copies, "delay_s": f.delay_s, "probability": f.probability}
+    return FaultWindow(f"f{i}-{f.kind}", f.kind, target, f.at, f.at + f.duration, params)
+
+
+DEFAULT_ATTRIBUTES = {"latency": {"latency": 200, "jitter": 50}, "bandwidth": {"rate": 10},
+                      "slow_close": {"delay": 500}, "timeout": {"timeout": 1000}, "reset_peer": {"timeout": 0},
+                      "slicer": {"average_size": 64, "size_variation": 16, "delay": 1000},
+                      "limit_data": {"bytes": 64}, "cut": {}}
+
+
+def build(scenario: Scenario, seed: int, links: list[str], processes: list[str]) -> list[FaultWindow]:
+    """Every fault window of ``scenario`` for this ``seed``, checked against the SUT's names."""
+    windows = [_window(i, f) for i, f in enumerate(scenario.faults)]
+    if scenario.random is not None:
+        r = scenario.random
+        rng = random.Random(seed)
+        pool_links = r.links or links
+        pool_procs = r.processes or processes
+        for i in range(r.count):
+            kind = rng.choice(r.kinds)
+            start = round(rng.uniform(0, r.window), 3)
+            dur = round(rng.uniform(0.5, r.max_duration), 3)
+            if kind in LINK_FAULTS:
+                target = rng.choice(pool_links)
+                params: dict[str, Any] = {"stream": rng.choice(["upstream", "downstream"]), "toxicity": 1.0,
+                                          "attributes": dict(DEFAULT_ATTRIBUTES[kind])}
+            elif kind in PROCESS_FAULTS:
+                target, params = rng.choice(pool_procs), {}
+            else:
+                target, params = f"{rng.choice(r.targets)}:*", {"copies": 1, "delay_s": 0.3, "probability": 0.5}
+            windows.append(FaultWindow(f"r{i}-{kind}", kind, target, start, start + dur, params))
+    for w in windows:
+        if w.kind in LINK_FAULTS and w.target not in links:
+            raise ScenarioError(f"scenario {scenario.name!r}: fault {w.id} names link {w.target!r}, which this SUT "
+                                f"does not have; links: {', '.join(sorted(links))}")
+        if w.kind in PROCESS_FAULTS and w.target not in processes:
+            raise ScenarioError(f"scenario {scenario.name!r}: fault {w.id} names process {w.target!r}; "
+                                f"processes: {', '.join(sorted(processes))}")
+        if w.kind in DELIVERY_FAULTS and w.target.split(":")[0] not in processes:
+            raise ScenarioError(f"scenario {scenario.name!r}: fault {w.id} targets {w.target!r}; "
+                                f"processes: {', '.join(sorted(processes))}")
+    return sorted(windows, key=lambda w: (w.start_s, w.id))

@@ -1,0 +1,72 @@
+"""Scenarios and schedules are data: validated on load, deterministic by seed."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.scenario import KINDS, catalogue, load_scenario
+from chaos.schedule import build
+from harness.errors import ScenarioError
+
+LINKS = ["client->orchestrator", "taskqueue->payment", "eventbus->orchestrator", "taskqueue->inventory"]
+PROCESSES = ["orchestrator", "taskqueue", "eventbus", "payment", "inventory", "order", "ledger", "fraud",
+             "email", "loyalty", "analytics"]
+
+
+def test_the_catalogue_has_at_least_ten_grounded_scenarios():
+    scenarios = catalogue()
+    assert len(scenarios) >= 10
+    for scenario, path in scenarios:
+        assert scenario.description and scenario.grounded_in, path
+        assert path.stem == scenario.name
+    kinds = {f.kind for s, _ in scenarios for f in s.faults}
+    assert {"latency", "reset_peer", "limit_data", "cut", "timeout", "kill", "pause", "duplicate", "delay",
+            "drop"} <= kinds
+
+
+def test_same_seed_same_schedule_other_seed_other_schedule():
+    scenario, _ = load_scenario("mixed-random")
+    a = build(scenario, 7, LINKS, PROCESSES)
+    assert a == build(scenario, 7, LINKS, PROCESSES)
+    assert a != build(scenario, 8, LINKS, PROCESSES)
+    assert len(a) == 5 and all(w.kind in KINDS and w.end_s > w.start_s for w in a)
+    assert [w.start_s for w in a] == sorted(w.start_s for w in a)
+
+
+def test_unknown_scenario_suggests_a_name():
+    with pytest.raises(ScenarioError, match="Did you mean 'flaky-payment'"):
+        load_scenario("flaky-paymnt")
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("name: x\ndescription: d\nfaults:\n  - {kind: latency, at: 1s}\n", "needs `link`"),
+    ("name: x\ndescription: d\nfaults:\n  - {kind: explode, link: a->b}\n", "faults.0.kind"),
+    ("name: x\ndescription: d\nfautls: []\n", "did you mean 'faults'"),
+    ("name: x\ndescription: d\ndeadline: soon\n", "deadline"),
+    ("name: x\n description: [\n", "not valid YAML"),
+    ("- just\n- a list\n", "YAML mapping"),
+])
+def test_a_bad_file_names_the_key(tmp_path, text, needle):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    assert needle in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_fault_on_a_link_the_sut_lacks_is_refused_before_anything_starts(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndescription: d\nfaults:\n  - {kind: cut, link: payment->mars, duration: 1s}\n")
+    scenario, _ = load_scenario(path)
+    with pytest.raises(ScenarioError, match="payment->mars"):
+        build(scenario, 0, LINKS, PROCESSES)
+
+
+def test_guard_refuses_non_loopback_targets():
+    from chaos.guard import check_targets
+    from harness.errors import UnsafeTargetError
+
+    check_targets([("a", "127.0.0.1:80"), ("b", "http://localhost:8080/x"), ("c", "[::1]:9")])
+    check_targets([("d", "10.0.0.5:80")], allowed_hosts=["10.0.0.5"])
+    with pytest.raises(UnsafeTargetError, match="10.1.2.3"):
+        check_targets([("link x", "10.1.2.3:5432")])
