@@ -144,6 +144,19 @@ def judge(run_dir: Path, model: SagaModel, identity: dict[str, Any]) -> dict[str
     return verdicts
 
 
+def report(run_dir: Path) -> Path | None:
+    """Build the run's HTML report; a failure to draw it never loses the verdicts."""
+    from reports.html import build_report
+
+    try:
+        return build_report(run_dir)
+    except Exception:  # noqa: BLE001 - the verdicts are already on disk
+        import logging
+
+        logging.getLogger(__name__).exception("could not build the report for %s", run_dir)
+        return None
+
+
 def check_history(path: Path, out: Path | None = None, config: Path | None = None) -> tuple[dict[str, Any], Path]:
     """Re-check a recorded history offline with the model of ``config`` (or the one the run used)."""
     run_dir = path if path.is_dir() else path.parent

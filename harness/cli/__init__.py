@@ -29,6 +29,8 @@ def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from harness.cli import chaos as _chaos  # noqa: F401
     from harness.cli import demo as _demo  # noqa: F401
+    from harness.cli import load as _load  # noqa: F401
+    from harness.cli import report as _report  # noqa: F401
     from harness.cli import run as _run  # noqa: F401
     from harness.cli import sut as _sut  # noqa: F401
 
@@ -55,10 +57,9 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (typer's vendored click) arrive here outside standalone mode.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(2)
         raise

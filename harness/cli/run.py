@@ -54,7 +54,12 @@ def print_summary(verdicts: dict, run_dir: Path) -> None:
                           f"got {escape(str(v.get('actual')))}", highlight=False)
     if not verdicts["ok"]:
         console.print(f"reproduce with: [bold]{escape(str(verdicts.get('command')))}[/]", highlight=False)
+    from harness.run import report
+
+    path = report(run_dir)
     console.print(f"run directory: [cyan]{run_dir}[/]")
+    if path is not None:
+        console.print(f"report: [cyan]{path}[/]")
 
 
 @app.command()

@@ -1,0 +1,98 @@
+"""The run index (``runs/index.html``): every run with its verdict and key figures,
+sortable, linking to each report, with trends across runs of the same scenario."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+_SORT_JS = """
+document.querySelectorAll('th[data-col]').forEach(th => th.addEventListener('click', () => {
+  const table = th.closest('table'), i = [...th.parentNode.children].indexOf(th);
+  const rows = [...table.querySelectorAll('tbody tr')];
+  const dir = th.dataset.dir === 'asc' ? -1 : 1; th.dataset.dir = dir === 1 ? 'asc' : 'desc';
+  rows.sort((a, b) => { const x = a.children[i].dataset.v ?? a.children[i].textContent;
+    const y = b.children[i].dataset.v ?? b.children[i].textContent;
+    const nx = parseFloat(x), ny = parseFloat(y);
+    return (isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny) * dir; });
+  rows.forEach(r => table.querySelector('tbody').appendChild(r));
+}));
+"""
+
+
+def _runs(runs_dir: Path) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(runs_dir.glob("*/verdicts.json")):
+        try:
+            v = json.loads(path.read_text())
+        except ValueError:
+            continue
+        stats = v.get("stats", {})
+        load = path.parent / "load.json"
+        rps = None
+        if load.exists():
+            rps = json.loads(load.read_text()).get("locust", {}).get("total", {}).get("requests_per_s")
+        out.append({"dir": path.parent.name, "ok": v.get("ok"), "sut": v.get("sut"),
+                    "scenario": v.get("scenario") or "",
+                    "seed": v.get("seed"), "bugs": v.get("bugs") or "", "started_at": v.get("started_at") or 0,
+                    "sagas": stats.get("sagas_started"), "p50": (stats.get("convergence_s") or {}).get("p50"),
+                    "violations": sum(len(c.get("violations", [])) for c in v.get("checks", [])), "rps": rps,
+                    "report": (path.parent / "report.html").exists()})
+    return sorted(out, key=lambda r: r["started_at"])
+
+
+def _spark(values: list[float | None], label: str) -> str:
+    vals = [v for v in values if v is not None]
+    if len(vals) < 2:
+        return ""
+    lo, hi = min(vals), max(vals)
+    span = (hi - lo) or 1.0
+    pts = " ".join(f"{i * 120 / (len(values) - 1):.1f},{28 - 24 * ((v - lo) / span):.1f}"
+                   for i, v in enumerate(values) if v is not None)
+    return (f'<svg width="130" height="32" role="img" aria-label="{escape(label)}"><polyline points="{pts}" '
+            f'fill="none" stroke="#2563eb" stroke-width="1.5"><title>{escape(label)}: {vals}</title></polyline></svg>')
+
+
+def build_index(runs_dir: str | Path = "runs") -> Path:
+    """Write ``<runs_dir>/index.html``; return its path."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise HarnessError(f"{runs_dir}: no such runs directory; run something first (saga-harness run …)")
+    runs = _runs(runs_dir)
+    rows = []
+    for r in reversed(runs):
+        link = f'<a href="{escape(r["dir"])}/report.html">{escape(r["dir"])}</a>' if r["report"] else escape(r["dir"])
+        verdict = '<span class="ok">pass</span>' if r["ok"] else '<span class="bad">FAIL</span>'
+        rows.append(
+            f"<tr><td>{link}</td><td data-v='{int(bool(r['ok']))}'>{verdict}</td><td>{escape(str(r['sut']))}</td>"
+            f"<td>{escape(r['scenario'])}</td><td>{r['seed']}</td><td>{escape(str(r['bugs']))}</td>"
+            f"<td>{r['sagas']}</td><td>{r['p50'] if r['p50'] is not None else ''}</td><td>{r['rps'] or ''}</td>"
+            f"<td>{r['violations']}</td></tr>")
+    trends = []
+    by_scenario: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        by_scenario.setdefault(r["scenario"] or "(plain run)", []).append(r)
+    for name, rs in sorted(by_scenario.items()):
+        trends.append(f"<tr><td>{escape(name)}</td><td>{len(rs)}</td>"
+                      f"<td>{_spark([x['p50'] for x in rs], 'convergence p50 (s)')}</td>"
+                      f"<td>{_spark([x['rps'] for x in rs], 'requests/s')}</td>"
+                      f"<td>{_spark([float(x['violations']) for x in rs], 'violations')}</td></tr>")
+    cols = ["run", "verdict", "SUT", "scenario", "seed", "bugs", "sagas", "converge p50 s", "req/s", "violations"]
+    head = "".join(f'<th data-col="{i}">{c}</th>' for i, c in enumerate(cols))
+    html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>saga-harness runs</title>
+<style>body{{font:14px system-ui,sans-serif;margin:24px;color:#1d2330}}
+table{{border-collapse:collapse;width:100%;margin-bottom:24px}}
+th,td{{padding:5px 8px;border-bottom:1px solid #e6e8ec;text-align:left}}th{{cursor:pointer;background:#f3f4f6}}
+.ok{{color:#1f7a3d;font-weight:600}}.bad{{color:#b3261e;font-weight:600}}</style></head><body>
+<h1>saga-harness runs</h1><p>{len(runs)} run(s) in {escape(str(runs_dir.resolve()))}. Click a column to sort.</p>
+<table id="runs"><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>
+<h2>Trends by scenario</h2><table><thead><tr><th>scenario</th><th>runs</th><th>time to converge (p50)</th>
+<th>throughput</th><th>violations</th></tr></thead><tbody>{''.join(trends)}</tbody></table>
+<script>{_SORT_JS}</script></body></html>"""
+    path = runs_dir / "index.html"
+    path.write_text(html, encoding="utf-8")
+    return path
