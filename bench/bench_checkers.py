@@ -27,27 +27,57 @@ def generate(path: Path, entries: int, seed: int = 1) -> int:
     n = 0
     sagas: list[tuple[str, str]] = []
     with open(path, "w") as f:
+
         def w(kind: str, **fields: object) -> None:
             nonlocal wall, n
             wall += 0.0005
-            f.write(json.dumps({"mono": wall, "wall": wall, "process": "bench", "type": kind, **fields},
-                               separators=(",", ":")) + "\n")
+            f.write(
+                json.dumps(
+                    {"mono": wall, "wall": wall, "process": "bench", "type": kind, **fields}, separators=(",", ":")
+                )
+                + "\n"
+            )
             n += 1
 
         def ev(etype: str, sid: str, **data: object) -> None:
-            w("event", process="sink", event={"specversion": "1.0", "id": f"{sid}-{etype}", "source": "/bench",
-                                              "type": T + etype, "time": "2026-01-01T00:00:00+00:00",
-                                              "sagaid": sid, "data": {"saga_id": sid, **data}})
+            w(
+                "event",
+                process="sink",
+                event={
+                    "specversion": "1.0",
+                    "id": f"{sid}-{etype}",
+                    "source": "/bench",
+                    "type": T + etype,
+                    "time": "2026-01-01T00:00:00+00:00",
+                    "sagaid": sid,
+                    "data": {"saga_id": sid, **data},
+                },
+            )
 
         w("meta", run_id="bench", seed=seed, sut="reference")
         i = 0
         while n < entries - 10:
             sid, key = f"s{i:07d}", f"k{i}"
             ok = rng.random() < 0.75
-            w("invoke", process="client", f="start_saga", op=i, key=key, trigger="ok" if ok else "capture_fail",
-              request={"customer_id": "c", "items": [{"sku": "SKU-1", "qty": 1, "unit_price_cents": 100}]})
-            w("ok", process="client", f="start_saga", op=i, key=key, status=202, saga_id=sid,
-              value={"saga_id": sid, "state": "ORDER_CREATE_IN_PROGRESS"})
+            w(
+                "invoke",
+                process="client",
+                f="start_saga",
+                op=i,
+                key=key,
+                trigger="ok" if ok else "capture_fail",
+                request={"customer_id": "c", "items": [{"sku": "SKU-1", "qty": 1, "unit_price_cents": 100}]},
+            )
+            w(
+                "ok",
+                process="client",
+                f="start_saga",
+                op=i,
+                key=key,
+                status=202,
+                saga_id=sid,
+                value={"saga_id": sid, "state": "ORDER_CREATE_IN_PROGRESS"},
+            )
             ev("order.created", sid, total_cents=100)
             ev("fraud.approved", sid)
             ev("payment.authorized", sid, amount_cents=100)
@@ -66,13 +96,27 @@ def generate(path: Path, entries: int, seed: int = 1) -> int:
             sagas.append((sid, "completed" if ok else "compensated"))
             i += 1
         done = [s for s, o in sagas if o == "completed"]
-        w("snapshot", service="order", data={"orders": [
-            {"saga_id": s, "status": "confirmed" if o == "completed" else "cancelled"} for s, o in sagas]})
-        w("snapshot", service="email", data={"emails": [
-            {"saga_id": s, "kind": "order_confirmation", "event_id": f"{s}-e"} for s in done]})
+        w(
+            "snapshot",
+            service="order",
+            data={
+                "orders": [{"saga_id": s, "status": "confirmed" if o == "completed" else "cancelled"} for s, o in sagas]
+            },
+        )
+        w(
+            "snapshot",
+            service="email",
+            data={"emails": [{"saga_id": s, "kind": "order_confirmation", "event_id": f"{s}-e"} for s in done]},
+        )
         w("snapshot", service="loyalty", data={"awards": [{"saga_id": s, "event_id": f"{s}-e"} for s in done]})
-        w("snapshot", service="inventory", data={"stock": [
-            {"sku": "SKU-1", "initial": 10_000_000, "available": 10_000_000 - len(done)}], "reservations": []})
+        w(
+            "snapshot",
+            service="inventory",
+            data={
+                "stock": [{"sku": "SKU-1", "initial": 10_000_000, "available": 10_000_000 - len(done)}],
+                "reservations": [],
+            },
+        )
         w("snapshot", service="ledger", data={"entries": [], "balance_cents": 100 * len(done)})
     return len(sagas)
 
@@ -86,8 +130,16 @@ def _measure(path: str) -> None:
     verdicts = run_checks(read_history(path), reference_model())
     seconds = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": round(seconds, 2), "peak_rss_mb": round(rss, 1), "ok": verdicts.ok,
-                      "violations": len(verdicts.failures)}))
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 2),
+                "peak_rss_mb": round(rss, 1),
+                "ok": verdicts.ok,
+                "violations": len(verdicts.failures),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -97,17 +149,27 @@ def main() -> None:
         for size in SIZES:
             path = Path(tmp) / f"history-{size}.jsonl"
             sagas = generate(path, size)
-            proc = subprocess.run([sys.executable, "-m", "bench.bench_checkers", "--measure", str(path)],
-                                  capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
+            proc = subprocess.run(
+                [sys.executable, "-m", "bench.bench_checkers", "--measure", str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=Path(__file__).parents[1],
+            )
             figures = json.loads(proc.stdout.strip().splitlines()[-1])
             figures.update(entries=size, sagas=sagas)
             sizes.append(figures)
             print(json.dumps(figures), flush=True)
             path.unlink()
     big = sizes[-1]
-    result = {"entries": big["entries"], "seconds": big["seconds"], "peak_rss_mb": big["peak_rss_mb"],
-              "sizes": sizes, "target": {"seconds": 20, "peak_rss_mb": 1536},
-              "seconds_per_100k": [round(s["seconds"] / (s["entries"] / 100_000), 3) for s in sizes]}
+    result = {
+        "entries": big["entries"],
+        "seconds": big["seconds"],
+        "peak_rss_mb": big["peak_rss_mb"],
+        "sizes": sizes,
+        "target": {"seconds": 20, "peak_rss_mb": 1536},
+        "seconds_per_100k": [round(s["seconds"] / (s["entries"] / 100_000), 3) for s in sizes],
+    }
     (RESULTS / "checkers.json").write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -65,9 +65,15 @@ async def _drive(sut: ReferenceSystem) -> dict[str, Any]:
     latencies: list[float] = []
     results: dict[str, int] = {}
     async with aiohttp.ClientSession() as http:
-        r = await http.post(sut.url("eventbus") + "/subscriptions", json={
-            "name": "bench-tap", "topic": "saga", "push_endpoint": f"http://127.0.0.1:{port}/tap",
-            "content_mode": "structured"})
+        r = await http.post(
+            sut.url("eventbus") + "/subscriptions",
+            json={
+                "name": "bench-tap",
+                "topic": "saga",
+                "push_endpoint": f"http://127.0.0.1:{port}/tap",
+                "content_mode": "structured",
+            },
+        )
         assert r.status in (200, 201), await r.text()
         stop_at = time.monotonic() + DURATION_S
         window: list[float] = []
@@ -75,8 +81,11 @@ async def _drive(sut: ReferenceSystem) -> dict[str, Any]:
         async def client(i: int) -> None:
             rng = random.Random(i)
             while time.monotonic() < stop_at:
-                body = {"customer_id": f"bench_{i}", "payment_token": "tok_ok",
-                        "items": [{"sku": f"SKU-{rng.randint(1, 100)}", "qty": 1, "unit_price_cents": 999}]}
+                body = {
+                    "customer_id": f"bench_{i}",
+                    "payment_token": "tok_ok",
+                    "items": [{"sku": f"SKU-{rng.randint(1, 100)}", "qty": 1, "unit_price_cents": 999}],
+                }
                 t0 = time.monotonic()
                 async with http.post(orch + "/sagas", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}) as resp:
                     sid = (await resp.json())["saga_id"]
@@ -125,8 +134,7 @@ def run(database: str) -> dict[str, Any]:
             sut.stop()
             if database == "postgres":
                 sut.drop_schemas()
-    figures.update(database=database, cores=os.cpu_count(),
-                   target={"sagas_per_s": 100, "p99_s": 2.0})
+    figures.update(database=database, cores=os.cpu_count(), target={"sagas_per_s": 100, "p99_s": 2.0})
     figures["meets_target"] = figures["sagas_per_s"] >= 100 and figures["p99_s"] < 2.0
     return figures
 

@@ -38,8 +38,9 @@ def _client() -> Any:
     try:
         from chaos.toxiproxy import client
     except ImportError:  # pragma: no cover - the embedded server ships with chaos/
-        raise ScenarioError("link faults need a Toxiproxy server: set TOXIPROXY_URL or put toxiproxy-server on "
-                            "PATH") from None
+        raise ScenarioError(
+            "link faults need a Toxiproxy server: set TOXIPROXY_URL or put toxiproxy-server on PATH"
+        ) from None
     return client()
 
 
@@ -56,13 +57,25 @@ def execute_scenario(
     on_progress: Callable[[ChaosProgress], None] | None = None,
 ) -> RunResult:
     """Run ``scenario`` against the SUT and return its verdicts (all faults healed, whatever happens)."""
-    spec = RunSpec(sagas=sagas if sagas is not None else scenario.workload.sagas,
-                   concurrency=scenario.workload.concurrency, seed=seed, mix=dict(scenario.workload.mix),
-                   duplicates=scenario.workload.duplicates, deadline_s=scenario.deadline, out=out, config=config,
-                   bugs=bugs, database_url=database_url, command=command, scenario=scenario.name)
+    spec = RunSpec(
+        sagas=sagas if sagas is not None else scenario.workload.sagas,
+        concurrency=scenario.workload.concurrency,
+        seed=seed,
+        mix=dict(scenario.workload.mix),
+        duplicates=scenario.workload.duplicates,
+        deadline_s=scenario.deadline,
+        out=out,
+        config=config,
+        bugs=bugs,
+        database_url=database_url,
+        command=command,
+        scenario=scenario.name,
+    )
     if "postgres" in scenario.requires and not database_url:
-        raise ScenarioError(f"scenario {scenario.name!r} needs the PostgreSQL backend: add --database-url "
-                            f"postgresql://postgres@127.0.0.1:5432/test")
+        raise ScenarioError(
+            f"scenario {scenario.name!r} needs the PostgreSQL backend: add --database-url "
+            f"postgresql://postgres@127.0.0.1:5432/test"
+        )
     run_dir = new_run_dir(out, scenario.name)
     sut = load_sut(run_dir / "sut", config=config, bugs=bugs, database_url=database_url)
     model = model_with_triggers(sut)
@@ -73,15 +86,26 @@ def execute_scenario(
     allowed = getattr(getattr(sut, "config", None), "allowed_hosts", [])
     check_targets([(f"link {link.name}", link.upstream) for link in sut.links()], allowed)
     if any(w.kind in DELIVERY_FAULTS for w in windows) and not hasattr(sut, "delivery_fault"):
-        raise ScenarioError(f"scenario {scenario.name!r} has delivery faults, and {sut.name} exposes no delivery "
-                            f"hooks; pick a scenario without them")
+        raise ScenarioError(
+            f"scenario {scenario.name!r} has delivery faults, and {sut.name} exposes no delivery "
+            f"hooks; pick a scenario without them"
+        )
     link_names = {w.target for w in windows if w.kind in LINK_FAULTS}
     client, proxies = (_client(), {}) if link_names else (None, {})
     started = time.time()
     with HistoryWriter(shard_path(run_dir), process="runner") as history:
-        history("meta", run_id=run_dir.name, seed=seed, sut=sut.name, scenario=scenario.name, bugs=bugs,
-                config=str(config) if config else None, command=command, sagas=spec.sagas,
-                schedule=[w.describe() for w in windows])
+        history(
+            "meta",
+            run_id=run_dir.name,
+            seed=seed,
+            sut=sut.name,
+            scenario=scenario.name,
+            bugs=bugs,
+            config=str(config) if config else None,
+            command=command,
+            sagas=spec.sagas,
+            schedule=[w.describe() for w in windows],
+        )
         try:
             if link_names:
                 proxies = proxy_links(sut, client, link_names)
@@ -91,20 +115,39 @@ def execute_scenario(
             sut.stop()
             if client is not None:
                 remove_proxies(client, proxies)
-    identity = {"run_id": run_dir.name, "seed": seed, "sut": sut.name, "scenario": scenario.name, "bugs": bugs,
-                "command": command, "started_at": started, "finished_at": time.time(),
-                "faults": [w.describe() for w in windows]}
+    identity = {
+        "run_id": run_dir.name,
+        "seed": seed,
+        "sut": sut.name,
+        "scenario": scenario.name,
+        "bugs": bugs,
+        "command": command,
+        "started_at": started,
+        "finished_at": time.time(),
+        "faults": [w.describe() for w in windows],
+    }
     return RunResult(run_dir, judge(run_dir, model, identity))
 
 
-async def _drive(sut: SystemUnderTest, spec: RunSpec, workload: list, windows: list[FaultWindow],
-                 proxies: dict[str, Any], record: Callable[..., None],
-                 on_progress: Callable[[ChaosProgress], None] | None) -> None:
+async def _drive(
+    sut: SystemUnderTest,
+    spec: RunSpec,
+    workload: list,
+    windows: list[FaultWindow],
+    proxies: dict[str, Any],
+    record: Callable[..., None],
+    on_progress: Callable[[ChaosProgress], None] | None,
+) -> None:
     runner = Runner(sut, record, RunOptions(concurrency=spec.concurrency, deadline_s=spec.deadline_s))
     await runner.open()
     async with aiohttp.ClientSession() as http:
-        nemesis = Nemesis(windows, record, links=LinkFaults(proxies), processes=ProcessFaults(sut),
-                          deliveries=DeliveryFaults(sut, http))
+        nemesis = Nemesis(
+            windows,
+            record,
+            links=LinkFaults(proxies),
+            processes=ProcessFaults(sut),
+            deliveries=DeliveryFaults(sut, http),
+        )
         progress = ChaosProgress(runner.progress, faults_total=len(windows))
 
         async def report() -> None:

@@ -123,8 +123,10 @@ def load_scenario(name_or_file: str | Path) -> tuple[Scenario, Path]:
             names = [p.stem for p in sorted(CATALOGUE.glob("*.yaml"))]
             close = difflib.get_close_matches(str(name_or_file), names, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ScenarioError(f"unknown scenario {name_or_file!r}.{hint} `saga-harness chaos list` shows the "
-                                f"catalogue; or give the path of a YAML file.")
+            raise ScenarioError(
+                f"unknown scenario {name_or_file!r}.{hint} `saga-harness chaos list` shows the "
+                f"catalogue; or give the path of a YAML file."
+            )
     if not path.is_file():
         raise ScenarioError(f"{path}: no such scenario file")
     try:

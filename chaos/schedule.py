@@ -20,8 +20,14 @@ class FaultWindow:
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "target": self.target, "start_s": self.start_s,
-                "end_s": self.end_s, **self.params}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "target": self.target,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            **self.params,
+        }
 
 
 def _window(i: int, f: Fault) -> FaultWindow:
@@ -36,10 +42,16 @@ def _window(i: int, f: Fault) -> FaultWindow:
     return FaultWindow(f"f{i}-{f.kind}", f.kind, target, f.at, f.at + f.duration, params)
 
 
-DEFAULT_ATTRIBUTES = {"latency": {"latency": 200, "jitter": 50}, "bandwidth": {"rate": 10},
-                      "slow_close": {"delay": 500}, "timeout": {"timeout": 1000}, "reset_peer": {"timeout": 0},
-                      "slicer": {"average_size": 64, "size_variation": 16, "delay": 1000},
-                      "limit_data": {"bytes": 64}, "cut": {}}
+DEFAULT_ATTRIBUTES = {
+    "latency": {"latency": 200, "jitter": 50},
+    "bandwidth": {"rate": 10},
+    "slow_close": {"delay": 500},
+    "timeout": {"timeout": 1000},
+    "reset_peer": {"timeout": 0},
+    "slicer": {"average_size": 64, "size_variation": 16, "delay": 1000},
+    "limit_data": {"bytes": 64},
+    "cut": {},
+}
 
 
 def build(scenario: Scenario, seed: int, links: list[str], processes: list[str]) -> list[FaultWindow]:
@@ -56,8 +68,11 @@ def build(scenario: Scenario, seed: int, links: list[str], processes: list[str])
             dur = round(rng.uniform(0.5, r.max_duration), 3)
             if kind in LINK_FAULTS:
                 target = rng.choice(pool_links)
-                params: dict[str, Any] = {"stream": rng.choice(["upstream", "downstream"]), "toxicity": 1.0,
-                                          "attributes": dict(DEFAULT_ATTRIBUTES[kind])}
+                params: dict[str, Any] = {
+                    "stream": rng.choice(["upstream", "downstream"]),
+                    "toxicity": 1.0,
+                    "attributes": dict(DEFAULT_ATTRIBUTES[kind]),
+                }
             elif kind in PROCESS_FAULTS:
                 target, params = rng.choice(pool_procs), {}
             else:
@@ -65,12 +80,18 @@ def build(scenario: Scenario, seed: int, links: list[str], processes: list[str])
             windows.append(FaultWindow(f"r{i}-{kind}", kind, target, start, start + dur, params))
     for w in windows:
         if w.kind in LINK_FAULTS and w.target not in links:
-            raise ScenarioError(f"scenario {scenario.name!r}: fault {w.id} names link {w.target!r}, which this SUT "
-                                f"does not have; links: {', '.join(sorted(links))}")
+            raise ScenarioError(
+                f"scenario {scenario.name!r}: fault {w.id} names link {w.target!r}, which this SUT "
+                f"does not have; links: {', '.join(sorted(links))}"
+            )
         if w.kind in PROCESS_FAULTS and w.target not in processes:
-            raise ScenarioError(f"scenario {scenario.name!r}: fault {w.id} names process {w.target!r}; "
-                                f"processes: {', '.join(sorted(processes))}")
+            raise ScenarioError(
+                f"scenario {scenario.name!r}: fault {w.id} names process {w.target!r}; "
+                f"processes: {', '.join(sorted(processes))}"
+            )
         if w.kind in DELIVERY_FAULTS and w.target.split(":")[0] not in processes:
-            raise ScenarioError(f"scenario {scenario.name!r}: fault {w.id} targets {w.target!r}; "
-                                f"processes: {', '.join(sorted(processes))}")
+            raise ScenarioError(
+                f"scenario {scenario.name!r}: fault {w.id} targets {w.target!r}; "
+                f"processes: {', '.join(sorted(processes))}"
+            )
     return sorted(windows, key=lambda w: (w.start_s, w.id))

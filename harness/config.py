@@ -47,7 +47,7 @@ class ServiceConfig(_Strict):
     @model_validator(mode="after")
     def _started_or_external(self) -> ServiceConfig:
         if self.external and not self.url:
-            raise ValueError("an external service needs `url` (e.g. url = \"http://127.0.0.1:8080\")")
+            raise ValueError('an external service needs `url` (e.g. url = "http://127.0.0.1:8080")')
         if not self.external and not self.command:
             raise ValueError("give `command` (how to start it) or set `external = true` with its `url`")
         return self
@@ -83,12 +83,14 @@ class SagaApiConfig(_Strict):
     start: StartConfig
     status: StatusConfig
     terminal: dict[str, Literal["completed", "compensated", "failed"]] = Field(
-        description="terminal state -> its meaning")
+        description="terminal state -> its meaning"
+    )
 
 
 class TriggerConfig(_Strict):
     outcome: Literal["completed", "compensated", "failed", "any"] = Field(
-        description="the outcome the request demands; 'any' when it depends on a race (scarce stock)")
+        description="the outcome the request demands; 'any' when it depends on a race (scarce stock)"
+    )
     request: dict[str, Any]
     burst: int = Field(default=1, ge=1, le=1000, description="sagas started back to back each time it is drawn")
 
@@ -236,6 +238,7 @@ def load_config(path: str | Path) -> SutConfig:
 def fill(value: Any, variables: dict[str, str], where: str) -> Any:
     """Replace ``${...}`` placeholders in strings (recursively)."""
     if isinstance(value, str):
+
         def sub(m: re.Match[str]) -> str:
             key = m.group(1)
             if key not in variables:

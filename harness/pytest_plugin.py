@@ -81,8 +81,9 @@ class SagaRun:
         self._closed = False
         self._seed_offset = 0
 
-    def start_sagas(self, n: int, *, mix: str | dict[str, float] = "", seed: int = 0, duplicates: float = 0.0,
-                    concurrency: int = 20) -> list[str]:
+    def start_sagas(
+        self, n: int, *, mix: str | dict[str, float] = "", seed: int = 0, duplicates: float = 0.0, concurrency: int = 20
+    ) -> list[str]:
         """Start ``n`` sagas (``mix`` of the SUT's triggers); return the saga ids started."""
         spec = RunSpec(sagas=n, mix=mix, seed=seed, duplicates=duplicates, concurrency=concurrency)
         workload = workload_for(self.sut, spec)
@@ -122,8 +123,9 @@ class SagaRun:
 def saga_sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
     """The system under test, started once for the session and stopped at its end."""
     config = request.config
-    sut = load_sut(_run_dir(config) / "sut", config=config.getoption("--saga-config"),
-                   bugs=config.getoption("--saga-bugs"))
+    sut = load_sut(
+        _run_dir(config) / "sut", config=config.getoption("--saga-config"), bugs=config.getoption("--saga-bugs")
+    )
     sut.start()
     try:
         yield sut

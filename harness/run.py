@@ -90,9 +90,13 @@ def workload_for(sut: SystemUnderTest, spec: RunSpec) -> list[PlannedSaga]:
     return plan(spec.sagas, triggers=triggers, mix=mix, duplicates=spec.duplicates, seed=spec.seed)
 
 
-def drive(sut: SystemUnderTest, spec: RunSpec, record: Callable[..., None],
-          on_progress: Callable[[Progress], None] | None = None,
-          workload: list[PlannedSaga] | None = None) -> Runner:
+def drive(
+    sut: SystemUnderTest,
+    spec: RunSpec,
+    record: Callable[..., None],
+    on_progress: Callable[[Progress], None] | None = None,
+    workload: list[PlannedSaga] | None = None,
+) -> Runner:
     """Run the workload against a started SUT, recording into ``record``."""
     workload = workload if workload is not None else workload_for(sut, spec)
     runner = Runner(sut, record, RunOptions(concurrency=spec.concurrency, deadline_s=spec.deadline_s))
@@ -115,22 +119,45 @@ def execute(spec: RunSpec, on_progress: Callable[[Progress], None] | None = None
     """Start the SUT, drive the workload, stop the SUT, judge the history."""
     label = spec.scenario or ("reference" if spec.config is None else Path(spec.config).stem)
     run_dir = new_run_dir(spec.out, label)
-    sut = load_sut(run_dir / "sut", config=spec.config, bugs=spec.bugs, database_url=spec.database_url,
-                   extra_env=spec.extra_env or None)
+    sut = load_sut(
+        run_dir / "sut",
+        config=spec.config,
+        bugs=spec.bugs,
+        database_url=spec.database_url,
+        extra_env=spec.extra_env or None,
+    )
     model = model_with_triggers(sut)  # validate the model and the workload before starting anything
     workload = workload_for(sut, spec)
     started = time.time()
     with HistoryWriter(shard_path(run_dir), process="runner") as history:
-        history("meta", run_id=run_dir.name, seed=spec.seed, sut=sut.name, scenario=spec.scenario,
-                bugs=spec.bugs, config=str(spec.config) if spec.config else None, command=spec.command,
-                sagas=spec.sagas, concurrency=spec.concurrency, duplicates=spec.duplicates)
+        history(
+            "meta",
+            run_id=run_dir.name,
+            seed=spec.seed,
+            sut=sut.name,
+            scenario=spec.scenario,
+            bugs=spec.bugs,
+            config=str(spec.config) if spec.config else None,
+            command=spec.command,
+            sagas=spec.sagas,
+            concurrency=spec.concurrency,
+            duplicates=spec.duplicates,
+        )
         sut.start()
         try:
             drive(sut, spec, history, on_progress, workload)
         finally:
             sut.stop()
-    identity = {"run_id": run_dir.name, "seed": spec.seed, "sut": sut.name, "scenario": spec.scenario,
-                "bugs": spec.bugs, "command": spec.command, "started_at": started, "finished_at": time.time()}
+    identity = {
+        "run_id": run_dir.name,
+        "seed": spec.seed,
+        "sut": sut.name,
+        "scenario": spec.scenario,
+        "bugs": spec.bugs,
+        "command": spec.command,
+        "started_at": started,
+        "finished_at": time.time(),
+    }
     return RunResult(run_dir, judge(run_dir, model, identity))
 
 

@@ -90,8 +90,11 @@ class Runner:
         """Poll every started saga until all are terminal or the deadline passes."""
         self.progress.phase = "converging"
         converged = await self._converge(self._http, deadline_s)
-        self.record("phase", name="converged" if converged else "deadline-passed",
-                    pending=len(self.saga_ids) - len(self._outcomes))
+        self.record(
+            "phase",
+            name="converged" if converged else "deadline-passed",
+            pending=len(self.saga_ids) - len(self._outcomes),
+        )
         return converged
 
     async def close(self) -> None:
@@ -170,8 +173,7 @@ class Runner:
                     return
             if (status.state, status.outcome) != last_state.get(saga_id):
                 last_state[saga_id] = (status.state, status.outcome)
-                self.record("status", process="client", saga_id=saga_id, state=status.state,
-                            outcome=status.outcome)
+                self.record("status", process="client", saga_id=saga_id, state=status.state, outcome=status.outcome)
             if status.outcome is not None and saga_id not in self._outcomes:
                 self._outcomes[saga_id] = status.outcome
                 self.progress.finished += 1

@@ -28,8 +28,13 @@ class HistoryBuilder:
 
     def _add(self, type_: str, **fields: Any) -> dict[str, Any]:
         self._clock += 0.01
-        entry = {"mono": self._clock, "wall": self._clock, "process": fields.pop("process", "test"),
-                 "type": type_, **fields}
+        entry = {
+            "mono": self._clock,
+            "wall": self._clock,
+            "process": fields.pop("process", "test"),
+            "type": type_,
+            **fields,
+        }
         entry["ref"] = f"built:{len(self.entries) + 1}"
         self.entries.append(entry)
         return entry
@@ -37,31 +42,75 @@ class HistoryBuilder:
     def wait(self, seconds: float) -> None:
         self._clock += seconds
 
-    def saga(self, saga_id: str, trigger: str = "ok", key: str | None = None, status: int = 202,
-             request: dict[str, Any] | None = None) -> str:
+    def saga(
+        self,
+        saga_id: str,
+        trigger: str = "ok",
+        key: str | None = None,
+        status: int = 202,
+        request: dict[str, Any] | None = None,
+    ) -> str:
         """A client starting saga ``saga_id`` (invoke, then ok)."""
         key = key or f"key-{saga_id}"
         op = next(self._ids)
-        self._add("invoke", process="client", f="start_saga", op=op, key=key, trigger=trigger,
-                  request=request or {"trigger": trigger})
-        self._add("ok", process="client", f="start_saga", op=op, key=key, trigger=trigger, status=status,
-                  value={"saga_id": saga_id}, saga_id=saga_id)
+        self._add(
+            "invoke",
+            process="client",
+            f="start_saga",
+            op=op,
+            key=key,
+            trigger=trigger,
+            request=request or {"trigger": trigger},
+        )
+        self._add(
+            "ok",
+            process="client",
+            f="start_saga",
+            op=op,
+            key=key,
+            trigger=trigger,
+            status=status,
+            value={"saga_id": saga_id},
+            saga_id=saga_id,
+        )
         return saga_id
 
     def answer(self, key: str, saga_id: str | None, status: int = 202, trigger: str = "ok") -> None:
         """Another answer for an existing key (a resubmission)."""
         op = next(self._ids)
-        self._add("invoke", process="client", f="start_saga", op=op, key=key, trigger=trigger,
-                  request={"trigger": trigger})
+        self._add(
+            "invoke", process="client", f="start_saga", op=op, key=key, trigger=trigger, request={"trigger": trigger}
+        )
         kind = "ok" if status < 300 else "fail"
-        self._add(kind, process="client", f="start_saga", op=op, key=key, trigger=trigger, status=status,
-                  value={"saga_id": saga_id}, saga_id=saga_id)
+        self._add(
+            kind,
+            process="client",
+            f="start_saga",
+            op=op,
+            key=key,
+            trigger=trigger,
+            status=status,
+            value={"saga_id": saga_id},
+            saga_id=saga_id,
+        )
 
-    def event(self, type_: str, saga_id: str, event_id: str | None = None, source: str = "/test",
-              time: str | None = None, **data: Any) -> dict[str, Any]:
+    def event(
+        self,
+        type_: str,
+        saga_id: str,
+        event_id: str | None = None,
+        source: str = "/test",
+        time: str | None = None,
+        **data: Any,
+    ) -> dict[str, Any]:
         """A captured CloudEvent whose data carries ``saga_id`` and ``data``."""
-        event = {"specversion": "1.0", "id": event_id or f"ev-{next(self._ids)}", "source": source,
-                 "type": type_, "data": {"saga_id": saga_id, **data}}
+        event = {
+            "specversion": "1.0",
+            "id": event_id or f"ev-{next(self._ids)}",
+            "source": source,
+            "type": type_,
+            "data": {"saga_id": saga_id, **data},
+        }
         if time is not None:
             event["time"] = time
         return self._add("event", process="sink", event=event)

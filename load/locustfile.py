@@ -33,8 +33,13 @@ REFERENCE = {
     "start": {"path": "/sagas", "idempotency_header": "Idempotency-Key", "saga_id": "/saga_id"},
     "status": {"path": "/sagas/{saga_id}", "state": "/state"},
     "terminal": {"COMPLETED": "completed", "COMPENSATED": "compensated", "FAILED": "failed"},
-    "triggers": {"ok": {"customer_id": "cust_{rand100}", "payment_token": "tok_ok",
-                        "items": [{"sku": "SKU-{rand100}", "qty": 1, "unit_price_cents": 1250}]}},
+    "triggers": {
+        "ok": {
+            "customer_id": "cust_{rand100}",
+            "payment_token": "tok_ok",
+            "items": [{"sku": "SKU-{rand100}", "qty": 1, "unit_price_cents": 1250}],
+        }
+    },
     "mix": {"ok": 1.0},
 }
 SUT: dict[str, Any] = json.loads(os.environ["SAGA_HARNESS_SUT"]) if os.environ.get("SAGA_HARNESS_SUT") else REFERENCE
@@ -89,8 +94,9 @@ class SagaUser(FastHttpUser):
         base = {"process": f"locust-{os.getpid()}", "f": "start_saga", "op": op, "key": key, "trigger": trigger}
         record("invoke", **base, request=body)
         start = SUT["start"]
-        with self.client.post(start["path"], json=body, headers={start["idempotency_header"]: key},
-                              name="start saga", catch_response=True) as resp:
+        with self.client.post(
+            start["path"], json=body, headers={start["idempotency_header"]: key}, name="start saga", catch_response=True
+        ) as resp:
             if resp.status_code == 0 or resp.status_code is None:
                 record("info", **base, status=None, value=None, error=str(resp.error))
                 resp.failure(f"no answer: {resp.error}")
@@ -111,8 +117,13 @@ class SagaUser(FastHttpUser):
     def saga(self) -> None:
         trigger = self.rng.choices(self.names, self.weights)[0]
         key = f"load-{uuid.uuid4().hex}"
-        variables = {"i": self.rng.randint(0, 10**6), "seq100": self.rng.randint(1, 100),
-                     "rand100": self.rng.randint(1, 100), "key": key, "seed": 0}
+        variables = {
+            "i": self.rng.randint(0, 10**6),
+            "seq100": self.rng.randint(1, 100),
+            "rand100": self.rng.randint(1, 100),
+            "key": key,
+            "seed": 0,
+        }
         body = _render(SUT["triggers"][trigger], variables)
         saga_id = self._start(key, trigger, body)
         if self.rng.random() < DUPLICATES:
@@ -130,14 +141,14 @@ class SagaUser(FastHttpUser):
         status = SUT["status"]
         for _ in range(20):
             gevent.sleep(0.25)
-            with self.client.get(status["path"].replace("{saga_id}", saga_id), name="saga status",
-                                 catch_response=True) as resp:
+            with self.client.get(
+                status["path"].replace("{saga_id}", saga_id), name="saga status", catch_response=True
+            ) as resp:
                 if resp.status_code != 200:
                     resp.failure(f"HTTP {resp.status_code}")
                     return
                 state = resolve(resp.json(), status["state"], None)
                 outcome = SUT["terminal"].get(str(state))
                 if outcome is not None:
-                    record("status", process=f"locust-{os.getpid()}", saga_id=saga_id, state=state,
-                           outcome=outcome)
+                    record("status", process=f"locust-{os.getpid()}", saga_id=saga_id, state=state, outcome=outcome)
                     return

@@ -63,8 +63,11 @@ def saga_api(sut: SystemUnderTest) -> dict[str, Any]:
     """The saga API as the locustfile needs it (from the SUT's description)."""
     config = getattr(sut, "config", None)
     if config is not None:
-        return {"start": config.saga.start.model_dump(), "status": config.saga.status.model_dump(),
-                "terminal": dict(config.saga.terminal)}
+        return {
+            "start": config.saga.start.model_dump(),
+            "status": config.saga.status.model_dump(),
+            "terminal": dict(config.saga.terminal),
+        }
     from harness.models import reference_description
 
     saga = reference_description()["saga"]
@@ -79,19 +82,54 @@ def client_url(sut: SystemUnderTest, api: dict[str, Any]) -> str:
 
 def locust_specs(spec: LoadSpec, run_dir: Path, host: str, env: dict[str, str]) -> list[ProcessSpec]:
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host]
-    common = ["--headless", "-u", str(spec.users), "-r", str(spec.spawn_rate), "-t", f"{int(spec.duration_s)}s",
-              "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html"), "--stop-timeout", "5",
-              "--exit-code-on-error", "0", "--only-summary", "--loglevel", "WARNING"]
+    common = [
+        "--headless",
+        "-u",
+        str(spec.users),
+        "-r",
+        str(spec.spawn_rate),
+        "-t",
+        f"{int(spec.duration_s)}s",
+        "--csv",
+        str(run_dir / "locust"),
+        "--html",
+        str(run_dir / "locust.html"),
+        "--stop-timeout",
+        "5",
+        "--exit-code-on-error",
+        "0",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
     if spec.workers <= 0:
         return [ProcessSpec("locust", base + common, env=env, cwd=str(run_dir))]
     port = free_port()
-    master = ProcessSpec("locust-master", base + common + ["--master", "--master-bind-host", "127.0.0.1",
-                                                           "--master-bind-port", str(port),
-                                                           "--expect-workers", str(spec.workers)],
-                         env=env, cwd=str(run_dir))
-    workers = [ProcessSpec(f"locust-worker-{i}", base + ["--worker", "--master-host", "127.0.0.1", "--master-port",
-                                                        str(port), "--loglevel", "WARNING"], env=env, cwd=str(run_dir))
-               for i in range(spec.workers)]
+    master = ProcessSpec(
+        "locust-master",
+        base
+        + common
+        + [
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--expect-workers",
+            str(spec.workers),
+        ],
+        env=env,
+        cwd=str(run_dir),
+    )
+    workers = [
+        ProcessSpec(
+            f"locust-worker-{i}",
+            base + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "--loglevel", "WARNING"],
+            env=env,
+            cwd=str(run_dir),
+        )
+        for i in range(spec.workers)
+    ]
     return [master, *workers]
 
 
@@ -103,10 +141,14 @@ def locust_summary(run_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, row in rows.items():
         key = "total" if name == "Aggregated" else name
-        out[key] = {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-                    "requests_per_s": round(float(row["Requests/s"]), 2),
-                    "p50_ms": float(row["50%"] or 0), "p95_ms": float(row["95%"] or 0),
-                    "p99_ms": float(row["99%"] or 0)}
+        out[key] = {
+            "requests": int(row["Request Count"]),
+            "failures": int(row["Failure Count"]),
+            "requests_per_s": round(float(row["Requests/s"]), 2),
+            "p50_ms": float(row["50%"] or 0),
+            "p95_ms": float(row["95%"] or 0),
+            "p99_ms": float(row["99%"] or 0),
+        }
     return out
 
 
@@ -132,9 +174,16 @@ def execute_load(spec: LoadSpec, on_progress: Callable[[LoadProgress], None] | N
     progress = LoadProgress(duration_s=spec.duration_s, users=spec.users)
     locusts = Supervisor(run_dir / "locust-processes")
     with HistoryWriter(shard_path(run_dir), process="runner") as history:
-        history("meta", run_id=run_dir.name, seed=spec.seed, sut=sut.name, scenario=spec.scenario, bugs=spec.bugs,
-                command=spec.command, load={"users": spec.users, "workers": spec.workers,
-                                            "duration_s": spec.duration_s})
+        history(
+            "meta",
+            run_id=run_dir.name,
+            seed=spec.seed,
+            sut=sut.name,
+            scenario=spec.scenario,
+            bugs=spec.bugs,
+            command=spec.command,
+            load={"users": spec.users, "workers": spec.workers, "duration_s": spec.duration_s},
+        )
         proxies: dict[str, Any] = {}
         client = None
         converge_s = None
@@ -152,13 +201,18 @@ def execute_load(spec: LoadSpec, on_progress: Callable[[LoadProgress], None] | N
             host = client_url(sut, api)
             allowed = getattr(getattr(sut, "config", None), "allowed_hosts", [])
             check_targets([("load", host)], allowed)
-            env = {"SAGA_HARNESS_SUT": json.dumps({**api, "mix": mix,
-                                                   "triggers": {n: dict(t.request) for n, t in triggers.items()}}),
-                   "SAGA_HARNESS_DUPLICATES": str(spec.duplicates), "SAGA_HARNESS_RUN_DIR": str(run_dir),
-                   "PYTHONPATH": os.pathsep.join([str(LOCUSTFILE.parents[1]), os.environ.get("PYTHONPATH", "")])}
+            env = {
+                "SAGA_HARNESS_SUT": json.dumps(
+                    {**api, "mix": mix, "triggers": {n: dict(t.request) for n, t in triggers.items()}}
+                ),
+                "SAGA_HARNESS_DUPLICATES": str(spec.duplicates),
+                "SAGA_HARNESS_RUN_DIR": str(run_dir),
+                "PYTHONPATH": os.pathsep.join([str(LOCUSTFILE.parents[1]), os.environ.get("PYTHONPATH", "")]),
+            }
             processes = locust_specs(spec, run_dir, host, env)
-            converge_s = asyncio.run(_drive(sut, spec, locusts, processes, windows, proxies, history, progress,
-                                            on_progress, run_dir))
+            converge_s = asyncio.run(
+                _drive(sut, spec, locusts, processes, windows, proxies, history, progress, on_progress, run_dir)
+            )
         finally:
             locusts.stop()
             sut.stop()
@@ -166,21 +220,43 @@ def execute_load(spec: LoadSpec, on_progress: Callable[[LoadProgress], None] | N
                 from chaos.wiring import remove_proxies
 
                 remove_proxies(client, proxies)
-    identity = {"run_id": run_dir.name, "seed": spec.seed, "sut": sut.name, "scenario": spec.scenario,
-                "bugs": spec.bugs, "command": spec.command, "started_at": started, "finished_at": time.time()}
+    identity = {
+        "run_id": run_dir.name,
+        "seed": spec.seed,
+        "sut": sut.name,
+        "scenario": spec.scenario,
+        "bugs": spec.bugs,
+        "command": spec.command,
+        "started_at": started,
+        "finished_at": time.time(),
+    }
     verdicts = judge(run_dir, model, identity)
-    summary = {"users": spec.users, "workers": spec.workers, "duration_s": spec.duration_s,
-               "locust": locust_summary(run_dir), "sagas_started": verdicts["stats"]["sagas_started"],
-               "by_outcome": verdicts["stats"]["by_outcome"],
-               "convergence_after_load_s": converge_s,
-               "convergence_s": verdicts["stats"]["convergence_s"]}
+    summary = {
+        "users": spec.users,
+        "workers": spec.workers,
+        "duration_s": spec.duration_s,
+        "locust": locust_summary(run_dir),
+        "sagas_started": verdicts["stats"]["sagas_started"],
+        "by_outcome": verdicts["stats"]["by_outcome"],
+        "convergence_after_load_s": converge_s,
+        "convergence_s": verdicts["stats"]["convergence_s"],
+    }
     (run_dir / "load.json").write_text(json.dumps(summary, indent=2) + "\n")
     return RunResult(run_dir, verdicts)
 
 
-async def _drive(sut: SystemUnderTest, spec: LoadSpec, locusts: Supervisor, specs: list[ProcessSpec],
-                 windows: list[Any], proxies: dict[str, Any], record: Callable[..., None], progress: LoadProgress,
-                 on_progress: Callable[[LoadProgress], None] | None, run_dir: Path) -> float:
+async def _drive(
+    sut: SystemUnderTest,
+    spec: LoadSpec,
+    locusts: Supervisor,
+    specs: list[ProcessSpec],
+    windows: list[Any],
+    proxies: dict[str, Any],
+    record: Callable[..., None],
+    progress: LoadProgress,
+    on_progress: Callable[[LoadProgress], None] | None,
+    run_dir: Path,
+) -> float:
     import aiohttp
 
     from chaos.nemesis import Nemesis
@@ -192,8 +268,13 @@ async def _drive(sut: SystemUnderTest, spec: LoadSpec, locusts: Supervisor, spec
     await runner.open()
     try:
         async with aiohttp.ClientSession() as http:
-            nemesis = Nemesis(windows, record, links=LinkFaults(proxies), processes=ProcessFaults(sut),
-                              deliveries=DeliveryFaults(sut, http))
+            nemesis = Nemesis(
+                windows,
+                record,
+                links=LinkFaults(proxies),
+                processes=ProcessFaults(sut),
+                deliveries=DeliveryFaults(sut, http),
+            )
             record("phase", name="workload-start")
             t0 = time.monotonic()
             await asyncio.to_thread(locusts.start, specs)
@@ -208,12 +289,15 @@ async def _drive(sut: SystemUnderTest, spec: LoadSpec, locusts: Supervisor, spec
                     if on_progress:
                         on_progress(progress)
                     if progress.elapsed_s > spec.duration_s + 60:
-                        raise ScenarioError(f"Locust did not stop {spec.duration_s + 60:.0f}s after starting; "
-                                            f"see {run_dir / 'locust-processes' / 'logs'}")
+                        raise ScenarioError(
+                            f"Locust did not stop {spec.duration_s + 60:.0f}s after starting; "
+                            f"see {run_dir / 'locust-processes' / 'logs'}"
+                        )
                     await asyncio.sleep(0.5)
                 record("phase", name="workload-end")
-                await asyncio.wait_for(chaos, timeout=max(0.0, max((w.end_s for w in windows), default=0)
-                                                          - (time.monotonic() - t0)) + 5)
+                await asyncio.wait_for(
+                    chaos, timeout=max(0.0, max((w.end_s for w in windows), default=0) - (time.monotonic() - t0)) + 5
+                )
             finally:
                 chaos.cancel()
                 await nemesis.heal_all()

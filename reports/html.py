@@ -71,18 +71,27 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     except PackageNotFoundError:  # pragma: no cover
         pkg_version = "dev"
     started = verdicts.get("started_at") or figures.start or 0
-    html = _env().get_template("report.html.j2").render(
-        v=verdicts, checks=checks, stats=verdicts.get("stats", {}),
-        conv=verdicts.get("stats", {}).get("convergence_s", {}) or {},
-        started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-        duration=(verdicts.get("finished_at") or figures.end or 0) - started,
-        version=pkg_version, python=platform.python_version(),
-        timeline_svg=timeline(figures), converge_svg=histogram(figures.converge_s, "time to converge"),
-        by_trigger=figures.by_trigger, violations=items, hidden=len(all_violations) - len(shown),
-        load=load, contracts=contracts,
+    html = (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            v=verdicts,
+            checks=checks,
+            stats=verdicts.get("stats", {}),
+            conv=verdicts.get("stats", {}).get("convergence_s", {}) or {},
+            started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+            duration=(verdicts.get("finished_at") or figures.end or 0) - started,
+            version=pkg_version,
+            python=platform.python_version(),
+            timeline_svg=timeline(figures),
+            converge_svg=histogram(figures.converge_s, "time to converge"),
+            by_trigger=figures.by_trigger,
+            violations=items,
+            hidden=len(all_violations) - len(shown),
+            load=load,
+            contracts=contracts,
+        )
     )
     path = Path(out) if out else run_dir / "report.html"
     path.write_text(html, encoding="utf-8")
     return path
-
-

@@ -36,12 +36,22 @@ def _runs(runs_dir: Path) -> list[dict[str, Any]]:
         rps = None
         if load.exists():
             rps = json.loads(load.read_text()).get("locust", {}).get("total", {}).get("requests_per_s")
-        out.append({"dir": path.parent.name, "ok": v.get("ok"), "sut": v.get("sut"),
-                    "scenario": v.get("scenario") or "",
-                    "seed": v.get("seed"), "bugs": v.get("bugs") or "", "started_at": v.get("started_at") or 0,
-                    "sagas": stats.get("sagas_started"), "p50": (stats.get("convergence_s") or {}).get("p50"),
-                    "violations": sum(len(c.get("violations", [])) for c in v.get("checks", [])), "rps": rps,
-                    "report": (path.parent / "report.html").exists()})
+        out.append(
+            {
+                "dir": path.parent.name,
+                "ok": v.get("ok"),
+                "sut": v.get("sut"),
+                "scenario": v.get("scenario") or "",
+                "seed": v.get("seed"),
+                "bugs": v.get("bugs") or "",
+                "started_at": v.get("started_at") or 0,
+                "sagas": stats.get("sagas_started"),
+                "p50": (stats.get("convergence_s") or {}).get("p50"),
+                "violations": sum(len(c.get("violations", [])) for c in v.get("checks", [])),
+                "rps": rps,
+                "report": (path.parent / "report.html").exists(),
+            }
+        )
     return sorted(out, key=lambda r: r["started_at"])
 
 
@@ -51,10 +61,15 @@ def _spark(values: list[float | None], label: str) -> str:
         return ""
     lo, hi = min(vals), max(vals)
     span = (hi - lo) or 1.0
-    pts = " ".join(f"{i * 120 / (len(values) - 1):.1f},{28 - 24 * ((v - lo) / span):.1f}"
-                   for i, v in enumerate(values) if v is not None)
-    return (f'<svg width="130" height="32" role="img" aria-label="{escape(label)}"><polyline points="{pts}" '
-            f'fill="none" stroke="#2563eb" stroke-width="1.5"><title>{escape(label)}: {vals}</title></polyline></svg>')
+    pts = " ".join(
+        f"{i * 120 / (len(values) - 1):.1f},{28 - 24 * ((v - lo) / span):.1f}"
+        for i, v in enumerate(values)
+        if v is not None
+    )
+    return (
+        f'<svg width="130" height="32" role="img" aria-label="{escape(label)}"><polyline points="{pts}" '
+        f'fill="none" stroke="#2563eb" stroke-width="1.5"><title>{escape(label)}: {vals}</title></polyline></svg>'
+    )
 
 
 def build_index(runs_dir: str | Path = "runs") -> Path:
@@ -71,16 +86,19 @@ def build_index(runs_dir: str | Path = "runs") -> Path:
             f"<tr><td>{link}</td><td data-v='{int(bool(r['ok']))}'>{verdict}</td><td>{escape(str(r['sut']))}</td>"
             f"<td>{escape(r['scenario'])}</td><td>{r['seed']}</td><td>{escape(str(r['bugs']))}</td>"
             f"<td>{r['sagas']}</td><td>{r['p50'] if r['p50'] is not None else ''}</td><td>{r['rps'] or ''}</td>"
-            f"<td>{r['violations']}</td></tr>")
+            f"<td>{r['violations']}</td></tr>"
+        )
     trends = []
     by_scenario: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         by_scenario.setdefault(r["scenario"] or "(plain run)", []).append(r)
     for name, rs in sorted(by_scenario.items()):
-        trends.append(f"<tr><td>{escape(name)}</td><td>{len(rs)}</td>"
-                      f"<td>{_spark([x['p50'] for x in rs], 'convergence p50 (s)')}</td>"
-                      f"<td>{_spark([x['rps'] for x in rs], 'requests/s')}</td>"
-                      f"<td>{_spark([float(x['violations']) for x in rs], 'violations')}</td></tr>")
+        trends.append(
+            f"<tr><td>{escape(name)}</td><td>{len(rs)}</td>"
+            f"<td>{_spark([x['p50'] for x in rs], 'convergence p50 (s)')}</td>"
+            f"<td>{_spark([x['rps'] for x in rs], 'requests/s')}</td>"
+            f"<td>{_spark([float(x['violations']) for x in rs], 'violations')}</td></tr>"
+        )
     cols = ["run", "verdict", "SUT", "scenario", "seed", "bugs", "sagas", "converge p50 s", "req/s", "violations"]
     head = "".join(f'<th data-col="{i}">{c}</th>' for i, c in enumerate(cols))
     html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>saga-harness runs</title>
@@ -89,9 +107,9 @@ table{{border-collapse:collapse;width:100%;margin-bottom:24px}}
 th,td{{padding:5px 8px;border-bottom:1px solid #e6e8ec;text-align:left}}th{{cursor:pointer;background:#f3f4f6}}
 .ok{{color:#1f7a3d;font-weight:600}}.bad{{color:#b3261e;font-weight:600}}</style></head><body>
 <h1>saga-harness runs</h1><p>{len(runs)} run(s) in {escape(str(runs_dir.resolve()))}. Click a column to sort.</p>
-<table id="runs"><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>
+<table id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>
 <h2>Trends by scenario</h2><table><thead><tr><th>scenario</th><th>runs</th><th>time to converge (p50)</th>
-<th>throughput</th><th>violations</th></tr></thead><tbody>{''.join(trends)}</tbody></table>
+<th>throughput</th><th>violations</th></tr></thead><tbody>{"".join(trends)}</tbody></table>
 <script>{_SORT_JS}</script></body></html>"""
     path = runs_dir / "index.html"
     path.write_text(html, encoding="utf-8")

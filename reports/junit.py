@@ -36,23 +36,32 @@ def junit_xml(verdicts: Mapping[str, Any], suite: str | None = None) -> str:
     name = suite or f"saga-harness {verdicts.get('sut', '')} {verdicts.get('scenario') or ''}".strip()
     failures = sum(not c.get("ok", False) for c in checks)
     root = ET.Element("testsuites", name="saga-harness", tests=str(len(checks)), failures=str(failures))
-    ts = ET.SubElement(root, "testsuite", name=name, tests=str(len(checks)), failures=str(failures),
-                       errors="0", skipped="0")
+    ts = ET.SubElement(
+        root, "testsuite", name=name, tests=str(len(checks)), failures=str(failures), errors="0", skipped="0"
+    )
     props = ET.SubElement(ts, "properties")
     for key in ("run_id", "seed", "sut", "scenario", "command"):
         if verdicts.get(key) is not None:
             ET.SubElement(props, "property", name=key, value=str(verdicts[key]))
     for check in checks:
-        case = ET.SubElement(ts, "testcase", classname=f"saga_harness.{name.replace(' ', '_')}",
-                             name=str(check.get("name")), time=str(check.get("seconds", 0)))
+        case = ET.SubElement(
+            ts,
+            "testcase",
+            classname=f"saga_harness.{name.replace(' ', '_')}",
+            name=str(check.get("name")),
+            time=str(check.get("seconds", 0)),
+        )
         if not check.get("ok", False):
             violations = check.get("violations", [])
             lines = [_describe(v) for v in violations[:MAX_LISTED]]
             if len(violations) > MAX_LISTED:
                 lines.append(f"… and {len(violations) - MAX_LISTED} more (see verdicts.json)")
-            failure = ET.SubElement(case, "failure",
-                                    message=f"{check.get('name')}: {len(violations)} violation(s)",
-                                    type="InvariantViolation")
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=f"{check.get('name')}: {len(violations)} violation(s)",
+                type="InvariantViolation",
+            )
             failure.text = "\n".join(lines)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -13,7 +13,7 @@ W, PAD = 900, 50
 
 
 def _x(t: float, duration: float) -> float:
-    return PAD + (W - 2 * PAD) * (t / duration if duration > 0 else 0)
+    return PAD + (W - 2 * PAD) * min(1.0, max(0.0, t / duration if duration > 0 else 0))
 
 
 def timeline(figures: Any) -> str:
@@ -37,16 +37,20 @@ def timeline(figures: Any) -> str:
     top = 20 + lane_h * len(lanes)
     chart_h = 120
     height = top + 3 * (chart_h + 30) + 30
-    out = [f'<svg class="timeline" viewBox="0 0 {W} {height}" width="100%" role="img" '
-           f'aria-label="fault timeline over throughput, latency and sagas in flight">']
+    out = [
+        f'<svg class="timeline" viewBox="0 0 {W} {height}" width="100%" role="img" '
+        f'aria-label="fault timeline over throughput, latency and sagas in flight">'
+    ]
     for i, lane in enumerate(lanes):
         y = 20 + i * lane_h
         out.append(f'<text x="4" y="{y + 14}" class="lane">{escape(lane[:24])}</text>')
         for fault in (f for f in figures.faults if str(f.get("target")) == lane):
             x0, x1 = _x(fault["start"], dur), _x(max(fault["end"], fault["start"] + 0.2), dur)
-            label = f'{fault.get("kind")} on {lane}: {fault["start"]:.1f}s–{fault["end"]:.1f}s'
-            out.append(f'<rect class="fault fault-{escape(str(fault.get("kind")))}" x="{x0:.1f}" y="{y}" '
-                       f'width="{max(x1 - x0, 2):.1f}" height="{lane_h - 4}"><title>{escape(label)}</title></rect>')
+            label = f"{fault.get('kind')} on {lane}: {fault['start']:.1f}s–{fault['end']:.1f}s"
+            out.append(
+                f'<rect class="fault fault-{escape(str(fault.get("kind")))}" x="{x0:.1f}" y="{y}" '
+                f'width="{max(x1 - x0, 2):.1f}" height="{lane_h - 4}"><title>{escape(label)}</title></rect>'
+            )
 
     def series(y0: float, name: str, lines: list[tuple[str, list[float | None]]], unit: str) -> None:
         values = [v for _n, vs in lines for v in vs if v is not None]
@@ -61,8 +65,10 @@ def timeline(figures: Any) -> str:
             for s, v in enumerate(vs):
                 if v is not None:
                     x, y = _x(s + 0.5, dur), y0 + chart_h - chart_h * (v / vmax)
-                    out.append(f'<circle class="dot {cls}" cx="{x:.1f}" cy="{y:.1f}" r="2.5">'
-                               f'<title>{escape(cls)} at {s}s: {v:.1f}{unit}</title></circle>')
+                    out.append(
+                        f'<circle class="dot {cls}" cx="{x:.1f}" cy="{y:.1f}" r="2.5">'
+                        f"<title>{escape(cls)} at {s}s: {v:.1f}{unit}</title></circle>"
+                    )
 
     y = top + 30
     series(y, "sagas started / finished per second", [("started", started), ("finished", finished)], "")
@@ -91,8 +97,10 @@ def histogram(values: list[float], label: str, bins: int = 20) -> str:
     for i, c in enumerate(counts):
         bh = h * c / cmax
         a, b = lo + i * width, lo + (i + 1) * width
-        out.append(f'<rect class="bar" x="{PAD + i * bw:.1f}" y="{h - bh + 10:.1f}" width="{bw - 2:.1f}" '
-                   f'height="{bh:.1f}"><title>{a:.2f}–{b:.2f}s: {c} saga(s)</title></rect>')
+        out.append(
+            f'<rect class="bar" x="{PAD + i * bw:.1f}" y="{h - bh + 10:.1f}" width="{bw - 2:.1f}" '
+            f'height="{bh:.1f}"><title>{a:.2f}–{b:.2f}s: {c} saga(s)</title></rect>'
+        )
     out.append(f'<text x="{PAD}" y="{h + 32}" class="tick">{lo:.2f}s</text>')
     out.append(f'<text x="{W - PAD - 40}" y="{h + 32}" class="tick">{hi:.2f}s</text>')
     out.append("</svg>")
@@ -120,8 +128,10 @@ def swimlane(entries: list[dict[str, Any]], faults: list[dict[str, Any]], t0: fl
         if fe < 0 or fs > dur:
             continue
         x0, x1 = _x(max(fs, 0), dur), _x(min(fe, dur), dur)
-        out.append(f'<rect class="fault-band" x="{x0:.1f}" y="0" width="{max(x1 - x0, 2):.1f}" height="{height}">'
-                   f'<title>{escape(str(fault.get("kind")))} on {escape(str(fault.get("target")))}</title></rect>')
+        out.append(
+            f'<rect class="fault-band" x="{x0:.1f}" y="0" width="{max(x1 - x0, 2):.1f}" height="{height}">'
+            f"<title>{escape(str(fault.get('kind')))} on {escape(str(fault.get('target')))}</title></rect>"
+        )
     for i, lane in enumerate(lanes):
         y = 20 + i * lane_h
         out.append(f'<text x="4" y="{y + 4}" class="lane">{escape(lane[:26])}</text>')
@@ -132,11 +142,13 @@ def swimlane(entries: list[dict[str, Any]], faults: list[dict[str, Any]], t0: fl
         if e.get("type") == "event":
             label = str((e.get("event") or {}).get("type"))
         elif e.get("type") == "status":
-            label = f'state {e.get("state")}'
+            label = f"state {e.get('state')}"
         else:
-            label = f'{e.get("type")} {e.get("f", "")} {e.get("status", "")}'
-        text = f'{label} @ +{e["wall"] - start:.3f}s ({e.get("ref")})'
-        out.append(f'<circle class="mark mark-{escape(str(e.get("type")))}" cx="{x:.1f}" cy="{y}" r="5">'
-                   f'<title>{escape(text)}</title></circle>')
+            label = f"{e.get('type')} {e.get('f', '')} {e.get('status', '')}"
+        text = f"{label} @ +{e['wall'] - start:.3f}s ({e.get('ref')})"
+        out.append(
+            f'<circle class="mark mark-{escape(str(e.get("type")))}" cx="{x:.1f}" cy="{y}" r="5">'
+            f"<title>{escape(text)}</title></circle>"
+        )
     out.append("</svg>")
     return "\n".join(out)

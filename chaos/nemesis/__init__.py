@@ -19,8 +19,15 @@ log = logging.getLogger(__name__)
 
 
 class Nemesis:
-    def __init__(self, windows: list[FaultWindow], record: Callable[..., None], *, links: LinkFaults | None,
-                 processes: ProcessFaults, deliveries: DeliveryFaults | None) -> None:
+    def __init__(
+        self,
+        windows: list[FaultWindow],
+        record: Callable[..., None],
+        *,
+        links: LinkFaults | None,
+        processes: ProcessFaults,
+        deliveries: DeliveryFaults | None,
+    ) -> None:
         self.windows = windows
         self.record = record
         self.links = links
@@ -41,8 +48,10 @@ class Nemesis:
     async def run(self) -> None:
         """Apply every window on schedule (relative to now); return when all have ended."""
         t0 = time.monotonic()
-        events = sorted([(w.start_s, 0, w) for w in self.windows] + [(w.end_s, 1, w) for w in self.windows],
-                        key=lambda e: (e[0], e[1]))
+        events = sorted(
+            [(w.start_s, 0, w) for w in self.windows] + [(w.end_s, 1, w) for w in self.windows],
+            key=lambda e: (e[0], e[1]),
+        )
         for at, is_end, w in events:
             delay = t0 + at - time.monotonic()
             if delay > 0:

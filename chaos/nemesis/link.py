@@ -18,8 +18,14 @@ class LinkFaults:
             await asyncio.to_thread(proxy.disable)
             return
         attributes = {**DEFAULT_ATTRIBUTES.get(w.kind, {}), **w.params.get("attributes", {})}
-        await asyncio.to_thread(proxy.add_toxic, name=w.id, type=w.kind, stream=w.params.get("stream", "downstream"),
-                                toxicity=w.params.get("toxicity", 1.0), attributes=attributes)
+        await asyncio.to_thread(
+            proxy.add_toxic,
+            name=w.id,
+            type=w.kind,
+            stream=w.params.get("stream", "downstream"),
+            toxicity=w.params.get("toxicity", 1.0),
+            attributes=attributes,
+        )
 
     async def heal(self, w: FaultWindow) -> None:
         proxy = self.proxies[w.target]

@@ -86,14 +86,16 @@ class DeclarativeSystem:
             variables = self._variables(name)
             env = {**fill(svc.env, variables, f"{where}.env"), **self.extra_env}
             cwd = fill(svc.cwd, variables, f"{where}.cwd") if svc.cwd else str(self.base_dir)
-            out.append(ProcessSpec(
-                name=name,
-                argv=tuple(fill(svc.command, variables, f"{where}.command")),
-                env=env,
-                cwd=str((self.base_dir / cwd).resolve()),
-                health_url=self.url(name) + svc.health,
-                ready_timeout_s=svc.ready_timeout_s,
-            ))
+            out.append(
+                ProcessSpec(
+                    name=name,
+                    argv=tuple(fill(svc.command, variables, f"{where}.command")),
+                    env=env,
+                    cwd=str((self.base_dir / cwd).resolve()),
+                    health_url=self.url(name) + svc.health,
+                    ready_timeout_s=svc.ready_timeout_s,
+                )
+            )
         return out
 
     def start(self) -> None:
@@ -104,8 +106,10 @@ class DeclarativeSystem:
                 from harness.supervisor import check_health
 
                 if not check_health(self.url(name) + svc.health):
-                    raise SutError(f"external service {name!r} at {self.url(name)}{svc.health} does not answer 200; "
-                                   f"start it first or fix services.{name}.url in {self.config_path}")
+                    raise SutError(
+                        f"external service {name!r} at {self.url(name)}{svc.health} does not answer 200; "
+                        f"start it first or fix services.{name}.url in {self.config_path}"
+                    )
 
     def stop(self) -> None:
         self.supervisor.stop()
@@ -122,8 +126,11 @@ class DeclarativeSystem:
         out = {}
         for name, svc in self.config.services.items():
             st = status.get(name)
-            out[name] = ServiceInfo(self.url(name), st.pid if st and st.alive else None,
-                                    bool(st and st.healthy) if not svc.external else True)
+            out[name] = ServiceInfo(
+                self.url(name),
+                st.pid if st and st.alive else None,
+                bool(st and st.healthy) if not svc.external else True,
+            )
         return out
 
     def links(self) -> list[LinkInfo]:
@@ -218,8 +225,9 @@ class DeclarativeSystem:
                 for item in resolve(page, log.items, []):
                     event = resolve(item, log.event, None) if log.event else item
                     if isinstance(event, dict):
-                        async with http.post(sink_url, json=event,
-                                             headers={"Content-Type": "application/cloudevents+json"}) as r:
+                        async with http.post(
+                            sink_url, json=event, headers={"Content-Type": "application/cloudevents+json"}
+                        ) as r:
                             await r.read()
                 cursor = resolve(page, log.cursor, cursor)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError):

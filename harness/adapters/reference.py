@@ -186,15 +186,18 @@ class ReferenceSystem:
         if not self.ports:
             self.specs()
         out = [LinkInfo("client->orchestrator", "client", "orchestrator", f"127.0.0.1:{self.ports['orchestrator']}")]
-        out += [LinkInfo(link.name, link.source, link.target, f"127.0.0.1:{self.ports[link.target]}")
-                for link in links()]
+        out += [
+            LinkInfo(link.name, link.source, link.target, f"127.0.0.1:{self.ports[link.target]}") for link in links()
+        ]
         return out
 
     def triggers(self) -> dict[str, Trigger]:
         from harness.models import reference_description
 
-        return {n: Trigger(n, t["request"], t["outcome"], t.get("burst", 1))
-                for n, t in reference_description()["triggers"].items()}
+        return {
+            n: Trigger(n, t["request"], t["outcome"], t.get("burst", 1))
+            for n, t in reference_description()["triggers"].items()
+        }
 
     def default_mix(self) -> dict[str, float]:
         from harness.models import reference_description
@@ -211,8 +214,7 @@ class ReferenceSystem:
         return self.addresses.get("client->orchestrator") or self.url("orchestrator")
 
     async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, object]) -> StartResult:
-        async with http.post(self.client_url() + "/sagas", json=dict(body),
-                             headers={"Idempotency-Key": key}) as resp:
+        async with http.post(self.client_url() + "/sagas", json=dict(body), headers={"Idempotency-Key": key}) as resp:
             payload = await resp.json(content_type=None)
             saga_id = payload.get("saga_id") if isinstance(payload, dict) else None
             return StartResult(resp.status, saga_id, payload)
@@ -239,8 +241,13 @@ class ReferenceSystem:
         return out
 
     async def tap_events(self, http: aiohttp.ClientSession, sink_url: str) -> None:
-        sub = {"name": "saga-harness-tap", "topic": "*", "push_endpoint": sink_url, "content_mode": "binary",
-               "max_deliveries": 100}
+        sub = {
+            "name": "saga-harness-tap",
+            "topic": "*",
+            "push_endpoint": sink_url,
+            "content_mode": "binary",
+            "max_deliveries": 100,
+        }
         async with http.post(self.url("eventbus") + "/subscriptions", json=sub) as resp:
             if resp.status not in (200, 201):
                 raise SutError(f"could not subscribe the event sink on the bus: {resp.status} {await resp.text()}")
@@ -261,8 +268,9 @@ class ReferenceSystem:
             await resp.read()
 
     async def redeliver(self, http: aiohttp.ClientSession, component: str, target: str, since_s: float) -> int:
-        async with http.post(self.url(component) + "/admin/redeliver",
-                             json={"target": target, "since_s": since_s}) as resp:
+        async with http.post(
+            self.url(component) + "/admin/redeliver", json={"target": target, "since_s": since_s}
+        ) as resp:
             return int((await resp.json()).get("redelivered", 0))
 
     def kill(self, name: str, sig: int) -> None:

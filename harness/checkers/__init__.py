@@ -44,8 +44,9 @@ def checkers() -> dict[str, Checker]:
 DEFAULT = ("idempotency", "compensation", "convergence", "state_machine", "outcome", "conservation")
 
 
-def run_checks(entries: Iterable[dict[str, Any]] | History, model: SagaModel,
-               names: Iterable[str] | None = None) -> Verdicts:
+def run_checks(
+    entries: Iterable[dict[str, Any]] | History, model: SagaModel, names: Iterable[str] | None = None
+) -> Verdicts:
     """Index the history once, run each checker, and summarise the run."""
     history = entries if isinstance(entries, History) else build_index(entries, model)
     available = checkers()
@@ -64,9 +65,24 @@ def summary(history: History, results: Iterable[Verdict]) -> dict[str, Any]:
         by_outcome[key] = by_outcome.get(key, 0) + 1
     conv = next((r.stats.get("convergence_s") for r in results if r.name == "convergence"), None)
     started = sum(1 for r in history.sagas.values() if r.keys)
-    return {"sagas_started": started or len(history.sagas), "by_outcome": by_outcome,
-            "convergence_s": conv or {}, "entries": history.entries, "events": history.events}
+    return {
+        "sagas_started": started or len(history.sagas),
+        "by_outcome": by_outcome,
+        "convergence_s": conv or {},
+        "entries": history.entries,
+        "events": history.events,
+    }
 
 
-__all__ = ["DEFAULT", "Checker", "Verdict", "Verdicts", "Violation", "checkers", "register", "run_checks",
-           "summary", "verdict"]
+__all__ = [
+    "DEFAULT",
+    "Checker",
+    "Verdict",
+    "Verdicts",
+    "Violation",
+    "checkers",
+    "register",
+    "run_checks",
+    "summary",
+    "verdict",
+]

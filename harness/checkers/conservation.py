@@ -25,10 +25,21 @@ def check(history: History, model: SagaModel) -> Verdict:
                 want = sum(v for _k, v, _e in rec.terms.get(q.name, {}).get("equals", ()))
                 got = sum(n.values())
                 if abs(want - got) > 1e-9:
-                    refs = tuple(e.ref for role in ("plus", "minus", "equals")
-                                 for _k, _v, e in rec.terms.get(q.name, {}).get(role, ()))
-                    out.append(Violation(NAME, rec.saga_id, None, f"{q.name} of a completed saga = {want:g}",
-                                         f"{q.name} = {got:g}", refs))
+                    refs = tuple(
+                        e.ref
+                        for role in ("plus", "minus", "equals")
+                        for _k, _v, e in rec.terms.get(q.name, {}).get(role, ())
+                    )
+                    out.append(
+                        Violation(
+                            NAME,
+                            rec.saga_id,
+                            None,
+                            f"{q.name} of a completed saga = {want:g}",
+                            f"{q.name} = {got:g}",
+                            refs,
+                        )
+                    )
     for rule in model.non_negative:
         snap = history.snapshots.get(rule.service)
         if snap is None:
@@ -37,8 +48,16 @@ def check(history: History, model: SagaModel) -> Verdict:
         for item in resolve(data, rule.items, []) or []:
             value = resolve(item, rule.field, None)
             if isinstance(value, (int, float)) and value < 0:
-                out.append(Violation(NAME, None, rule.name, f"{rule.field} >= 0 for {resolve(item, rule.key, '?')}",
-                                     f"{value}", (ref,)))
+                out.append(
+                    Violation(
+                        NAME,
+                        None,
+                        rule.name,
+                        f"{rule.field} >= 0 for {resolve(item, rule.key, '?')}",
+                        f"{value}",
+                        (ref,),
+                    )
+                )
     for b in model.balances:
         snap = history.snapshots.get(b.service)
         if snap is None:
@@ -48,8 +67,11 @@ def check(history: History, model: SagaModel) -> Verdict:
             got = resolve(data, b.value, None)
             want = sum(totals[b.quantity].values())
             if isinstance(got, (int, float)) and abs(got - want) > 1e-9:
-                out.append(Violation(NAME, None, b.name, f"{b.service} {b.value} = {want:g} (net {b.quantity})",
-                                     f"{got}", (ref,)))
+                out.append(
+                    Violation(
+                        NAME, None, b.name, f"{b.service} {b.value} = {want:g} (net {b.quantity})", f"{got}", (ref,)
+                    )
+                )
             continue
         per_key = totals[b.quantity]
         for item in resolve(data, b.items, []) or []:  # type: ignore[arg-type]
@@ -59,6 +81,14 @@ def check(history: History, model: SagaModel) -> Verdict:
             got = plus - minus
             want = per_key.get(key, 0.0)
             if abs(got - want) > 1e-9:
-                out.append(Violation(NAME, None, b.name, f"{b.service} {key}: {b.plus} - {b.minus} = {want:g} "
-                                     f"(net {b.quantity})", f"{got:g}", (ref,)))
+                out.append(
+                    Violation(
+                        NAME,
+                        None,
+                        b.name,
+                        f"{b.service} {key}: {b.plus} - {b.minus} = {want:g} (net {b.quantity})",
+                        f"{got:g}",
+                        (ref,),
+                    )
+                )
     return verdict(NAME, out, quantities={q: round(sum(v.values()), 4) for q, v in totals.items()})

@@ -21,14 +21,29 @@ def check(history: History, model: SagaModel) -> Verdict:
         resent += len(kr.answers) > 1
         ids = sorted({sid for sid, _ in ok})
         if len(ids) > 1:
-            out.append(Violation(NAME, ids[0], None, f"one saga for idempotency key {key!r}",
-                                 f"{len(ids)} sagas were started: {', '.join(ids)}", tuple(r for _, r in ok)))
+            out.append(
+                Violation(
+                    NAME,
+                    ids[0],
+                    None,
+                    f"one saga for idempotency key {key!r}",
+                    f"{len(ids)} sagas were started: {', '.join(ids)}",
+                    tuple(r for _, r in ok),
+                )
+            )
     for rec in history.sagas.values():
         for step, evs in rec.done.items():
             if len(evs) > 1:
-                out.append(Violation(NAME, rec.saga_id, step, f"{step} takes effect once",
-                                     f"{len(evs)} distinct events prove it took effect: "
-                                     + ", ".join(e.event_id for e in evs), tuple(e.ref for e in evs)))
+                out.append(
+                    Violation(
+                        NAME,
+                        rec.saga_id,
+                        step,
+                        f"{step} takes effect once",
+                        f"{len(evs)} distinct events prove it took effect: " + ", ".join(e.event_id for e in evs),
+                        tuple(e.ref for e in evs),
+                    )
+                )
     for rule in model.projections:
         by_saga, ref = records(history, rule)
         for sid, items in by_saga.items():
@@ -36,12 +51,26 @@ def check(history: History, model: SagaModel) -> Verdict:
                 values = [resolve(i, rule.unique, None) for i in items]
                 dupes = sorted({str(v) for v in values if v is not None and values.count(v) > 1})
                 if dupes:
-                    out.append(Violation(NAME, sid, rule.name, f"{rule.name} applied once per event ({rule.unique})",
-                                         f"{rule.service} applied the same event more than once: {', '.join(dupes)}",
-                                         (ref,) if ref else ()))
+                    out.append(
+                        Violation(
+                            NAME,
+                            sid,
+                            rule.name,
+                            f"{rule.name} applied once per event ({rule.unique})",
+                            f"{rule.service} applied the same event more than once: {', '.join(dupes)}",
+                            (ref,) if ref else (),
+                        )
+                    )
                     continue
-            if history.sagas.get(sid) and history.sagas[sid].outcome == "completed" \
-                    and len(items) > rule.per_completed:
-                out.append(Violation(NAME, sid, rule.name, f"{rule.per_completed} {rule.name} per completed saga",
-                                     f"{len(items)} in {rule.service}", (ref,) if ref else ()))
+            if history.sagas.get(sid) and history.sagas[sid].outcome == "completed" and len(items) > rule.per_completed:
+                out.append(
+                    Violation(
+                        NAME,
+                        sid,
+                        rule.name,
+                        f"{rule.per_completed} {rule.name} per completed saga",
+                        f"{len(items)} in {rule.service}",
+                        (ref,) if ref else (),
+                    )
+                )
     return verdict(NAME, out, keys=len(history.keys), resent_keys=resent)

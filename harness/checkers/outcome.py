@@ -21,6 +21,14 @@ def check(history: History, model: SagaModel) -> Verdict:
         counts[rec.outcome] = counts.get(rec.outcome, 0) + 1
         want = model.triggers.get(rec.trigger)
         if want not in (None, "any") and rec.outcome != want:
-            out.append(Violation(NAME, rec.saga_id, None, f"{want} (trigger {rec.trigger!r})",
-                                 f"{rec.outcome}", (rec.outcome_ref or "",)))
+            out.append(
+                Violation(
+                    NAME,
+                    rec.saga_id,
+                    None,
+                    f"{want} (trigger {rec.trigger!r})",
+                    f"{rec.outcome}",
+                    (rec.outcome_ref or "",),
+                )
+            )
     return verdict(NAME, out, by_trigger=by_trigger)

@@ -34,18 +34,31 @@ def check(history: History, model: SagaModel) -> Verdict:
             continue
         walked += 1
         if sm.initial and rec.saga_id in snap and path[0] not in sm.initial:
-            out.append(Violation(NAME, rec.saga_id, None, f"starts in one of {sm.initial}",
-                                 f"started in {path[0]}", refs[:3]))
+            out.append(
+                Violation(NAME, rec.saga_id, None, f"starts in one of {sm.initial}", f"started in {path[0]}", refs[:3])
+            )
         for a, b in zip(path, path[1:], strict=False):
             if a in sm.terminal:
-                out.append(Violation(NAME, rec.saga_id, None, f"nothing after the terminal state {a}",
-                                     f"{a} → {b}", refs[:3]))
+                out.append(
+                    Violation(NAME, rec.saga_id, None, f"nothing after the terminal state {a}", f"{a} → {b}", refs[:3])
+                )
                 break
             if sm.transitions and b not in sm.transitions.get(a, []):
-                out.append(Violation(NAME, rec.saga_id, None, f"{a} → one of {sm.transitions.get(a, [])}",
-                                     f"{a} → {b}", refs[:3]))
+                out.append(
+                    Violation(
+                        NAME, rec.saga_id, None, f"{a} → one of {sm.transitions.get(a, [])}", f"{a} → {b}", refs[:3]
+                    )
+                )
         last = path[-1]
         if last in sm.terminal and rec.outcome is not None and sm.terminal[last] != rec.outcome:
-            out.append(Violation(NAME, rec.saga_id, None, f"outcome {sm.terminal[last]} for terminal state {last}",
-                                 f"outcome {rec.outcome}", (rec.outcome_ref or "",)))
+            out.append(
+                Violation(
+                    NAME,
+                    rec.saga_id,
+                    None,
+                    f"outcome {sm.terminal[last]} for terminal state {last}",
+                    f"outcome {rec.outcome}",
+                    (rec.outcome_ref or "",),
+                )
+            )
     return verdict(NAME, out, sagas_walked=walked)

@@ -39,8 +39,12 @@ class Verdict:
     stats: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "violations": [v.to_dict() for v in self.violations],
-                "stats": self.stats}
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "violations": [v.to_dict() for v in self.violations],
+            "stats": self.stats,
+        }
 
 
 def verdict(name: str, violations: list[Violation], **stats: Any) -> Verdict:

@@ -16,8 +16,9 @@ from rich.table import Table
 from harness.cli import app
 from harness.cli.run import print_summary
 
-chaos_app = typer.Typer(help="Fault scenarios: Toxiproxy link faults, process and delivery faults.",
-                        no_args_is_help=True)
+chaos_app = typer.Typer(
+    help="Fault scenarios: Toxiproxy link faults, process and delivery faults.", no_args_is_help=True
+)
 app.add_typer(chaos_app, name="chaos")
 console = Console()
 
@@ -42,8 +43,11 @@ def _live(progress: object) -> Table:
     run = p.run  # type: ignore[attr-defined]
     table.add_row("phase", f"[bold]{run.phase}[/]")
     table.add_row("sagas", f"{run.finished} done / {run.in_flight} in flight / {run.planned} planned")
-    table.add_row("faults", f"{p.faults_done}/{p.faults_total} done; active: "  # type: ignore[attr-defined]
-                  + (escape(", ".join(p.active_faults)) or "none"))  # type: ignore[attr-defined]
+    table.add_row(
+        "faults",
+        f"{p.faults_done}/{p.faults_total} done; active: "  # type: ignore[attr-defined]
+        + (escape(", ".join(p.active_faults)) or "none"),
+    )  # type: ignore[attr-defined]
     table.add_row("events captured", str(run.events))
     return table
 
@@ -66,9 +70,17 @@ def run_scenario(
     started = time.monotonic()
     command = " ".join(shlex.quote(a) for a in ["saga-harness", *sys.argv[1:]])
     with Live(console=console, refresh_per_second=4, transient=True) as live:
-        result = execute_scenario(loaded, seed=seed, sagas=sagas, bugs=bugs or None, out=out, config=config,
-                                  database_url=database_url, command=command,
-                                  on_progress=lambda p: live.update(_live(p)))
+        result = execute_scenario(
+            loaded,
+            seed=seed,
+            sagas=sagas,
+            bugs=bugs or None,
+            out=out,
+            config=config,
+            database_url=database_url,
+            command=command,
+            on_progress=lambda p: live.update(_live(p)),
+        )
     print_summary(result.verdicts, result.run_dir)
     console.print(f"scenario {loaded.name} finished in {time.monotonic() - started:.1f}s")
     raise typer.Exit(0 if result.verdicts["ok"] else 1)

@@ -50,10 +50,21 @@ def run_load(
     """Run Locust headless against the SUT, then heal, converge and check every invariant."""
     from load.runner import LoadSpec, execute_load
 
-    spec = LoadSpec(users=users, spawn_rate=spawn_rate, duration_s=parse_duration(duration, "--duration"),
-                    workers=workers, mix=mix, duplicates=duplicates, scenario=scenario, seed=seed, bugs=bugs or None,
-                    out=out, config=config, deadline_s=parse_duration(deadline, "--deadline"),
-                    command=" ".join(shlex.quote(a) for a in ["saga-harness", *sys.argv[1:]]))
+    spec = LoadSpec(
+        users=users,
+        spawn_rate=spawn_rate,
+        duration_s=parse_duration(duration, "--duration"),
+        workers=workers,
+        mix=mix,
+        duplicates=duplicates,
+        scenario=scenario,
+        seed=seed,
+        bugs=bugs or None,
+        out=out,
+        config=config,
+        deadline_s=parse_duration(deadline, "--deadline"),
+        command=" ".join(shlex.quote(a) for a in ["saga-harness", *sys.argv[1:]]),
+    )
     started = time.monotonic()
     with Live(console=console, refresh_per_second=2, transient=True) as live:
         result = execute_load(spec, on_progress=lambda p: live.update(_live(p)))
@@ -62,9 +73,15 @@ def run_load(
     table = Table(title="load")
     for col in ("requests", "failures", "req/s", "p50 ms", "p99 ms", "sagas", "converged after load"):
         table.add_column(col)
-    table.add_row(str(total.get("requests")), str(total.get("failures")), str(total.get("requests_per_s")),
-                  str(total.get("p50_ms")), str(total.get("p99_ms")), str(summary.get("sagas_started")),
-                  f"{summary.get('convergence_after_load_s')}s")
+    table.add_row(
+        str(total.get("requests")),
+        str(total.get("failures")),
+        str(total.get("requests_per_s")),
+        str(total.get("p50_ms")),
+        str(total.get("p99_ms")),
+        str(summary.get("sagas_started")),
+        f"{summary.get('convergence_after_load_s')}s",
+    )
     console.print(table)
     print_summary(result.verdicts, result.run_dir)
     console.print(f"load run finished in {time.monotonic() - started:.1f}s")

@@ -24,8 +24,11 @@ def _live_table(progress: object) -> Table:
     p = progress  # harness.runner.Progress
     table = Table(show_header=False, box=None)
     table.add_row("phase", f"[bold]{p.phase}[/]")  # type: ignore[attr-defined]
-    table.add_row("sagas", f"{p.started}/{p.planned} started, {p.finished} finished, "  # type: ignore[attr-defined]
-                  f"{p.in_flight} in flight")  # type: ignore[attr-defined]
+    table.add_row(
+        "sagas",
+        f"{p.started}/{p.planned} started, {p.finished} finished, "  # type: ignore[attr-defined]
+        f"{p.in_flight} in flight",
+    )  # type: ignore[attr-defined]
     table.add_row("outcomes", ", ".join(f"{k}={v}" for k, v in sorted(p.by_outcome.items())) or "-")  # type: ignore[attr-defined]
     table.add_row("events captured", str(p.events))  # type: ignore[attr-defined]
     if p.failed_requests:  # type: ignore[attr-defined]
@@ -45,13 +48,18 @@ def print_summary(verdicts: dict, run_dir: Path) -> None:
     console.print(table)
     stats = verdicts.get("stats", {})
     conv = stats.get("convergence_s", {})
-    console.print(f"sagas started: {stats.get('sagas_started')}  by outcome: {stats.get('by_outcome')}  "
-                  f"time to converge p50={conv.get('p50')} p99={conv.get('p99')} max={conv.get('max')}")
+    console.print(
+        f"sagas started: {stats.get('sagas_started')}  by outcome: {stats.get('by_outcome')}  "
+        f"time to converge p50={conv.get('p50')} p99={conv.get('p99')} max={conv.get('max')}"
+    )
     for check in verdicts["checks"]:
         for v in check.get("violations", [])[:5]:
-            console.print(f"[red]✗ {check['name']}[/] saga [bold]{escape(str(v.get('saga_id')))}[/] "
-                          f"step {escape(str(v.get('step')))}: expected {escape(str(v.get('expected')))}; "
-                          f"got {escape(str(v.get('actual')))}", highlight=False)
+            console.print(
+                f"[red]✗ {check['name']}[/] saga [bold]{escape(str(v.get('saga_id')))}[/] "
+                f"step {escape(str(v.get('step')))}: expected {escape(str(v.get('expected')))}; "
+                f"got {escape(str(v.get('actual')))}",
+                highlight=False,
+            )
     if not verdicts["ok"]:
         console.print(f"reproduce with: [bold]{escape(str(verdicts.get('command')))}[/]", highlight=False)
     from harness.run import report
@@ -68,8 +76,9 @@ def run(
     concurrency: int = typer.Option(20, "--concurrency", min=1, max=1000, help="clients in flight at once"),
     seed: int = typer.Option(0, "--seed", help="makes the workload (and faults) replayable"),
     mix: str = typer.Option("", "--mix", help="trigger weights, e.g. ok=0.7,decline=0.1,fraud=0.2"),
-    duplicates: float = typer.Option(0.0, "--duplicates", min=0.0, max=1.0,
-                                     help="share of sagas resent with the same idempotency key"),
+    duplicates: float = typer.Option(
+        0.0, "--duplicates", min=0.0, max=1.0, help="share of sagas resent with the same idempotency key"
+    ),
     deadline: str = typer.Option("30s", "--deadline", help="how long sagas may take to converge"),
     out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-<sut>)"),
     config: Path = typer.Option(None, "--config", help="saga-harness.toml describing your SUT"),
@@ -78,12 +87,21 @@ def run(
 ) -> None:
     """Start the SUT, drive sagas, wait for convergence, check every invariant."""
     spec = RunSpec(
-        sagas=sagas, concurrency=concurrency, seed=seed, mix=mix, duplicates=duplicates,
-        deadline_s=parse_duration(deadline, "--deadline"), out=out, config=config, bugs=bugs or None,
-        database_url=database_url, command=" ".join(shlex.quote(a) for a in ["saga-harness", *sys.argv[1:]]),
+        sagas=sagas,
+        concurrency=concurrency,
+        seed=seed,
+        mix=mix,
+        duplicates=duplicates,
+        deadline_s=parse_duration(deadline, "--deadline"),
+        out=out,
+        config=config,
+        bugs=bugs or None,
+        database_url=database_url,
+        command=" ".join(shlex.quote(a) for a in ["saga-harness", *sys.argv[1:]]),
     )
     started = time.monotonic()
     with Live(console=console, refresh_per_second=4, transient=True) as live:
+
         def show(progress: object) -> None:
             live.update(_live_table(progress))
 

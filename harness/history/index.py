@@ -114,9 +114,13 @@ class _Compiled:
 
 
 def _compile(model: SagaModel) -> dict[str, list[_Compiled]]:
-    return {etype: [_Compiled(role, name, m, tuple((_path(p), v) for p, v in m.where.items()), _path(m.saga_id))
-                    for role, name, m in entries]
-            for etype, entries in model.matches().items()}
+    return {
+        etype: [
+            _Compiled(role, name, m, tuple((_path(p), v) for p, v in m.where.items()), _path(m.saga_id))
+            for role, name, m in entries
+        ]
+        for etype, entries in model.matches().items()
+    }
 
 
 def build_index(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: bool = False) -> History:

@@ -39,8 +39,13 @@ class HistoryWriter:
         self.count = 0
 
     def write(self, type: str, **fields: Any) -> None:  # noqa: A002 - the field is called "type"
-        entry = {"mono": time.monotonic(), "wall": time.time(), "process": fields.pop("process", self.process),
-                 "type": type, **fields}
+        entry = {
+            "mono": time.monotonic(),
+            "wall": time.time(),
+            "process": fields.pop("process", self.process),
+            "type": type,
+            **fields,
+        }
         line = json.dumps(entry, separators=(",", ":"), default=str)
         with self._lock:
             self._file.write(line + "\n")

@@ -19,8 +19,13 @@ HAS_TOXIPROXY = importlib.util.find_spec("chaos.toxiproxy") is not None or bool(
 
 def chaos_run(tmp_path, name, *extra):
     out = tmp_path / name
-    proc = subprocess.run([str(BIN), "chaos", "run", name, "--out", str(out), *extra], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.run(
+        [str(BIN), "chaos", "run", name, "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     verdicts = json.loads((out / "verdicts.json").read_text()) if (out / "verdicts.json").exists() else None
     return proc, verdicts
 
@@ -30,7 +35,8 @@ def _params():
     for scenario, _ in catalogue():
         marks = []
         if any(f.kind in LINK_FAULTS for f in scenario.faults) or (
-                scenario.random and any(k in LINK_FAULTS for k in scenario.random.kinds)):
+            scenario.random and any(k in LINK_FAULTS for k in scenario.random.kinds)
+        ):
             marks.append(pytest.mark.skipif(not HAS_TOXIPROXY, reason="no Toxiproxy server (embedded or real) yet"))
         if "postgres" in scenario.requires:
             marks.append(pytest.mark.skip(reason="needs the PostgreSQL backend and its database link proxied"))
@@ -49,13 +55,16 @@ def test_scenario_is_green_on_the_reference_system(tmp_path, name):
     assert len(starts) == len(stops) == len(verdicts["faults"])
 
 
-@pytest.mark.parametrize("bug,scenario,checkers", [
-    ("payment.double_charge_on_redelivery", "duplicate-deliveries", {"idempotency", "conservation"}),
-    ("orchestrator.no_signal_dedupe", "duplicate-deliveries", {"outcome", "convergence", "state_machine"}),
-    ("loyalty.no_event_dedupe", "duplicate-deliveries", {"idempotency"}),
-    ("orchestrator.no_step_deadline", "lost-results", {"convergence"}),
-    ("order.event_before_commit", "event-bus-killed", {"outcome", "convergence", "compensation"}),
-])
+@pytest.mark.parametrize(
+    "bug,scenario,checkers",
+    [
+        ("payment.double_charge_on_redelivery", "duplicate-deliveries", {"idempotency", "conservation"}),
+        ("orchestrator.no_signal_dedupe", "duplicate-deliveries", {"outcome", "convergence", "state_machine"}),
+        ("loyalty.no_event_dedupe", "duplicate-deliveries", {"idempotency"}),
+        ("orchestrator.no_step_deadline", "lost-results", {"convergence"}),
+        ("order.event_before_commit", "event-bus-killed", {"outcome", "convergence", "compensation"}),
+    ],
+)
 def test_seeded_bug_is_caught_by_its_scenario(tmp_path, bug, scenario, checkers):
     proc, verdicts = chaos_run(tmp_path, scenario, "--seed", "1", "--bugs", bug)
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -72,8 +81,9 @@ def test_scenario_is_green_on_three_seeds(tmp_path, name, seed):
 
 
 def test_chaos_list_shows_the_catalogue():
-    proc = subprocess.run([str(BIN), "chaos", "list"], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.run(
+        [str(BIN), "chaos", "list"], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}
+    )
     assert proc.returncode == 0
     for scenario, _ in catalogue():
         assert scenario.name in proc.stdout

@@ -9,8 +9,19 @@ from chaos.schedule import build
 from harness.errors import ScenarioError
 
 LINKS = ["client->orchestrator", "taskqueue->payment", "eventbus->orchestrator", "taskqueue->inventory"]
-PROCESSES = ["orchestrator", "taskqueue", "eventbus", "payment", "inventory", "order", "ledger", "fraud",
-             "email", "loyalty", "analytics"]
+PROCESSES = [
+    "orchestrator",
+    "taskqueue",
+    "eventbus",
+    "payment",
+    "inventory",
+    "order",
+    "ledger",
+    "fraud",
+    "email",
+    "loyalty",
+    "analytics",
+]
 
 
 def test_the_catalogue_has_at_least_ten_grounded_scenarios():
@@ -20,8 +31,18 @@ def test_the_catalogue_has_at_least_ten_grounded_scenarios():
         assert scenario.description and scenario.grounded_in, path
         assert path.stem == scenario.name
     kinds = {f.kind for s, _ in scenarios for f in s.faults}
-    assert {"latency", "reset_peer", "limit_data", "cut", "timeout", "kill", "pause", "duplicate", "delay",
-            "drop"} <= kinds
+    assert {
+        "latency",
+        "reset_peer",
+        "limit_data",
+        "cut",
+        "timeout",
+        "kill",
+        "pause",
+        "duplicate",
+        "delay",
+        "drop",
+    } <= kinds
 
 
 def test_same_seed_same_schedule_other_seed_other_schedule():
@@ -38,14 +59,17 @@ def test_unknown_scenario_suggests_a_name():
         load_scenario("flaky-paymnt")
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("name: x\ndescription: d\nfaults:\n  - {kind: latency, at: 1s}\n", "needs `link`"),
-    ("name: x\ndescription: d\nfaults:\n  - {kind: explode, link: a->b}\n", "faults.0.kind"),
-    ("name: x\ndescription: d\nfautls: []\n", "did you mean 'faults'"),
-    ("name: x\ndescription: d\ndeadline: soon\n", "deadline"),
-    ("name: x\n description: [\n", "not valid YAML"),
-    ("- just\n- a list\n", "YAML mapping"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("name: x\ndescription: d\nfaults:\n  - {kind: latency, at: 1s}\n", "needs `link`"),
+        ("name: x\ndescription: d\nfaults:\n  - {kind: explode, link: a->b}\n", "faults.0.kind"),
+        ("name: x\ndescription: d\nfautls: []\n", "did you mean 'faults'"),
+        ("name: x\ndescription: d\ndeadline: soon\n", "deadline"),
+        ("name: x\n description: [\n", "not valid YAML"),
+        ("- just\n- a list\n", "YAML mapping"),
+    ],
+)
 def test_a_bad_file_names_the_key(tmp_path, text, needle):
     path = tmp_path / "bad.yaml"
     path.write_text(text)

@@ -14,8 +14,14 @@ def test_correct_shop_history_passes_everything(shop):
     snapshots(b)
     verdicts = b.check(shop)
     assert verdicts.ok, verdicts.explain()
-    assert {c.name for c in verdicts.checks} >= {"idempotency", "compensation", "convergence", "state_machine",
-                                                 "outcome", "conservation"}
+    assert {c.name for c in verdicts.checks} >= {
+        "idempotency",
+        "compensation",
+        "convergence",
+        "state_machine",
+        "outcome",
+        "conservation",
+    }
     assert verdicts.stats["sagas_started"] == 2
     assert verdicts.stats["by_outcome"] == {"completed": 1, "compensated": 1}
     assert verdicts["convergence"].stats["convergence_s"]["max"] > 0
@@ -43,8 +49,11 @@ def test_the_same_event_delivered_twice_to_the_sink_is_not_a_duplicate(shop):
     completed_shop_saga(b)
     b.event("shop.charged", "s1", event_id="ev-dup", amount=100)
     # the second delivery of that very event (same source and id) proves nothing new
-    b.entries = [e for e in b.entries if not (e["type"] == "event" and e["event"]["type"] == "shop.charged"
-                                              and e["event"]["id"] != "ev-dup")]
+    b.entries = [
+        e
+        for e in b.entries
+        if not (e["type"] == "event" and e["event"]["type"] == "shop.charged" and e["event"]["id"] != "ev-dup")
+    ]
     b.event("shop.charged", "s1", event_id="ev-dup", amount=100)
     snapshots(b, orders=[{"saga_id": "s1", "status": "confirmed"}])
     assert b.check(shop).ok

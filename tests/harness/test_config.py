@@ -41,23 +41,34 @@ def test_the_shipped_descriptions_load():
 
 def test_minimal_config_and_pyproject_table(tmp_path):
     assert load_config(write(tmp_path, MINIMAL)).name == "mini"
-    py = write(tmp_path, "[tool.saga-harness]\n" + MINIMAL.replace("[services", "[tool.saga-harness.services")
-               .replace("[saga.", "[tool.saga-harness.saga."), name="pyproject.toml")
+    py = write(
+        tmp_path,
+        "[tool.saga-harness]\n"
+        + MINIMAL.replace("[services", "[tool.saga-harness.services").replace("[saga.", "[tool.saga-harness.saga."),
+        name="pyproject.toml",
+    )
     (tmp_path / "saga-harness.toml").unlink()
     assert find_config(tmp_path) == py
     assert load_config(py).name == "mini"
 
 
-@pytest.mark.parametrize("mutate,needles", [
-    (lambda t: t.replace('path = "/sagas"\n', 'pth = "/sagas"\n'), ["[saga.start.pth] unknown key", "'path'"]),
-    (lambda t: t.replace('DONE = "completed"', 'DONE = "finished"'), ["[saga.terminal.DONE]", "'finished'"]),
-    (lambda t: t.replace('service = "api"\npath = "/sagas/', 'service = "apj"\npath = "/sagas/'),
-     ["saga.status.service", "'apj'", "did you mean 'api'"]),
-    (lambda t: t.replace('command = ["${python}", "-m", "http.server", "${port}"]', ""),
-     ["services.api", "give `command`"]),
-    (lambda t: t + "\n[[links]]\nsource = \"api\"\n", ["links.0.target", "Field required"]),
-    (lambda t: t.replace('name = "mini"', 'name = "mini'), ["not valid TOML"]),
-])
+@pytest.mark.parametrize(
+    "mutate,needles",
+    [
+        (lambda t: t.replace('path = "/sagas"\n', 'pth = "/sagas"\n'), ["[saga.start.pth] unknown key", "'path'"]),
+        (lambda t: t.replace('DONE = "completed"', 'DONE = "finished"'), ["[saga.terminal.DONE]", "'finished'"]),
+        (
+            lambda t: t.replace('service = "api"\npath = "/sagas/', 'service = "apj"\npath = "/sagas/'),
+            ["saga.status.service", "'apj'", "did you mean 'api'"],
+        ),
+        (
+            lambda t: t.replace('command = ["${python}", "-m", "http.server", "${port}"]', ""),
+            ["services.api", "give `command`"],
+        ),
+        (lambda t: t + '\n[[links]]\nsource = "api"\n', ["links.0.target", "Field required"]),
+        (lambda t: t.replace('name = "mini"', 'name = "mini'), ["not valid TOML"]),
+    ],
+)
 def test_mistakes_name_the_file_the_key_and_the_fix(tmp_path, mutate, needles):
     path = write(tmp_path, mutate(MINIMAL))
     with pytest.raises(ConfigError) as err:

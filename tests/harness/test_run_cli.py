@@ -15,15 +15,22 @@ REFERENCE_TOML = ROOT / "fixtures" / "sagashop" / "saga-harness.toml"
 
 
 def saga_harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "saga-harness"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "saga-harness"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    proc = saga_harness("run", "--sagas", "200", "--concurrency", "20", "--seed", "1", "--out", str(tmp / "ref"),
-                        cwd=tmp)
+    proc = saga_harness(
+        "run", "--sagas", "200", "--concurrency", "20", "--seed", "1", "--out", str(tmp / "ref"), cwd=tmp
+    )
     return proc, tmp / "ref"
 
 
@@ -32,8 +39,14 @@ def test_clean_reference_run_holds_every_invariant(clean_run):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     verdicts = json.loads((run_dir / "verdicts.json").read_text())
     assert verdicts["ok"] is True and verdicts["seed"] == 1 and verdicts["sut"] == "reference"
-    assert {c["name"] for c in verdicts["checks"]} == {"idempotency", "compensation", "convergence",
-                                                      "state_machine", "outcome", "conservation"}
+    assert {c["name"] for c in verdicts["checks"]} == {
+        "idempotency",
+        "compensation",
+        "convergence",
+        "state_machine",
+        "outcome",
+        "conservation",
+    }
     assert verdicts["stats"]["sagas_started"] == 200
     assert set(verdicts["stats"]["convergence_s"]) == {"p50", "p99", "max"}
     assert (run_dir / "history.jsonl").stat().st_size > 0
@@ -43,8 +56,20 @@ def test_clean_reference_run_holds_every_invariant(clean_run):
 
 def test_declarative_description_of_the_reference_gives_the_same_verdicts(clean_run, tmp_path):
     _proc, ref_dir = clean_run
-    proc = saga_harness("run", "--sagas", "200", "--concurrency", "20", "--seed", "1", "--config",
-                        str(REFERENCE_TOML), "--out", str(tmp_path / "decl"), cwd=tmp_path)
+    proc = saga_harness(
+        "run",
+        "--sagas",
+        "200",
+        "--concurrency",
+        "20",
+        "--seed",
+        "1",
+        "--config",
+        str(REFERENCE_TOML),
+        "--out",
+        str(tmp_path / "decl"),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     a = json.loads((ref_dir / "verdicts.json").read_text())
     b = json.loads((tmp_path / "decl" / "verdicts.json").read_text())
@@ -62,14 +87,29 @@ def test_check_rejudges_a_recorded_history_offline(clean_run, tmp_path):
     assert again["checks"] == first["checks"]
 
 
-@pytest.mark.parametrize("bug,checker", [
-    ("orchestrator.skip_compensation", "compensation"),
-    ("orchestrator.compensate_in_forward_order", "compensation"),
-    ("inventory.unchecked_reservation", "conservation"),
-])
+@pytest.mark.parametrize(
+    "bug,checker",
+    [
+        ("orchestrator.skip_compensation", "compensation"),
+        ("orchestrator.compensate_in_forward_order", "compensation"),
+        ("inventory.unchecked_reservation", "conservation"),
+    ],
+)
 def test_a_plain_run_catches_the_bug(tmp_path, bug, checker):
-    proc = saga_harness("run", "--sagas", "200", "--concurrency", "20", "--seed", "1", "--bugs", bug,
-                        "--out", str(tmp_path / "r"), cwd=tmp_path)
+    proc = saga_harness(
+        "run",
+        "--sagas",
+        "200",
+        "--concurrency",
+        "20",
+        "--seed",
+        "1",
+        "--bugs",
+        bug,
+        "--out",
+        str(tmp_path / "r"),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     verdicts = json.loads((tmp_path / "r" / "verdicts.json").read_text())
     failed = {c["name"]: c["violations"] for c in verdicts["checks"] if not c["ok"]}
@@ -79,20 +119,34 @@ def test_a_plain_run_catches_the_bug(tmp_path, bug, checker):
 
 
 def test_tripbook_runs_through_its_config_alone(tmp_path):
-    proc = saga_harness("run", "--config", str(ROOT / "fixtures" / "tripbook" / "saga-harness.toml"),
-                        "--sagas", "40", "--concurrency", "10", "--seed", "3", "--out", str(tmp_path / "t"),
-                        cwd=tmp_path)
+    proc = saga_harness(
+        "run",
+        "--config",
+        str(ROOT / "fixtures" / "tripbook" / "saga-harness.toml"),
+        "--sagas",
+        "40",
+        "--concurrency",
+        "10",
+        "--seed",
+        "3",
+        "--out",
+        str(tmp_path / "t"),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     verdicts = json.loads((tmp_path / "t" / "verdicts.json").read_text())
     assert verdicts["sut"] == "tripbook" and verdicts["stats"]["sagas_started"] == 40
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["run", "--mix", "ok=1,nope=2", "--sagas", "1"], "nope"),
-    (["run", "--deadline", "soon"], "--deadline"),
-    (["run", "--bugs", "payment.double_charge_on_redelivry"], "Did you mean"),
-    (["check", "/nonexistent/history.jsonl"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "--mix", "ok=1,nope=2", "--sagas", "1"], "nope"),
+        (["run", "--deadline", "soon"], "--deadline"),
+        (["run", "--bugs", "payment.double_charge_on_redelivry"], "Did you mean"),
+        (["check", "/nonexistent/history.jsonl"], "no such file"),
+    ],
+)
 def test_usage_errors_exit_2_with_a_clear_message(tmp_path, args, needle):
     proc = saga_harness(*args, cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -101,8 +155,11 @@ def test_usage_errors_exit_2_with_a_clear_message(tmp_path, args, needle):
 
 def test_broken_config_names_the_file_and_key(tmp_path):
     bad = tmp_path / "saga-harness.toml"
-    bad.write_text(REFERENCE_TOML.read_text().replace('idempotency_header = "Idempotency-Key"',
-                                                      'idempotency_heder = "Idempotency-Key"'))
+    bad.write_text(
+        REFERENCE_TOML.read_text().replace(
+            'idempotency_header = "Idempotency-Key"', 'idempotency_heder = "Idempotency-Key"'
+        )
+    )
     proc = saga_harness("run", "--sagas", "1", cwd=tmp_path)
     assert proc.returncode == 2
     assert "saga-harness.toml" in proc.stderr and "idempotency_heder" in proc.stderr

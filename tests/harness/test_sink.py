@@ -28,27 +28,43 @@ def _run(scenario):
 def test_binary_and_structured_modes_are_recorded_as_sent():
     async def scenario(http, url):
         statuses = []
-        async with http.post(url, data=b'{"a": 1}', headers={
-                "ce-specversion": "1.0", "ce-id": "e1", "ce-source": "/s", "ce-type": "t.one",
-                "ce-sagaid": "s1", "Content-Type": "application/json"}) as r:
+        async with http.post(
+            url,
+            data=b'{"a": 1}',
+            headers={
+                "ce-specversion": "1.0",
+                "ce-id": "e1",
+                "ce-source": "/s",
+                "ce-type": "t.one",
+                "ce-sagaid": "s1",
+                "Content-Type": "application/json",
+            },
+        ) as r:
             statuses.append(r.status)
         body = {"specversion": "1.0", "id": "e2", "source": "/s", "type": "t.two", "data": {"b": 2}}
-        async with http.post(url, data=json.dumps(body),
-                             headers={"Content-Type": "application/cloudevents+json"}) as r:
+        async with http.post(url, data=json.dumps(body), headers={"Content-Type": "application/cloudevents+json"}) as r:
             statuses.append(r.status)
         return statuses
 
     statuses, got = _run(scenario)
     assert statuses == [204, 204]
-    assert got[0] == {"specversion": "1.0", "id": "e1", "source": "/s", "type": "t.one", "sagaid": "s1",
-                      "datacontenttype": "application/json", "data": {"a": 1}}
+    assert got[0] == {
+        "specversion": "1.0",
+        "id": "e1",
+        "source": "/s",
+        "type": "t.one",
+        "sagaid": "s1",
+        "datacontenttype": "application/json",
+        "data": {"a": 1},
+    }
     assert got[1]["id"] == "e2" and got[1]["data"] == {"b": 2}
 
 
 def test_missing_attributes_are_not_filled_in():
     async def scenario(http, url):
-        async with http.post(url, data=b"{}", headers={"ce-type": "t", "ce-source": "/s",
-                                                      "Content-Type": "application/json"}) as r:
+        async with http.post(
+            url, data=b"{}", headers={"ce-type": "t", "ce-source": "/s", "Content-Type": "application/json"}
+        ) as r:
             return r.status
 
     status, got = _run(scenario)

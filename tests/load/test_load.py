@@ -14,15 +14,21 @@ BIN = Path(sys.executable).parent / "saga-harness"
 
 def load_run(tmp_path, *args):
     out = tmp_path / "load"
-    proc = subprocess.run([str(BIN), "load", "run", "--out", str(out), *args], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.run(
+        [str(BIN), "load", "run", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     verdicts = json.loads((out / "verdicts.json").read_text()) if (out / "verdicts.json").exists() else None
     return proc, verdicts, out
 
 
 def test_clean_load_with_two_workers(tmp_path):
-    proc, verdicts, out = load_run(tmp_path, "--users", "20", "--spawn-rate", "10", "--duration", "8s",
-                                   "--workers", "2", "--duplicates", "0.2")
+    proc, verdicts, out = load_run(
+        tmp_path, "--users", "20", "--spawn-rate", "10", "--duration", "8s", "--workers", "2", "--duplicates", "0.2"
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert verdicts["ok"]
     summary = json.loads((out / "load.json").read_text())
@@ -40,17 +46,38 @@ def test_clean_load_with_two_workers(tmp_path):
 
 
 def test_unchecked_reservation_is_caught_under_load(tmp_path):
-    proc, verdicts, _out = load_run(tmp_path, "--users", "20", "--spawn-rate", "20", "--duration", "6s",
-                                    "--mix", "ok=0.3,scarce=0.7", "--bugs", "inventory.unchecked_reservation")
+    proc, verdicts, _out = load_run(
+        tmp_path,
+        "--users",
+        "20",
+        "--spawn-rate",
+        "20",
+        "--duration",
+        "6s",
+        "--mix",
+        "ok=0.3,scarce=0.7",
+        "--bugs",
+        "inventory.unchecked_reservation",
+    )
     assert proc.returncode == 1, proc.stdout[-4000:]
     failed = {c["name"] for c in verdicts["checks"] if not c["ok"]}
     assert "conservation" in failed
 
 
 def test_double_charge_is_caught_under_load_with_duplicate_deliveries(tmp_path):
-    proc, verdicts, _out = load_run(tmp_path, "--users", "10", "--spawn-rate", "10", "--duration", "6s",
-                                    "--scenario", "duplicate-deliveries",
-                                    "--bugs", "payment.double_charge_on_redelivery")
+    proc, verdicts, _out = load_run(
+        tmp_path,
+        "--users",
+        "10",
+        "--spawn-rate",
+        "10",
+        "--duration",
+        "6s",
+        "--scenario",
+        "duplicate-deliveries",
+        "--bugs",
+        "payment.double_charge_on_redelivery",
+    )
     assert proc.returncode == 1, proc.stdout[-4000:]
     failed = {c["name"] for c in verdicts["checks"] if not c["ok"]}
     assert {"idempotency", "conservation"} & failed

@@ -29,9 +29,15 @@ def test_a_clean_system_passes(pytester):
 
 def test_a_seeded_bug_fails_the_test_with_a_readable_explanation(pytester):
     pytester.makepyfile(TEST_FILE)
-    result = pytester.runpytest_subprocess("--saga-run-dir", str(pytester.path / "runs"),
-                                           "--saga-bugs", "orchestrator.skip_compensation")
+    result = pytester.runpytest_subprocess(
+        "--saga-run-dir", str(pytester.path / "runs"), "--saga-bugs", "orchestrator.skip_compensation"
+    )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*violation(s) in compensation*", "*[[]compensation[]] saga *, step reserve_inventory*",
-                                 "*expected: release_inventory after reserve_inventory completed*",
-                                 "*evidence: history.jsonl:*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*violation(s) in compensation*",
+            "*[[]compensation[]] saga *, step reserve_inventory*",
+            "*expected: release_inventory after reserve_inventory completed*",
+            "*evidence: history.jsonl:*",
+        ]
+    )

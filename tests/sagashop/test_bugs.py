@@ -16,8 +16,13 @@ def test_unknown_bug_name_is_a_clear_error():
     with pytest.raises(ValueError, match="Did you mean 'payment.double_charge_on_redelivery'"):
         parse_bugs("payment.double_charge_on_redelivry")
     assert parse_bugs(" loyalty.no_event_dedupe, ") == ("loyalty.no_event_dedupe",)
-    proc = subprocess.run([sys.executable, "-m", "sagashop.serve", "payment"], capture_output=True, text=True,
-                          env={"SAGASHOP_BUGS": "nope", "PATH": ""}, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sagashop.serve", "payment"],
+        capture_output=True,
+        text=True,
+        env={"SAGASHOP_BUGS": "nope", "PATH": ""},
+        timeout=30,
+    )
     assert proc.returncode == 2 and "unknown seeded bug 'nope'" in proc.stderr
 
 
@@ -69,8 +74,10 @@ def test_no_signal_dedupe_lets_a_duplicate_skip_the_fraud_check(make_shop, bug):
 
 @pytest.mark.parametrize("bug", [False, True])
 def test_no_step_deadline_hangs_on_a_lost_result(make_shop, bug):
-    shop = make_shop(bugs=["orchestrator.no_step_deadline"] if bug else [],
-                     extra_env={"SAGASHOP_EVENTBUS_MAX_DELIVERIES": "2", "SAGASHOP_STEP_TIMEOUT_S": "1"})
+    shop = make_shop(
+        bugs=["orchestrator.no_step_deadline"] if bug else [],
+        extra_env={"SAGASHOP_EVENTBUS_MAX_DELIVERIES": "2", "SAGASHOP_STEP_TIMEOUT_S": "1"},
+    )
     shop.fault("eventbus", target="orchestrator-fraud", drop=True)
     sid = shop.start("ok")
     deadline = time.monotonic() + 20
@@ -104,8 +111,10 @@ def test_loyalty_without_dedupe_awards_twice(make_shop, bug):
 
 @pytest.mark.parametrize("bug", [False, True])
 def test_event_before_commit_loses_the_fact_when_the_bus_is_down(make_shop, bug):
-    shop = make_shop(bugs=["order.event_before_commit"] if bug else [],
-                     extra_env={"SAGASHOP_STEP_TIMEOUT_S": "1", "SAGASHOP_STEP_MAX_ATTEMPTS": "3"})
+    shop = make_shop(
+        bugs=["order.event_before_commit"] if bug else [],
+        extra_env={"SAGASHOP_STEP_TIMEOUT_S": "1", "SAGASHOP_STEP_MAX_ATTEMPTS": "3"},
+    )
     shop.sut.supervisor.kill("eventbus", signal.SIGKILL)
     sid = shop.start("ok")
     time.sleep(1.0)  # the order service handles create-order while the bus is down
@@ -144,6 +153,9 @@ def test_renamed_field_drifts_the_contract(make_shop, bug):
     shop.wait([sid])
     [charge] = _charges(shop, sid)
     assert ("amount" in charge) == bug and ("amount_cents" in charge) == (not bug)
-    [ev] = [e["event"] for e in shop.get("eventbus", "/events?topic=payment")["events"]
-            if e["event"]["type"] == "com.sagashop.payment.captured" and e["event"]["sagaid"] == sid]
+    [ev] = [
+        e["event"]
+        for e in shop.get("eventbus", "/events?topic=payment")["events"]
+        if e["event"]["type"] == "com.sagashop.payment.captured" and e["event"]["sagaid"] == sid
+    ]
     assert ("amount" in ev["data"]) == bug

@@ -32,8 +32,11 @@ def test_concurrent_resubmissions_start_one_saga(shop):
     [sid] = ids
     view = shop.wait([sid])[sid]
     assert view["outcome"] == "completed"
-    created = [e for e in shop.get("eventbus", "/events?topic=order&limit=10000")["events"]
-               if e["event"]["type"] == "com.sagashop.order.created" and e["event"]["sagaid"] == sid]
+    created = [
+        e
+        for e in shop.get("eventbus", "/events?topic=order&limit=10000")["events"]
+        if e["event"]["type"] == "com.sagashop.order.created" and e["event"]["sagaid"] == sid
+    ]
     assert len({e["event"]["id"] for e in created}) == 1
 
 

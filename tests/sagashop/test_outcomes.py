@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 from shopclient import EXPECTED, TRIGGERS
 
-FORWARD = ["create_order", "fraud_check", "authorize_payment", "reserve_inventory", "capture_payment",
-           "post_ledger", "confirm_order"]
+FORWARD = [
+    "create_order",
+    "fraud_check",
+    "authorize_payment",
+    "reserve_inventory",
+    "capture_payment",
+    "post_ledger",
+    "confirm_order",
+]
 COMPENSATIONS = {  # trigger -> (failed step, compensations in the order they must run)
     "decline": ("authorize_payment", ["cancel_order"]),
     "fraud": ("fraud_check", ["cancel_order"]),
@@ -53,7 +60,7 @@ def test_failed_saga_undoes_completed_steps_in_reverse(outcomes, shop, trigger):
     forward = names[: FORWARD.index(failed) + 1]
     assert forward == FORWARD[: FORWARD.index(failed) + 1]
     assert view["steps"][len(forward) - 1]["status"] == "failed"
-    assert names[len(forward):] == undo
+    assert names[len(forward) :] == undo
     # The states went forward, then back through each compensation, then COMPENSATED.
     states = [t["state"] for t in view["transitions"]]
     assert states[-1] == "COMPENSATED" and [t["seq"] for t in view["transitions"]] == list(range(1, len(states) + 1))
@@ -76,11 +83,16 @@ def test_stock_is_restored_after_release(outcomes, shop):
 
 def test_every_event_carries_saga_id_and_traceparent(outcomes, shop):
     sid = outcomes["capture_fail"]["saga_id"]
-    events = [e["event"] for e in shop.get("eventbus", "/events?limit=10000")["events"]
-              if e["event"].get("sagaid") == sid]
+    events = [
+        e["event"] for e in shop.get("eventbus", "/events?limit=10000")["events"] if e["event"].get("sagaid") == sid
+    ]
     types = {e["type"] for e in events}
-    assert {"com.sagashop.order.created", "com.sagashop.payment.capture_failed",
-            "com.sagashop.inventory.released", "com.sagashop.saga.compensated"} <= types
+    assert {
+        "com.sagashop.order.created",
+        "com.sagashop.payment.capture_failed",
+        "com.sagashop.inventory.released",
+        "com.sagashop.saga.compensated",
+    } <= types
     trace_ids = {e["traceparent"].split("-")[1] for e in events}
     assert len(trace_ids) == 1, "one saga, one trace"
     assert all(e["data"]["saga_id"] == sid for e in events)

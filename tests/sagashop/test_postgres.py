@@ -37,8 +37,12 @@ def test_sagas_on_postgres(make_shop):
         for sid, view in views.items():
             assert view["outcome"] == EXPECTED[ids[sid]]
         with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test") as conn:
-            schemas = {r[0] for r in conn.execute(
-                "select schema_name from information_schema.schemata where schema_name like %s", (prefix + "_%",))}
+            schemas = {
+                r[0]
+                for r in conn.execute(
+                    "select schema_name from information_schema.schemata where schema_name like %s", (prefix + "_%",)
+                )
+            }
             assert f"{prefix}_payment" in schemas and f"{prefix}_orchestrator" in schemas
             n = conn.execute(f'select count(*) from "{prefix}_orchestrator".sagas').fetchone()[0]
             assert n == len(ids)
@@ -46,6 +50,7 @@ def test_sagas_on_postgres(make_shop):
         shop.sut.stop()
         shop.sut.drop_schemas()
     with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test") as conn:
-        left = conn.execute("select count(*) from information_schema.schemata where schema_name like %s",
-                            (prefix + "_%",)).fetchone()[0]
+        left = conn.execute(
+            "select count(*) from information_schema.schemata where schema_name like %s", (prefix + "_%",)
+        ).fetchone()[0]
     assert left == 0

@@ -9,14 +9,20 @@ import uuid
 import pytest
 from sagashop import signing
 
-ENDPOINTS = [("payment", "/commands/authorize"), ("inventory", "/commands/release"),
-             ("orchestrator", "/signals"), ("loyalty", "/events"), ("email", "/events")]
+ENDPOINTS = [
+    ("payment", "/commands/authorize"),
+    ("inventory", "/commands/release"),
+    ("orchestrator", "/signals"),
+    ("loyalty", "/events"),
+    ("email", "/events"),
+]
 
 
 def _command() -> bytes:
     sid = uuid.uuid4().hex
-    return json.dumps({"command_id": f"{sid}:x", "saga_id": sid, "payment_token": "tok_ok",
-                       "amount_cents": 100}).encode()
+    return json.dumps(
+        {"command_id": f"{sid}:x", "saga_id": sid, "payment_token": "tok_ok", "amount_cents": 100}
+    ).encode()
 
 
 @pytest.mark.parametrize("component,path", ENDPOINTS)
@@ -32,7 +38,7 @@ def test_wrong_secret_is_401_and_logged(shop, component, path):
     headers = {"Content-Type": "application/json", **signing.sign("not-the-secret", body)}
     r = shop.http.post(shop.url(component) + path, content=body, headers=headers)
     assert r.status_code == 401 and r.json()["reason"] == "wrong signature"
-    log = (shop.sut.run_dir / "logs" / f"{component}.log")
+    log = shop.sut.run_dir / "logs" / f"{component}.log"
     deadline = time.monotonic() + 5
     while "rejected push" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -21,8 +21,13 @@ TRIGGERS: dict[str, dict[str, Any]] = {
     "fraud": {"customer_id": "cust_fraud", "payment_token": "tok_ok", "sku": "SKU-4", "qty": 1},
     "out_of_stock": {"customer_id": "cust_5", "payment_token": "tok_ok", "sku": "SKU-SCARCE-3", "qty": 999},
 }
-EXPECTED = {"ok": "completed", "decline": "compensated", "capture_fail": "compensated",
-            "fraud": "compensated", "out_of_stock": "compensated"}
+EXPECTED = {
+    "ok": "completed",
+    "decline": "compensated",
+    "capture_fail": "compensated",
+    "fraud": "compensated",
+    "out_of_stock": "compensated",
+}
 FAST_ENV = {"SAGASHOP_STEP_TIMEOUT_S": "2", "SAGASHOP_SWEEP_INTERVAL_S": "0.1"}
 
 
@@ -39,12 +44,18 @@ class Shop:
 
     def body(self, trigger: str = "ok", **over: Any) -> dict[str, Any]:
         t = {**TRIGGERS[trigger], **over}
-        return {"customer_id": t["customer_id"], "payment_token": t["payment_token"],
-                "items": [{"sku": t["sku"], "qty": t["qty"], "unit_price_cents": t.get("price", 1250)}]}
+        return {
+            "customer_id": t["customer_id"],
+            "payment_token": t["payment_token"],
+            "items": [{"sku": t["sku"], "qty": t["qty"], "unit_price_cents": t.get("price", 1250)}],
+        }
 
     def start(self, trigger: str = "ok", key: str | None = None, **over: Any) -> str:
-        r = self.http.post(self.url("orchestrator") + "/sagas", json=self.body(trigger, **over),
-                           headers={"Idempotency-Key": key or uuid.uuid4().hex})
+        r = self.http.post(
+            self.url("orchestrator") + "/sagas",
+            json=self.body(trigger, **over),
+            headers={"Idempotency-Key": key or uuid.uuid4().hex},
+        )
         assert r.status_code == 202, r.text
         return r.json()["saga_id"]
 
