@@ -16,12 +16,14 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.checkers import Verdicts, run_checks
+from harness.errors import ScenarioError
 from harness.history import HistoryWriter, read_history, shard_path
 from harness.run import RunSpec, model_with_triggers, workload_for
 from harness.runner import Runner, RunOptions
@@ -78,8 +80,12 @@ class SagaRun:
         self._loop = _Loop()
         self._runner = Runner(sut, self._writer, RunOptions())
         self._loop.run(self._runner.open())
+        # The session's SUT is shared: what earlier tests left is this run's baseline.
+        for service, data in self._loop.run(self._snapshot()).items():
+            self._writer("snapshot", service=service, data=data, baseline=True)
         self._closed = False
-        self._seed_offset = 0
+        self._nemesis: Any = None
+        self._chaos: Any = None
 
     def start_sagas(
         self, n: int, *, mix: str | dict[str, float] = "", seed: int = 0, duplicates: float = 0.0, concurrency: int = 20
@@ -96,8 +102,44 @@ class SagaRun:
         """Wait until every saga started so far has an outcome (False if ``timeout`` passed)."""
         return bool(self._loop.run(self._runner.converge(timeout)))
 
+    async def _snapshot(self) -> dict[str, Any]:
+        return await self.sut.snapshot(self._runner._http)
+
+    def start_scenario(self, name: str, seed: int = 0) -> None:
+        """Apply a catalogue scenario's fault schedule from now on (process and delivery faults)."""
+        from chaos.nemesis import Nemesis
+        from chaos.nemesis.process import ProcessFaults
+        from chaos.scenario import LINK_FAULTS, load_scenario
+        from chaos.schedule import build
+
+        scenario, _ = load_scenario(name)
+        windows = build(scenario, seed, [link.name for link in self.sut.links()], list(self.sut.services()))
+        links = [w.id for w in windows if w.kind in LINK_FAULTS]
+        if links:
+            raise ScenarioError(
+                f"scenario {name!r} has link faults ({', '.join(links)}); in pytest only process "
+                f"and delivery faults apply — use `saga-harness chaos run {name}` for link faults"
+            )
+        self._nemesis = Nemesis(
+            windows, self._writer, links=None, processes=ProcessFaults(self.sut), deliveries=self._deliveries()
+        )
+        self._chaos = asyncio.run_coroutine_threadsafe(self._nemesis.run(), self._loop.loop)
+
+    def _deliveries(self) -> Any:
+        from chaos.nemesis.delivery import DeliveryFaults
+
+        return DeliveryFaults(self.sut, self._runner._http)
+
+    def _heal(self) -> None:
+        if self._nemesis is not None:
+            if self._chaos is not None:
+                self._chaos.cancel()
+            self._loop.run(self._nemesis.heal_all(), timeout=60)
+            self._nemesis = None
+
     def check(self, names: list[str] | None = None) -> Verdicts:
         """Snapshot the services and judge everything recorded so far."""
+        self._heal()
         if not self._closed:
             self._loop.run(self._runner.close())
             self._closed = True
@@ -110,6 +152,7 @@ class SagaRun:
         return list(read_history(self.run_dir))
 
     def close(self) -> None:
+        self._heal()
         if not self._closed:
             try:
                 self._loop.run(self._runner.close(), timeout=60)
@@ -117,6 +160,63 @@ class SagaRun:
                 self._closed = True
                 self._writer.close()
         self._loop.close()
+
+
+class SagaChaos:
+    """Faults inside a test, as context managers; each start and end lands in the run's history.
+
+    with saga_chaos.kill("payment"):
+        saga_run.start_sagas(20)
+    """
+
+    def __init__(self, run: SagaRun) -> None:
+        self.run = run
+        self._n = 0
+
+    @contextmanager
+    def _window(self, kind: str, target: str, **params: Any) -> Iterator[None]:
+        from chaos.nemesis import Nemesis
+        from chaos.nemesis.process import ProcessFaults
+        from chaos.schedule import FaultWindow
+
+        self._n += 1
+        window = FaultWindow(f"test-{self._n}-{kind}", kind, target, 0.0, 0.0, params)
+        nemesis = Nemesis(
+            [], self.run._writer, links=None, processes=ProcessFaults(self.run.sut), deliveries=self.run._deliveries()
+        )
+        self.run._loop.run(nemesis._apply(window))
+        try:
+            yield
+        finally:
+            self.run._loop.run(nemesis._heal(window))
+
+    def kill(self, process: str) -> Any:
+        """SIGKILL ``process`` for the block; restart it at the end."""
+        return self._window("kill", process)
+
+    def pause(self, process: str) -> Any:
+        """SIGSTOP ``process`` for the block; SIGCONT at the end."""
+        return self._window("pause", process)
+
+    def deliveries(
+        self,
+        component: str,
+        queue: str = "*",
+        *,
+        duplicate: int = 0,
+        delay_s: float = 0.0,
+        drop: bool = False,
+        probability: float = 1.0,
+    ) -> Any:
+        """Duplicate, delay or drop ``component``'s pushes (taskqueue, eventbus) for the block."""
+        kind = "drop" if drop else ("duplicate" if duplicate else "delay")
+        return self._window(kind, f"{component}:{queue}", copies=duplicate, delay_s=delay_s, probability=probability)
+
+
+@pytest.fixture
+def saga_chaos(saga_run: SagaRun) -> SagaChaos:
+    """Apply faults inside a test (context managers), recorded in the run's history."""
+    return SagaChaos(saga_run)
 
 
 @pytest.fixture(scope="session")
@@ -138,6 +238,9 @@ def saga_run(saga_sut: SystemUnderTest, request: pytest.FixtureRequest) -> Itera
     """A run bound to the session's SUT, recorded in its own run directory."""
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)[:80]
     run = SagaRun(saga_sut, _run_dir(request.config) / name)
+    marker = request.node.get_closest_marker("saga_scenario")
+    if marker is not None:
+        run.start_scenario(*marker.args, **marker.kwargs)
     try:
         yield run
     finally:

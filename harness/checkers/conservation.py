@@ -63,8 +63,11 @@ def check(history: History, model: SagaModel) -> Verdict:
         if snap is None:
             continue
         data, ref = snap
+        base = history.baselines.get(b.service)
         if b.value is not None:
             got = resolve(data, b.value, None)
+            if base is not None and isinstance(got, (int, float)):
+                got -= resolve(base, b.value, 0) or 0  # what this run changed
             want = sum(totals[b.quantity].values())
             if isinstance(got, (int, float)) and abs(got - want) > 1e-9:
                 out.append(
@@ -74,11 +77,19 @@ def check(history: History, model: SagaModel) -> Verdict:
                 )
             continue
         per_key = totals[b.quantity]
+        before = (
+            {
+                str(resolve(i, b.key, "")): resolve(i, b.plus, 0) - (resolve(i, b.minus, 0) if b.minus else 0)  # type: ignore[arg-type]
+                for i in (resolve(base, b.items, []) or [])
+            }
+            if base is not None
+            else {}
+        )  # type: ignore[arg-type]
         for item in resolve(data, b.items, []) or []:  # type: ignore[arg-type]
             key = str(resolve(item, b.key, ""))  # type: ignore[arg-type]
             plus = resolve(item, b.plus, 0)  # type: ignore[arg-type]
             minus = resolve(item, b.minus, 0) if b.minus else 0
-            got = plus - minus
+            got = plus - minus - before.get(key, 0)
             want = per_key.get(key, 0.0)
             if abs(got - want) > 1e-9:
                 out.append(

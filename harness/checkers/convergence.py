@@ -102,7 +102,13 @@ def check(history: History, model: SagaModel) -> Verdict:
                         (ref or "",),
                     )
                 )
-        stray = sorted(set(by_saga) - set(history.sagas))
+        known_before: set[str] = set()
+        if rule.service in history.baselines:
+            for item in resolve(history.baselines[rule.service], rule.items, []) or []:
+                sid = resolve(item, rule.saga_id, None) if isinstance(item, dict) else None
+                if sid is not None:
+                    known_before.add(str(sid))
+        stray = sorted(set(by_saga) - set(history.sagas) - known_before)
         for sid in stray[:20]:
             out.append(
                 Violation(

@@ -70,6 +70,8 @@ class History:
     sagas: dict[str, SagaRecord] = field(default_factory=dict)
     keys: dict[str, KeyRecord] = field(default_factory=dict)
     snapshots: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    # State before this run's workload, when the SUT was not fresh (a shared pytest session).
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -217,7 +219,10 @@ def _build(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: boo
             if outcome is not None and rec.outcome is None:
                 rec.outcome, rec.outcome_at, rec.outcome_ref = outcome, wall, entry["ref"]
         elif kind == "snapshot":
-            h.snapshots[str(entry.get("service"))] = (entry.get("data") or {}, entry["ref"])
+            if entry.get("baseline"):
+                h.baselines[str(entry.get("service"))] = entry.get("data") or {}
+            else:
+                h.snapshots[str(entry.get("service"))] = (entry.get("data") or {}, entry["ref"])
         elif kind == "fault":
             h.faults.append(entry)
         elif kind == "phase":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,9 @@ import pytest
 from chaos.scenario import LINK_FAULTS, catalogue
 
 BIN = Path(sys.executable).parent / "saga-harness"
-HAS_TOXIPROXY = importlib.util.find_spec("chaos.toxiproxy") is not None or bool(os.environ.get("TOXIPROXY_URL"))
+HAS_TOXIPROXY = bool(
+    os.environ.get("TOXIPROXY_URL") or shutil.which("toxiproxy-server") or importlib.util.find_spec("chaos.server")
+)
 
 
 def chaos_run(tmp_path, name, *extra):

@@ -41,3 +41,31 @@ def test_a_seeded_bug_fails_the_test_with_a_readable_explanation(pytester):
             "*evidence: history.jsonl:*",
         ]
     )
+
+
+CHAOS_TEST = """
+import pytest
+
+
+def test_kill_inside_a_test(saga_run, saga_chaos):
+    with saga_chaos.kill("payment"):
+        saga_run.start_sagas(10, mix="ok=1", seed=1)
+    assert saga_run.wait_converged(timeout=90)
+    saga_run.check().assert_ok()
+    faults = [e for e in saga_run.history if e["type"] == "fault"]
+    assert [f["phase"] for f in faults] == ["start", "stop"] and faults[0]["fault"]["target"] == "payment"
+
+
+@pytest.mark.saga_scenario("duplicate-deliveries", seed=2)
+def test_under_a_scenario(saga_run):
+    saga_run.start_sagas(15, mix="ok=0.7,capture_fail=0.3", seed=2)
+    assert saga_run.wait_converged(timeout=90)
+    saga_run.check().assert_ok()
+    assert any(e["type"] == "fault" for e in saga_run.history)
+"""
+
+
+def test_saga_chaos_fixture_and_scenario_marker(pytester):
+    pytester.makepyfile(CHAOS_TEST)
+    result = pytester.runpytest_subprocess("--saga-run-dir", str(pytester.path / "runs"))
+    result.assert_outcomes(passed=2)
