@@ -30,6 +30,7 @@ from harness.runner import Runner, RunOptions
 from harness.sut import SystemUnderTest, load_sut
 
 _RUN_DIR = pytest.StashKey[Path]()
+_CHECKED = pytest.StashKey[list]()  # (test name, run dir, verdicts dict) of each checked run
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--saga-config", default=None, help="saga-harness.toml describing the SUT (default: reference)")
     group.addoption("--saga-run-dir", default=None, help="where runs are written (default runs/pytest-<time>)")
     group.addoption("--saga-bugs", default=None, help="reference system's seeded bugs to switch on")
+    group.addoption("--saga-report", default=None, help="write one HTML report for the whole session to FILE")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -86,6 +88,7 @@ class SagaRun:
         self._closed = False
         self._nemesis: Any = None
         self._chaos: Any = None
+        self.verdicts: dict[str, Any] | None = None
 
     def start_sagas(
         self, n: int, *, mix: str | dict[str, float] = "", seed: int = 0, duplicates: float = 0.0, concurrency: int = 20
@@ -144,7 +147,9 @@ class SagaRun:
             self._loop.run(self._runner.close())
             self._closed = True
             self._writer.close()
-        return run_checks(read_history(self.run_dir), model_with_triggers(self.sut), names)
+        verdicts = run_checks(read_history(self.run_dir), model_with_triggers(self.sut), names)
+        self.verdicts = verdicts.to_dict(run_id=self.run_dir.name, sut=self.sut.name)
+        return verdicts
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -245,9 +250,54 @@ def saga_run(saga_sut: SystemUnderTest, request: pytest.FixtureRequest) -> Itera
         yield run
     finally:
         run.close()
+        if run.verdicts is not None:
+            request.config.stash.setdefault(_CHECKED, []).append((request.node.nodeid, run.run_dir, run.verdicts))
+
+
+def _session_report(config: pytest.Config, target: Path) -> Path | None:
+    """One report for the session: each test's checks, histories as shards of one run."""
+    import json
+    import shutil
+
+    from harness.run import report
+    from reports.junit import write_junit
+
+    checked = config.stash.get(_CHECKED, [])
+    if not checked:
+        return None
+    session = _run_dir(config) / "session"
+    (session / "history.d").mkdir(parents=True, exist_ok=True)
+    checks, started = [], 0
+    for nodeid, run_dir, verdicts in checked:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in nodeid)[:100]
+        if (run_dir / "history.jsonl").exists():
+            shutil.copyfile(run_dir / "history.jsonl", session / "history.d" / f"{safe}.jsonl")
+        checks += [{**c, "name": f"{nodeid} :: {c['name']}"} for c in verdicts["checks"]]
+        started += verdicts.get("stats", {}).get("sagas_started", 0)
+    doc = {
+        "ok": all(c["ok"] for c in checks),
+        "run_id": "pytest-session",
+        "seed": None,
+        "sut": checked[0][2].get("sut"),
+        "scenario": "pytest session",
+        "checks": checks,
+        "stats": {"sagas_started": started, "by_outcome": {}, "convergence_s": {}},
+    }
+    (session / "verdicts.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    write_junit(doc, session / "junit.xml")
+    built = report(session)
+    if built is None:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built, target)
+    return target
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     if _RUN_DIR in config.stash and config.stash[_RUN_DIR].exists():
         terminalreporter.write_sep("-", "saga-harness")
         terminalreporter.write_line(f"run directory: {config.stash[_RUN_DIR]}")
+        target = config.getoption("--saga-report")
+        if target:
+            path = _session_report(config, Path(target).resolve())
+            terminalreporter.write_line(f"session report: {path}" if path else "session report: no run was checked")

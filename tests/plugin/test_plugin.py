@@ -21,10 +21,15 @@ def test_plugin_options_are_registered(pytester):
 
 def test_a_clean_system_passes(pytester):
     pytester.makepyfile(TEST_FILE)
-    result = pytester.runpytest_subprocess("--saga-run-dir", str(pytester.path / "runs"), "-p", "no:cacheprovider")
+    report = pytester.path / "session.html"
+    result = pytester.runpytest_subprocess(
+        "--saga-run-dir", str(pytester.path / "runs"), "-p", "no:cacheprovider", "--saga-report", str(report)
+    )
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*saga-harness*", "*run directory:*"])
+    result.stdout.fnmatch_lines(["*saga-harness*", "*run directory:*", f"*session report: {report}*"])
     assert (pytester.path / "runs" / "test_sagas_keep_their_promises" / "history.jsonl").exists()
+    html = report.read_text()
+    assert "All invariants hold" in html and "test_sagas_keep_their_promises" in html
 
 
 def test_a_seeded_bug_fails_the_test_with_a_readable_explanation(pytester):
