@@ -21,7 +21,7 @@ from chaos.schedule import FaultWindow, build
 from chaos.wiring import proxy_links, remove_proxies
 from harness.errors import ScenarioError
 from harness.history import HistoryWriter, shard_path
-from harness.run import RunResult, RunSpec, judge, model_with_triggers, new_run_dir, workload_for
+from harness.run import RunResult, RunSpec, judge, model_with_triggers, new_run_dir, shutdown, workload_for
 from harness.runner import Progress, Runner, RunOptions
 from harness.sut import SystemUnderTest, load_sut
 
@@ -112,7 +112,7 @@ def execute_scenario(
             sut.start()
             asyncio.run(_drive(sut, spec, workload, windows, proxies, history, on_progress))
         finally:
-            sut.stop()
+            shutdown(sut)
             if client is not None:
                 remove_proxies(client, proxies)
     identity = {

@@ -76,6 +76,15 @@ class RunResult:
     verdicts: dict[str, Any]
 
 
+def shutdown(sut: SystemUnderTest) -> None:
+    """Stop the SUT; drop the PostgreSQL schemas a run created (the history keeps the evidence)."""
+    try:
+        sut.stop()
+    finally:
+        if getattr(sut, "database_url", None) and hasattr(sut, "drop_schemas"):
+            sut.drop_schemas()  # type: ignore[attr-defined]
+
+
 def model_with_triggers(sut: SystemUnderTest) -> SagaModel:
     model: SagaModel = sut.model()
     demanded = {n: t.expected_outcome for n, t in sut.triggers().items()}
@@ -147,7 +156,7 @@ def execute(spec: RunSpec, on_progress: Callable[[Progress], None] | None = None
         try:
             drive(sut, spec, history, on_progress, workload)
         finally:
-            sut.stop()
+            shutdown(sut)
     identity = {
         "run_id": run_dir.name,
         "seed": spec.seed,

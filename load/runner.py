@@ -22,7 +22,7 @@ from chaos.guard import check_targets
 from harness.errors import ConfigError, ScenarioError
 from harness.history import HistoryWriter, read_history, shard_path
 from harness.ports import free_port
-from harness.run import RunResult, judge, model_with_triggers, new_run_dir
+from harness.run import RunResult, judge, model_with_triggers, new_run_dir, shutdown
 from harness.runner import Runner, RunOptions
 from harness.supervisor import ProcessSpec, Supervisor
 from harness.sut import SystemUnderTest, load_sut
@@ -215,7 +215,7 @@ def execute_load(spec: LoadSpec, on_progress: Callable[[LoadProgress], None] | N
             )
         finally:
             locusts.stop()
-            sut.stop()
+            shutdown(sut)
             if client is not None:
                 from chaos.wiring import remove_proxies
 
