@@ -74,7 +74,7 @@ def parse_mix(text: str | Mapping[str, float] | None, triggers: Mapping[str, Tri
     return {name: w / total for name, w in pairs.items() if w > 0}
 
 
-def _render(value: Any, variables: Mapping[str, Any]) -> Any:
+def render(value: Any, variables: Mapping[str, Any]) -> Any:
     """Fill ``{i}``-style placeholders in string values of a request template."""
     if isinstance(value, str):
         try:
@@ -82,9 +82,9 @@ def _render(value: Any, variables: Mapping[str, Any]) -> Any:
         except (KeyError, ValueError, IndexError):
             return value
     if isinstance(value, list):
-        return [_render(v, variables) for v in value]
+        return [render(v, variables) for v in value]
     if isinstance(value, dict):
-        return {k: _render(v, variables) for k, v in value.items()}
+        return {k: render(v, variables) for k, v in value.items()}
     return copy.deepcopy(value)
 
 
@@ -122,5 +122,5 @@ def plan(
             kind = RESUBMIT_KINDS[rng.randrange(len(RESUBMIT_KINDS))]
             delay = round(rng.uniform(0.05, max_delay_s), 3) if kind == "delayed" else 0.0
             resubmits = (Resubmit(kind, delay),)
-        out.append(PlannedSaga(i, key, name, _render(dict(triggers[name].request), variables), resubmits))
+        out.append(PlannedSaga(i, key, name, render(dict(triggers[name].request), variables), resubmits))
     return out

@@ -28,6 +28,7 @@ from locust import FastHttpUser, between, events, task
 
 from harness.history.log import HistoryWriter, shard_path
 from harness.pointer import resolve
+from harness.workload import render
 
 REFERENCE = {
     "start": {"path": "/sagas", "idempotency_header": "Idempotency-Key", "saga_id": "/saga_id"},
@@ -62,19 +63,6 @@ def record(kind: str, **fields: Any) -> None:
 def _close(**_kw: Any) -> None:
     if _history is not None:
         _history.close()
-
-
-def _render(value: Any, variables: dict[str, Any]) -> Any:
-    if isinstance(value, str):
-        try:
-            return value.format_map(variables) if "{" in value else value
-        except (KeyError, ValueError, IndexError):
-            return value
-    if isinstance(value, list):
-        return [_render(v, variables) for v in value]
-    if isinstance(value, dict):
-        return {k: _render(v, variables) for k, v in value.items()}
-    return value
 
 
 class SagaUser(FastHttpUser):
@@ -124,7 +112,7 @@ class SagaUser(FastHttpUser):
             "key": key,
             "seed": 0,
         }
-        body = _render(SUT["triggers"][trigger], variables)
+        body = render(SUT["triggers"][trigger], variables)
         saga_id = self._start(key, trigger, body)
         if self.rng.random() < DUPLICATES:
             kind = self.rng.choice(["immediate", "concurrent", "delayed"])
