@@ -1,67 +1,178 @@
 """The Toxiproxy client the harness uses (toxiproxy-python), bound to the server in use:
-``TOXIPROXY_URL`` if set, else a ``toxiproxy-server`` found on PATH (started for the
-session and stopped at exit)."""
+
+1. ``TOXIPROXY_URL`` if set (a server someone else runs);
+2. else a ``toxiproxy-server`` found on PATH, started for this process;
+3. else the embedded server (``python -m chaos.server``), started for this process.
+
+A server started here is stopped when the process exits (or by :func:`close`); the
+embedded one also stops by itself if this process dies without cleaning up.
+toxiproxy-python keeps the API's host and port as class attributes of
+``APIConsumer``: there is one server per process, and :func:`client` rebinds it.
+"""
 
 from __future__ import annotations
 
 import atexit
 import os
+import select
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from harness.errors import ScenarioError
 from harness.ports import free_port
 
-_server: subprocess.Popen | None = None
+__all__ = ["client", "close", "server_description", "server_url"]
+
+_START_TIMEOUT = 15.0
+_ROOT = Path(__file__).resolve().parent.parent  # so the child imports this very chaos package
+
+
+@dataclass
+class _Started:
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+    what: str
+    log: IO[bytes]
+
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+_started: _Started | None = None
+_atexit_registered = False
 
 
 def _bind(host: str, port: int) -> Any:
     from toxiproxy import Toxiproxy
 
-    client = Toxiproxy()
-    client.update_api_consumer(host, port)  # class-level state in toxiproxy-python
-    return client
+    toxi = Toxiproxy()
+    toxi.update_api_consumer(host, port)  # class-level state in toxiproxy-python
+    return toxi
 
 
-def _wait(client: Any, url: str) -> None:
+def _wait(toxi: Any, url: str) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            if client.running():
+            if toxi.running():
                 return
         except Exception:  # not listening yet
             pass
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise ScenarioError(f"no Toxiproxy server answers at {url}; check TOXIPROXY_URL or the server's log")
 
 
-def client() -> Any:
-    """A toxiproxy-python client for the Toxiproxy server in use."""
-    global _server
+def _log_tail(log: IO[bytes]) -> str:
+    log.seek(0)
+    text = log.read().decode(errors="replace").strip()
+    return text[-2000:] or "(nothing)"
+
+
+def _start_binary(binary: str) -> _Started:
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [binary, "-host", "127.0.0.1", "-port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # a Ctrl-C meant for the harness must not kill it before cleanup
+    )
+    return _Started(proc, "127.0.0.1", port, binary, log)
+
+
+def _start_embedded() -> _Started:
+    log = tempfile.TemporaryFile()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chaos.server", "--port", "0", "--parent", str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        env=env,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    # Port 0 and the URL read back from the child: no race for a "free" port.
+    line = b""
+    deadline = time.monotonic() + _START_TIMEOUT
+    while not line.endswith(b"\n") and time.monotonic() < deadline and proc.poll() is None:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            byte = os.read(proc.stdout.fileno(), 1)
+            if not byte:
+                break
+            line += byte
+    proc.stdout.close()
+    url = urlsplit(line.decode().strip())
+    if url.port is None:
+        _stop(_Started(proc, "", 0, "embedded", log))
+        raise ScenarioError(
+            f"the embedded Toxiproxy server (python -m chaos.server) did not start within {_START_TIMEOUT:g} s; "
+            f"its log: {_log_tail(log)}"
+        )
+    return _Started(proc, url.hostname or "127.0.0.1", url.port, "embedded (python -m chaos.server)", log)
+
+
+def _stop(started: _Started) -> None:
+    if started.alive():
+        started.proc.terminate()
+        try:
+            started.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            started.proc.kill()
+            started.proc.wait()
+    started.log.close()
+
+
+def server_url() -> str:
+    """The URL of the Toxiproxy server in use, starting one if needed."""
+    global _started, _atexit_registered
     url = os.environ.get("TOXIPROXY_URL")
     if url:
-        parts = urlsplit(url if "://" in url else f"http://{url}")
-        c = _bind(parts.hostname or "127.0.0.1", parts.port or 8474)
-        _wait(c, url)
-        return c
-    binary = shutil.which("toxiproxy-server")
-    if binary is None:
-        raise ScenarioError(
-            "link faults need a Toxiproxy server: set TOXIPROXY_URL to a running one, or put toxiproxy-server on PATH"
-        )
-    if _server is None or _server.poll() is not None:
-        port = free_port()
-        _server = subprocess.Popen(
-            [binary, "-host", "127.0.0.1", "-port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        atexit.register(_server.terminate)
-        _server.port = port  # type: ignore[attr-defined]
-    c = _bind("127.0.0.1", _server.port)  # type: ignore[attr-defined]
-    _wait(c, f"http://127.0.0.1:{_server.port}")  # type: ignore[attr-defined]
-    return c
+        return url if "://" in url else f"http://{url}"
+    if _started is None or not _started.alive():
+        binary = shutil.which("toxiproxy-server")
+        _started = _start_binary(binary) if binary else _start_embedded()
+        if not _atexit_registered:
+            atexit.register(close)
+            _atexit_registered = True
+    return _started.url()
+
+
+def server_description() -> str:
+    """Which server is in use, for logs and benchmark results."""
+    if os.environ.get("TOXIPROXY_URL"):
+        return f"TOXIPROXY_URL={os.environ['TOXIPROXY_URL']}"
+    if _started is None:
+        return "none started yet"
+    return f"{_started.what} at {_started.url()}"
+
+
+def client() -> Any:
+    """A toxiproxy-python ``Toxiproxy`` client for the server in use (see the module docstring)."""
+    url = server_url()
+    parts = urlsplit(url)
+    toxi = _bind(parts.hostname or "127.0.0.1", parts.port or 8474)
+    _wait(toxi, url)
+    return toxi
+
+
+def close() -> None:
+    """Stop the server this process started, if any (proxies and connections go with it)."""
+    global _started
+    started, _started = _started, None
+    if started is not None:
+        _stop(started)

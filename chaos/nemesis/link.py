@@ -17,7 +17,10 @@ class LinkFaults:
         if w.kind == "cut":
             await asyncio.to_thread(proxy.disable)
             return
-        attributes = {**DEFAULT_ATTRIBUTES.get(w.kind, {}), **w.params.get("attributes", {})}
+        # Toxiproxy's attributes are int64: 300.0 is refused with a 400.
+        attributes = {
+            k: int(v) for k, v in {**DEFAULT_ATTRIBUTES.get(w.kind, {}), **w.params.get("attributes", {})}.items()
+        }
         await asyncio.to_thread(
             proxy.add_toxic,
             name=w.id,
