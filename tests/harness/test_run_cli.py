@@ -96,8 +96,11 @@ def test_check_rejudges_a_recorded_history_offline(clean_run, tmp_path):
     ],
 )
 def test_a_plain_run_catches_the_bug(tmp_path, bug, checker):
+    # A race for scarce stock needs concurrent sagas on a scarce SKU: give the run more of them.
+    mix = ["--mix", "ok=0.5,capture_fail=0.2,scarce=0.3"] if "reservation" in bug else []
     proc = saga_harness(
         "run",
+        *mix,
         "--sagas",
         "200",
         "--concurrency",
