@@ -13,15 +13,12 @@ import aiohttp
 
 from chaos.guard import check_targets
 from chaos.nemesis import Nemesis
-from chaos.nemesis.delivery import DeliveryFaults
-from chaos.nemesis.link import LinkFaults
-from chaos.nemesis.process import ProcessFaults
-from chaos.scenario import DELIVERY_FAULTS, LINK_FAULTS, Scenario
+from chaos.scenario import DELIVERY_FAULTS, Scenario
 from chaos.schedule import FaultWindow, build
-from chaos.wiring import proxy_links, remove_proxies
+from chaos.wiring import proxied_links
 from harness.errors import ScenarioError
 from harness.history import HistoryWriter, shard_path
-from harness.run import RunResult, RunSpec, judge, model_with_triggers, new_run_dir, shutdown, workload_for
+from harness.run import RunResult, RunSpec, identity, judge, model_with_triggers, new_run_dir, shutdown, workload_for
 from harness.runner import Progress, Runner, RunOptions
 from harness.sut import SystemUnderTest, load_sut
 
@@ -32,16 +29,6 @@ class ChaosProgress:
     active_faults: list[str] = field(default_factory=list)
     faults_done: int = 0
     faults_total: int = 0
-
-
-def _client() -> Any:
-    try:
-        from chaos.toxiproxy import client
-    except ImportError:  # pragma: no cover - the embedded server ships with chaos/
-        raise ScenarioError(
-            "link faults need a Toxiproxy server: set TOXIPROXY_URL or put toxiproxy-server on PATH"
-        ) from None
-    return client()
 
 
 def execute_scenario(
@@ -81,7 +68,7 @@ def execute_scenario(
     model = model_with_triggers(sut)
     workload = workload_for(sut, spec)
     links = [link.name for link in sut.links()]
-    processes = list(getattr(sut, "ports", {}) or sut.services())
+    processes = list(sut.services())
     windows = build(scenario, seed, links, processes)
     allowed = getattr(getattr(sut, "config", None), "allowed_hosts", [])
     check_targets([(f"link {link.name}", link.upstream) for link in sut.links()], allowed)
@@ -90,8 +77,6 @@ def execute_scenario(
             f"scenario {scenario.name!r} has delivery faults, and {sut.name} exposes no delivery "
             f"hooks; pick a scenario without them"
         )
-    link_names = {w.target for w in windows if w.kind in LINK_FAULTS}
-    client, proxies = (_client(), {}) if link_names else (None, {})
     started = time.time()
     with HistoryWriter(shard_path(run_dir), process="runner") as history:
         history(
@@ -106,27 +91,23 @@ def execute_scenario(
             sagas=spec.sagas,
             schedule=[w.describe() for w in windows],
         )
-        try:
-            if link_names:
-                proxies = proxy_links(sut, client, link_names)
-            sut.start()
-            asyncio.run(_drive(sut, spec, workload, windows, proxies, history, on_progress))
-        finally:
-            shutdown(sut)
-            if client is not None:
-                remove_proxies(client, proxies)
-    identity = {
-        "run_id": run_dir.name,
-        "seed": seed,
-        "sut": sut.name,
-        "scenario": scenario.name,
-        "bugs": bugs,
-        "command": command,
-        "started_at": started,
-        "finished_at": time.time(),
-        "faults": [w.describe() for w in windows],
-    }
-    return RunResult(run_dir, judge(run_dir, model, identity))
+        with proxied_links(sut, windows) as proxies:
+            try:
+                sut.start()
+                asyncio.run(_drive(sut, spec, workload, windows, proxies, history, on_progress))
+            finally:
+                shutdown(sut)
+    who = identity(
+        run_dir,
+        sut,
+        seed=seed,
+        scenario=scenario.name,
+        bugs=bugs,
+        command=command,
+        started=started,
+        faults=[w.describe() for w in windows],
+    )
+    return RunResult(run_dir, judge(run_dir, model, who))
 
 
 async def _drive(
@@ -141,13 +122,7 @@ async def _drive(
     runner = Runner(sut, record, RunOptions(concurrency=spec.concurrency, deadline_s=spec.deadline_s))
     await runner.open()
     async with aiohttp.ClientSession() as http:
-        nemesis = Nemesis(
-            windows,
-            record,
-            links=LinkFaults(proxies),
-            processes=ProcessFaults(sut),
-            deliveries=DeliveryFaults(sut, http),
-        )
+        nemesis = Nemesis.for_sut(windows, record, sut, http, proxies)
         progress = ChaosProgress(runner.progress, faults_total=len(windows))
 
         async def report() -> None:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.config import describe_validation
 from harness.errors import ConfigError, ScenarioError
 from harness.run import parse_duration
 
@@ -102,16 +103,7 @@ class Scenario(_Strict):
 
 
 def _error(path: Path, exc: ValidationError) -> ScenarioError:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            known = list(Scenario.model_fields) + list(Fault.model_fields) + list(Workload.model_fields)
-            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-            parts.append(f"[{loc}] unknown key" + (f" — did you mean {close[0]!r}?" if close else ""))
-        else:
-            parts.append(f"[{loc}] {err['msg']}")
-    return ScenarioError(f"{path}: invalid scenario: " + "; ".join(parts))
+    return ScenarioError(f"{path}: invalid scenario: {describe_validation(exc, Scenario)}")
 
 
 def load_scenario(name_or_file: str | Path) -> tuple[Scenario, Path]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from harness.errors import ScenarioError
@@ -41,3 +43,23 @@ def remove_proxies(client: Any, proxies: dict[str, Any]) -> None:
             proxy.destroy()
         except Exception:  # the server may already be gone; nothing left to clean
             pass
+
+
+@contextmanager
+def proxied_links(sut: SystemUnderTest, windows: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """Proxies on every link a fault schedule touches (none: no Toxiproxy needed); removed at exit."""
+    from chaos.scenario import LINK_FAULTS
+
+    names = {w.target for w in windows if w.kind in LINK_FAULTS}
+    if not names:
+        yield {}
+        return
+    from chaos.toxiproxy import client as toxiproxy_client
+
+    client = toxiproxy_client()
+    proxies: dict[str, Any] = {}
+    try:
+        proxies = proxy_links(sut, client, names)
+        yield proxies
+    finally:
+        remove_proxies(client, proxies)

@@ -163,15 +163,13 @@ class SutConfig(_Strict):
         return self
 
 
-def _format_error(path: Path, exc: ValidationError, data: dict[str, Any]) -> str:
+def describe_validation(exc: ValidationError, root: type[BaseModel]) -> str:
+    """Pydantic's errors as ``[key.path] what is wrong`` lines, with "did you mean" for unknown keys."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         if err["type"] == "extra_forbidden":
-            parent: Any = data
-            for part in err["loc"][:-1]:
-                parent = parent.get(part, {}) if isinstance(parent, dict) else {}
-            siblings = _allowed_keys(err["loc"][:-1])
+            siblings = _allowed_keys(root, err["loc"][:-1])
             close = difflib.get_close_matches(str(err["loc"][-1]), siblings, n=1)
             hint = f" — did you mean {close[0]!r}?" if close else ""
             lines.append(f"[{loc}] unknown key{hint}")
@@ -179,11 +177,12 @@ def _format_error(path: Path, exc: ValidationError, data: dict[str, Any]) -> str
             value = err.get("input")
             shown = "" if isinstance(value, dict) else f" (got {value!r})"
             lines.append(f"[{loc}] {err['msg']}{shown}")
-    return f"{path}: invalid SUT configuration: " + "; ".join(lines)
+    return "; ".join(lines)
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: Any = SutConfig
+def _allowed_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where ``loc`` points (list indices are skipped)."""
+    model: Any = root
     for part in loc:
         field = getattr(model, "model_fields", {}).get(str(part))
         if field is None:
@@ -231,7 +230,7 @@ def load_config(path: str | Path) -> SutConfig:
     try:
         config = SutConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(path, exc, data)) from None
+        raise ConfigError(f"{path}: invalid SUT configuration: {describe_validation(exc, SutConfig)}") from None
     return config
 
 

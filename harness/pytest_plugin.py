@@ -111,7 +111,6 @@ class SagaRun:
     def start_scenario(self, name: str, seed: int = 0) -> None:
         """Apply a catalogue scenario's fault schedule from now on (process and delivery faults)."""
         from chaos.nemesis import Nemesis
-        from chaos.nemesis.process import ProcessFaults
         from chaos.scenario import LINK_FAULTS, load_scenario
         from chaos.schedule import build
 
@@ -123,15 +122,8 @@ class SagaRun:
                 f"scenario {name!r} has link faults ({', '.join(links)}); in pytest only process "
                 f"and delivery faults apply — use `saga-harness chaos run {name}` for link faults"
             )
-        self._nemesis = Nemesis(
-            windows, self._writer, links=None, processes=ProcessFaults(self.sut), deliveries=self._deliveries()
-        )
+        self._nemesis = Nemesis.for_sut(windows, self._writer, self.sut, self._runner._http)
         self._chaos = asyncio.run_coroutine_threadsafe(self._nemesis.run(), self._loop.loop)
-
-    def _deliveries(self) -> Any:
-        from chaos.nemesis.delivery import DeliveryFaults
-
-        return DeliveryFaults(self.sut, self._runner._http)
 
     def _heal(self) -> None:
         if self._nemesis is not None:
@@ -181,14 +173,11 @@ class SagaChaos:
     @contextmanager
     def _window(self, kind: str, target: str, **params: Any) -> Iterator[None]:
         from chaos.nemesis import Nemesis
-        from chaos.nemesis.process import ProcessFaults
         from chaos.schedule import FaultWindow
 
         self._n += 1
         window = FaultWindow(f"test-{self._n}-{kind}", kind, target, 0.0, 0.0, params)
-        nemesis = Nemesis(
-            [], self.run._writer, links=None, processes=ProcessFaults(self.run.sut), deliveries=self.run._deliveries()
-        )
+        nemesis = Nemesis.for_sut([], self.run._writer, self.run.sut, self.run._runner._http)
         self.run._loop.run(nemesis._apply(window))
         try:
             yield

@@ -157,17 +157,35 @@ def execute(spec: RunSpec, on_progress: Callable[[Progress], None] | None = None
             drive(sut, spec, history, on_progress, workload)
         finally:
             shutdown(sut)
-    identity = {
+    who = identity(
+        run_dir, sut, seed=spec.seed, scenario=spec.scenario, bugs=spec.bugs, command=spec.command, started=started
+    )
+    return RunResult(run_dir, judge(run_dir, model, who))
+
+
+def identity(
+    run_dir: Path,
+    sut: SystemUnderTest,
+    *,
+    seed: int | None,
+    scenario: str | None,
+    bugs: str | None,
+    command: str,
+    started: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Who a run was: the fields every ``verdicts.json`` starts with."""
+    return {
         "run_id": run_dir.name,
-        "seed": spec.seed,
+        "seed": seed,
         "sut": sut.name,
-        "scenario": spec.scenario,
-        "bugs": spec.bugs,
-        "command": spec.command,
+        "scenario": scenario,
+        "bugs": bugs,
+        "command": command,
         "started_at": started,
         "finished_at": time.time(),
+        **extra,
     }
-    return RunResult(run_dir, judge(run_dir, model, identity))
 
 
 def judge(run_dir: Path, model: SagaModel, identity: dict[str, Any]) -> dict[str, Any]:
@@ -213,10 +231,10 @@ def check_history(path: Path, out: Path | None = None, config: Path | None = Non
     model = model_with_triggers(sut)
     out_dir = (out or run_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    identity = {k: meta.get(k) for k in ("run_id", "seed", "sut", "scenario", "bugs", "command")}
+    who = {k: meta.get(k) for k in ("run_id", "seed", "sut", "scenario", "bugs", "command")}
     from reports.junit import write_junit
 
-    verdicts = run_checks(read_history(path), model).to_dict(**identity)
+    verdicts = run_checks(read_history(path), model).to_dict(**who)
     (out_dir / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n", encoding="utf-8")
     write_junit(verdicts, out_dir / "junit.xml")
     return verdicts, out_dir

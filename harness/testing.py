@@ -51,48 +51,22 @@ class HistoryBuilder:
         request: dict[str, Any] | None = None,
     ) -> str:
         """A client starting saga ``saga_id`` (invoke, then ok)."""
-        key = key or f"key-{saga_id}"
-        op = next(self._ids)
-        self._add(
-            "invoke",
-            process="client",
-            f="start_saga",
-            op=op,
-            key=key,
-            trigger=trigger,
-            request=request or {"trigger": trigger},
-        )
-        self._add(
-            "ok",
-            process="client",
-            f="start_saga",
-            op=op,
-            key=key,
-            trigger=trigger,
-            status=status,
-            value={"saga_id": saga_id},
-            saga_id=saga_id,
-        )
+        self.answer(key or f"key-{saga_id}", saga_id, status, trigger, request)
         return saga_id
 
-    def answer(self, key: str, saga_id: str | None, status: int = 202, trigger: str = "ok") -> None:
-        """Another answer for an existing key (a resubmission)."""
+    def answer(
+        self,
+        key: str,
+        saga_id: str | None,
+        status: int = 202,
+        trigger: str = "ok",
+        request: dict[str, Any] | None = None,
+    ) -> None:
+        """One request with ``key`` and its answer (``ok`` below 300, else ``fail``): a start or a resubmission."""
         op = next(self._ids)
-        self._add(
-            "invoke", process="client", f="start_saga", op=op, key=key, trigger=trigger, request={"trigger": trigger}
-        )
-        kind = "ok" if status < 300 else "fail"
-        self._add(
-            kind,
-            process="client",
-            f="start_saga",
-            op=op,
-            key=key,
-            trigger=trigger,
-            status=status,
-            value={"saga_id": saga_id},
-            saga_id=saga_id,
-        )
+        base = {"process": "client", "f": "start_saga", "op": op, "key": key, "trigger": trigger}
+        self._add("invoke", **base, request=request or {"trigger": trigger})
+        self._add("ok" if status < 300 else "fail", **base, status=status, value={"saga_id": saga_id}, saga_id=saga_id)
 
     def event(
         self,

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from chaos.guard import check_targets
+from chaos.wiring import proxied_links
 from harness.errors import ConfigError, ScenarioError
 from harness.history import HistoryWriter, read_history, shard_path
 from harness.ports import free_port
-from harness.run import RunResult, judge, model_with_triggers, new_run_dir, shutdown
+from harness.run import RunResult, identity, judge, model_with_triggers, new_run_dir, shutdown
 from harness.runner import Runner, RunOptions
 from harness.supervisor import ProcessSpec, Supervisor
 from harness.sut import SystemUnderTest, load_sut
@@ -184,53 +185,32 @@ def execute_load(spec: LoadSpec, on_progress: Callable[[LoadProgress], None] | N
             command=spec.command,
             load={"users": spec.users, "workers": spec.workers, "duration_s": spec.duration_s},
         )
-        proxies: dict[str, Any] = {}
-        client = None
         converge_s = None
-        try:
-            from chaos.scenario import LINK_FAULTS
-
-            link_names = {w.target for w in windows if w.kind in LINK_FAULTS}
-            if link_names:
-                from chaos.run import _client
-                from chaos.wiring import proxy_links
-
-                client = _client()
-                proxies = proxy_links(sut, client, link_names)
-            sut.start()
-            host = client_url(sut, api)
-            allowed = getattr(getattr(sut, "config", None), "allowed_hosts", [])
-            check_targets([("load", host)], allowed)
-            env = {
-                "SAGA_HARNESS_SUT": json.dumps(
-                    {**api, "mix": mix, "triggers": {n: dict(t.request) for n, t in triggers.items()}}
-                ),
-                "SAGA_HARNESS_DUPLICATES": str(spec.duplicates),
-                "SAGA_HARNESS_RUN_DIR": str(run_dir),
-                "PYTHONPATH": os.pathsep.join([str(LOCUSTFILE.parents[1]), os.environ.get("PYTHONPATH", "")]),
-            }
-            processes = locust_specs(spec, run_dir, host, env)
-            converge_s = asyncio.run(
-                _drive(sut, spec, locusts, processes, windows, proxies, history, progress, on_progress, run_dir)
-            )
-        finally:
-            locusts.stop()
-            shutdown(sut)
-            if client is not None:
-                from chaos.wiring import remove_proxies
-
-                remove_proxies(client, proxies)
-    identity = {
-        "run_id": run_dir.name,
-        "seed": spec.seed,
-        "sut": sut.name,
-        "scenario": spec.scenario,
-        "bugs": spec.bugs,
-        "command": spec.command,
-        "started_at": started,
-        "finished_at": time.time(),
-    }
-    verdicts = judge(run_dir, model, identity)
+        with proxied_links(sut, windows) as proxies:
+            try:
+                sut.start()
+                host = client_url(sut, api)
+                allowed = getattr(getattr(sut, "config", None), "allowed_hosts", [])
+                check_targets([("load", host)], allowed)
+                env = {
+                    "SAGA_HARNESS_SUT": json.dumps(
+                        {**api, "mix": mix, "triggers": {n: dict(t.request) for n, t in triggers.items()}}
+                    ),
+                    "SAGA_HARNESS_DUPLICATES": str(spec.duplicates),
+                    "SAGA_HARNESS_RUN_DIR": str(run_dir),
+                    "PYTHONPATH": os.pathsep.join([str(LOCUSTFILE.parents[1]), os.environ.get("PYTHONPATH", "")]),
+                }
+                processes = locust_specs(spec, run_dir, host, env)
+                converge_s = asyncio.run(
+                    _drive(sut, spec, locusts, processes, windows, proxies, history, progress, on_progress, run_dir)
+                )
+            finally:
+                locusts.stop()
+                shutdown(sut)
+    who = identity(
+        run_dir, sut, seed=spec.seed, scenario=spec.scenario, bugs=spec.bugs, command=spec.command, started=started
+    )
+    verdicts = judge(run_dir, model, who)
     summary = {
         "users": spec.users,
         "workers": spec.workers,
@@ -260,21 +240,12 @@ async def _drive(
     import aiohttp
 
     from chaos.nemesis import Nemesis
-    from chaos.nemesis.delivery import DeliveryFaults
-    from chaos.nemesis.link import LinkFaults
-    from chaos.nemesis.process import ProcessFaults
 
     runner = Runner(sut, record, RunOptions(deadline_s=spec.deadline_s))
     await runner.open()
     try:
         async with aiohttp.ClientSession() as http:
-            nemesis = Nemesis(
-                windows,
-                record,
-                links=LinkFaults(proxies),
-                processes=ProcessFaults(sut),
-                deliveries=DeliveryFaults(sut, http),
-            )
+            nemesis = Nemesis.for_sut(windows, record, sut, http, proxies)
             record("phase", name="workload-start")
             t0 = time.monotonic()
             await asyncio.to_thread(locusts.start, specs)

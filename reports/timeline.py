@@ -101,10 +101,3 @@ def compute(run_dir: Path, trace_sagas: set[str], max_trace: int = 400) -> Figur
     for fault in open_faults.values():
         f.faults.append({**fault, "end": f.duration})
     return f
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]

@@ -36,6 +36,24 @@ class Nemesis:
         self.active: dict[str, FaultWindow] = {}
         self.done = 0
 
+    @classmethod
+    def for_sut(
+        cls,
+        windows: list[FaultWindow],
+        record: Callable[..., None],
+        sut: Any,
+        http: Any,
+        proxies: dict[str, Any] | None = None,
+    ) -> Nemesis:
+        """A nemesis acting on ``sut``: its processes, its delivery hooks, and ``proxies`` on its links."""
+        return cls(
+            windows,
+            record,
+            links=LinkFaults(proxies or {}),
+            processes=ProcessFaults(sut),
+            deliveries=DeliveryFaults(sut, http),
+        )
+
     def _impl(self, w: FaultWindow) -> Any:
         if w.kind in LINK_FAULTS:
             return self.links

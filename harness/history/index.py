@@ -78,7 +78,6 @@ class History:
     entries: int = 0
     events: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
-    event_entries: list[dict[str, Any]] = field(default_factory=list)  # kept only when asked for
     end: float | None = None
 
     def saga(self, saga_id: str) -> SagaRecord:
@@ -125,20 +124,20 @@ def _compile(model: SagaModel) -> dict[str, list[_Compiled]]:
     }
 
 
-def build_index(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
+def build_index(entries: Iterable[dict[str, Any]], model: SagaModel) -> History:
     """Index ``entries`` (from :func:`~harness.history.read_history`) by saga, in one pass."""
     # The index only grows and holds no cycles: the cyclic GC would rescan it
     # again and again (quadratic in the history's size) for nothing.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(entries, model, keep_events)
+        return _build(entries, model)
     finally:
         if enabled:
             gc.enable()
 
 
-def _build(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: bool) -> History:
+def _build(entries: Iterable[dict[str, Any]], model: SagaModel) -> History:
     import json
 
     h = History()
@@ -156,8 +155,6 @@ def _build(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: boo
             h.events += 1
             etype = str(event.get("type"))
             h.events_by_type[etype] = h.events_by_type.get(etype, 0) + 1
-            if keep_events:
-                h.event_entries.append(entry)
             for c in lookup.get(etype, ()):
                 if c.where and any(_get(event, path) != want for path, want in c.where):
                     continue
