@@ -126,6 +126,30 @@ class EventsConfig(_Strict):
         return self
 
 
+class SigningConfig(_Strict):
+    """HMAC-SHA256 push signatures, added by the verifier's signing proxy and the fuzzer."""
+
+    secret: str = Field(min_length=1)
+    timestamp_header: str = "X-Signature-Timestamp"
+    signature_header: str = "X-Signature"
+    prefix: str = "v1="
+
+
+class ProviderConfig(_Strict):
+    service: str | None = Field(default=None, description="the service under [services] (default: the same name)")
+    states: str | None = Field(default=None, description="path of the provider-state endpoint, e.g. /_pact/states")
+    messages: str | None = Field(default=None, description="path producing async messages by description")
+    signed: bool = Field(default=False, description="requests need a signature from [contracts.signing]")
+
+
+class ContractsConfig(_Strict):
+    pacts: str = Field(default="pacts", description="folder of pact files, relative to this file")
+    schemas: list[str] = Field(default_factory=list, description="extra CloudEvent schema folders")
+    env: dict[str, str] = Field(default_factory=dict, description="env for every service while contracts run")
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    signing: SigningConfig | None = None
+
+
 class SutConfig(_Strict):
     name: str = Field(min_length=1)
     services: dict[str, ServiceConfig]
@@ -137,6 +161,7 @@ class SutConfig(_Strict):
     events: EventsConfig | None = None
     model: dict[str, Any] = Field(default_factory=dict, description="the saga model the checkers use")
     allowed_hosts: list[str] = Field(default_factory=list)
+    contracts: ContractsConfig | None = None
 
     @field_validator("services")
     @classmethod
@@ -152,6 +177,8 @@ class SutConfig(_Strict):
         refs += [(f"links[{i}].source", link.source) for i, link in enumerate(self.links) if link.source != "client"]
         refs += [(f"links[{i}].target", link.target) for i, link in enumerate(self.links)]
         refs += [(f"snapshots.{s}", s) for s in self.snapshots]
+        if self.contracts is not None:
+            refs += [(f"contracts.providers.{n}", p.service or n) for n, p in self.contracts.providers.items()]
         if self.events is not None:
             part = self.events.subscribe or self.events.log
             refs.append(("events.service", part.service))  # type: ignore[union-attr]

@@ -40,6 +40,27 @@ class LinkInfo:
 
 
 @dataclass(frozen=True)
+class Signing:
+    """How a provider authenticates pushes: ``prefix + hex(HMAC-SHA256(secret, f"{timestamp}.{body}"))``."""
+
+    secret: str
+    timestamp_header: str = "X-Signature-Timestamp"
+    signature_header: str = "X-Signature"
+    prefix: str = "v1="
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """A pact provider: where the verifier replays requests, sets states and asks for messages."""
+
+    name: str
+    url: str
+    states_url: str | None = None
+    messages_url: str | None = None
+    signing: Signing | None = None
+
+
+@dataclass(frozen=True)
 class StartResult:
     """The answer to a start-saga request."""
 

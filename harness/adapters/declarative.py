@@ -16,7 +16,7 @@ from harness.errors import ConfigError, SutError
 from harness.pointer import resolve
 from harness.ports import free_ports
 from harness.supervisor import ProcessSpec, Supervisor
-from harness.sut import LinkInfo, SagaStatus, ServiceInfo, StartResult
+from harness.sut import LinkInfo, ProviderInfo, SagaStatus, ServiceInfo, Signing, StartResult
 from harness.workload import Trigger
 
 
@@ -154,6 +154,25 @@ class DeclarativeSystem:
             return load_model(self.config.model, {n: t.outcome for n, t in self.config.triggers.items()})
         except ValueError as exc:
             raise ConfigError(f"{where}: [model] {exc}") from None
+
+    def contract_providers(self) -> dict[str, ProviderInfo]:
+        """The providers ``[contracts.providers]`` names, at their services' URLs."""
+        contracts = self.config.contracts
+        if contracts is None:
+            return {}
+        sig = contracts.signing
+        signing = Signing(sig.secret, sig.timestamp_header, sig.signature_header, sig.prefix) if sig else None
+        out = {}
+        for name, p in contracts.providers.items():
+            base = self.url(p.service or name)
+            out[name] = ProviderInfo(
+                name,
+                base,
+                states_url=base + p.states if p.states else None,
+                messages_url=base + p.messages if p.messages else None,
+                signing=signing if p.signed else None,
+            )
+        return out
 
     def kill(self, name: str, sig: int) -> None:
         self.supervisor.kill(name, sig)

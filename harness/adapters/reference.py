@@ -17,7 +17,7 @@ import aiohttp
 from harness.errors import ConfigError, SutError
 from harness.ports import free_ports
 from harness.supervisor import ProcessSpec, Supervisor
-from harness.sut import LinkInfo, SagaStatus, ServiceInfo, StartResult
+from harness.sut import LinkInfo, ProviderInfo, SagaStatus, ServiceInfo, Signing, StartResult
 from harness.workload import Trigger
 
 __all__ = ["ReferenceSystem", "ServiceInfo", "parse_bug_names"]
@@ -208,6 +208,22 @@ class ReferenceSystem:
         from harness.models import reference_model
 
         return reference_model()
+
+    def contract_providers(self) -> dict[str, ProviderInfo]:
+        """Every component as a pact provider (its state and message hooks exist in test mode only)."""
+        from sagashop import signing
+
+        sig = Signing(self.secret, signing.TIMESTAMP_HEADER, signing.SIGNATURE_HEADER, "v1=")
+        return {
+            name: ProviderInfo(
+                name,
+                self.url(name),
+                states_url=f"{self.url(name)}/_pact/provider-states",
+                messages_url=f"{self.url(name)}/_pact/messages",
+                signing=sig,
+            )
+            for name in self.ports
+        }
 
     def client_url(self) -> str:
         """Where clients reach the orchestrator (a chaos proxy when one is on that link)."""
