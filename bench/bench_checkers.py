@@ -122,12 +122,16 @@ def generate(path: Path, entries: int, seed: int = 1) -> int:
 
 
 def _measure(path: str) -> None:
-    from harness.checkers import run_checks
+    from harness.checkers import DEFAULT, NEEDS_EVENTS, run_checks
     from harness.history import read_history
     from harness.models import reference_model
 
+    # The invariant checkers only: contracts validates every event against its JSON
+    # Schema and needs an index that keeps every event, and the generated events
+    # carry only the fields these checkers read (they would all be invalid).
+    names = [n for n in DEFAULT if n not in NEEDS_EVENTS]
     t0 = time.perf_counter()
-    verdicts = run_checks(read_history(path), reference_model())
+    verdicts = run_checks(read_history(path), reference_model(), names)
     seconds = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

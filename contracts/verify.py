@@ -93,6 +93,11 @@ class PactEntry:
     kind: str
 
 
+def _kind(interaction: dict[str, Any]) -> str:
+    # V4 types: "Synchronous/HTTP", "Asynchronous/Messages", "Synchronous/Messages".
+    return "http" if "HTTP" in str(interaction.get("type", "HTTP")).upper() else "message"
+
+
 def read_pacts(folder: str | Path) -> dict[str, list[PactEntry]]:
     """provider -> its interactions, from the pact files in ``folder`` (ConfigError if none)."""
     path = Path(folder)
@@ -105,7 +110,7 @@ def read_pacts(folder: str | Path) -> dict[str, list[PactEntry]]:
             doc = json.loads(file.read_text(encoding="utf-8"))
             provider, consumer = doc["provider"]["name"], doc["consumer"]["name"]
             entries = [
-                PactEntry(consumer, i["description"], "http" if "HTTP" in str(i.get("type", "HTTP")).upper() else "message")
+                PactEntry(consumer, i["description"], _kind(i))
                 for i in doc.get("interactions", doc.get("messages", []))
             ]
         except (ValueError, KeyError, TypeError) as exc:

@@ -41,19 +41,24 @@ def checkers() -> dict[str, Checker]:
     return dict(_REGISTRY)
 
 
-DEFAULT = ("idempotency", "compensation", "convergence", "state_machine", "outcome", "conservation")
+DEFAULT = ("idempotency", "compensation", "convergence", "state_machine", "outcome", "conservation", "contracts")
+# Checkers that judge the captured events themselves: the index keeps the events only for them.
+NEEDS_EVENTS = frozenset({"contracts"})
 
 
 def run_checks(
     entries: Iterable[dict[str, Any]] | History, model: SagaModel, names: Iterable[str] | None = None
 ) -> Verdicts:
     """Index the history once, run each checker, and summarise the run."""
-    history = entries if isinstance(entries, History) else build_index(entries, model)
     available = checkers()
     wanted = list(names) if names is not None else list(available)
     unknown = [n for n in wanted if n not in available]
     if unknown:
         raise ValueError(f"unknown checker(s) {unknown}; known: {sorted(available)}")
+    if isinstance(entries, History):
+        history = entries
+    else:
+        history = build_index(entries, model, keep_events=not NEEDS_EVENTS.isdisjoint(wanted))
     results = tuple(available[n](history, model) for n in wanted)
     return Verdicts(results, summary(history, results))
 

@@ -28,7 +28,9 @@ err_console = Console(stderr=True)
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from harness.cli import chaos as _chaos  # noqa: F401
+    from harness.cli import contracts as _contracts  # noqa: F401
     from harness.cli import demo as _demo  # noqa: F401
+    from harness.cli import events as _events  # noqa: F401
     from harness.cli import load as _load  # noqa: F401
     from harness.cli import report as _report  # noqa: F401
     from harness.cli import run as _run  # noqa: F401

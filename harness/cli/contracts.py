@@ -69,3 +69,43 @@ def verify(
     console.print(f"{doc['passed']} passed, {doc['failed']} failed; verifier log: [cyan]{run_dir / 'pact.log'}[/]")
     console.print(f"results: [cyan]{run_dir / 'contracts.json'}[/]")
     raise typer.Exit(0 if results.ok else 1)
+
+
+@contracts_app.command("fuzz")
+def fuzz(
+    max_examples: int = typer.Option(25, "--max-examples", min=1, max=10_000, help="test cases per operation"),
+    service: list[str] = typer.Option(None, "--service", help="fuzz only this service (repeatable)"),
+    seed: int = typer.Option(0, "--seed", help="makes the generated cases replayable"),
+    phases: str = typer.Option(
+        "examples,fuzzing,stateful", "--phases", help="schemathesis phases: examples, coverage, fuzzing, stateful"
+    ),
+    config: Path = typer.Option(None, "--config", help="saga-harness.toml describing your SUT"),
+    bugs: str = typer.Option("", "--bugs", help="reference system's seeded bugs to switch on"),
+    out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-fuzz)"),
+) -> None:
+    """Start the SUT and fuzz every service's OpenAPI with schemathesis."""
+    from contracts.fuzz import fuzz_sut
+    from harness.run import new_run_dir
+
+    run_dir = new_run_dir(out, "fuzz")
+    with console.status("fuzzing each service's OpenAPI…"):
+        results = fuzz_sut(
+            run_dir,
+            config=config,
+            bugs=bugs or None,
+            only=list(service or []) or None,
+            max_examples=max_examples,
+            seed=seed,
+            phases=tuple(p.strip() for p in phases.split(",") if p.strip()),
+        )
+    table = Table(title=f"OpenAPI fuzzing ({max_examples} examples per operation, seed {seed})")
+    for col in ("service", "operations", "test cases", "result", "failures", "seconds"):
+        table.add_column(col, overflow="fold")
+    for s in results.services:
+        found = "; ".join(f"{f.code} {f.title}: {', '.join(f.operations)}" for f in s.failures)
+        found = "; ".join(filter(None, [found, *s.errors]))
+        verdict = "[green]ok[/]" if s.ok else "[bold red]FAILED[/]"
+        table.add_row(s.service, str(s.operations), str(s.test_cases), verdict, escape(found), f"{s.seconds:.1f}")
+    console.print(table)
+    console.print(f"reports: [cyan]{run_dir / 'fuzz'}[/]  results: [cyan]{run_dir / 'contracts.json'}[/]")
+    raise typer.Exit(0 if results.ok else 1)

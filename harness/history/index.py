@@ -79,6 +79,10 @@ class History:
     events: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
     end: float | None = None
+    # Every captured event with its history ref, in arrival order; None unless
+    # build_index(..., keep_events=True): most checkers never need them and a
+    # big history should not hold them twice.
+    captured: list[tuple[str, dict[str, Any]]] | None = None
 
     def saga(self, saga_id: str) -> SagaRecord:
         rec = self.sagas.get(saga_id)
@@ -124,23 +128,28 @@ def _compile(model: SagaModel) -> dict[str, list[_Compiled]]:
     }
 
 
-def build_index(entries: Iterable[dict[str, Any]], model: SagaModel) -> History:
-    """Index ``entries`` (from :func:`~harness.history.read_history`) by saga, in one pass."""
+def build_index(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
+    """Index ``entries`` (from :func:`~harness.history.read_history`) by saga, in one pass.
+
+    With ``keep_events`` the index also keeps every captured event as recorded
+    (``History.captured``), for checkers that judge the events themselves.
+    """
     # The index only grows and holds no cycles: the cyclic GC would rescan it
     # again and again (quadratic in the history's size) for nothing.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(entries, model)
+        return _build(entries, model, keep_events)
     finally:
         if enabled:
             gc.enable()
 
 
-def _build(entries: Iterable[dict[str, Any]], model: SagaModel) -> History:
+def _build(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
     import json
 
     h = History()
+    captured = h.captured = [] if keep_events else None
     lookup = _compile(model)
     terminal = model.states.terminal
     position = 0
@@ -155,6 +164,8 @@ def _build(entries: Iterable[dict[str, Any]], model: SagaModel) -> History:
             h.events += 1
             etype = str(event.get("type"))
             h.events_by_type[etype] = h.events_by_type.get(etype, 0) + 1
+            if captured is not None:
+                captured.append((entry["ref"], event))
             for c in lookup.get(etype, ()):
                 if c.where and any(_get(event, path) != want for path, want in c.where):
                     continue

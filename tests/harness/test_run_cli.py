@@ -46,6 +46,7 @@ def test_clean_reference_run_holds_every_invariant(clean_run):
         "state_machine",
         "outcome",
         "conservation",
+        "contracts",
     }
     assert verdicts["stats"]["sagas_started"] == 200
     assert set(verdicts["stats"]["convergence_s"]) == {"p50", "p99", "max"}
