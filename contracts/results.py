@@ -36,4 +36,10 @@ def write_section(run_dir: str | Path, section: str, data: dict[str, Any]) -> Pa
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
+    # CI reads contract results as JUnit test cases too (beside the invariants, when the run has them).
+    from reports.junit import write_junit
+
+    verdicts_path = path.parent / "verdicts.json"
+    verdicts = json.loads(verdicts_path.read_text(encoding="utf-8")) if verdicts_path.is_file() else {}
+    write_junit(verdicts, path.parent / "junit.xml", contracts=doc)
     return path

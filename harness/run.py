@@ -190,11 +190,15 @@ def identity(
 
 def judge(run_dir: Path, model: SagaModel, identity: dict[str, Any]) -> dict[str, Any]:
     """Check the run directory's history; write ``verdicts.json`` and ``junit.xml``."""
+    from contracts.results import read_contracts, write_section
     from reports.junit import write_junit
 
     verdicts = run_checks(read_history(run_dir), model).to_dict(**identity)
     (run_dir / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n", encoding="utf-8")
-    write_junit(verdicts, run_dir / "junit.xml")
+    for check in verdicts["checks"]:
+        if check["name"] == "contracts":  # event validation by type, beside pacts and fuzzing
+            write_section(run_dir, "events", {"ok": check["ok"], **check.get("stats", {})})
+    write_junit(verdicts, run_dir / "junit.xml", contracts=read_contracts(run_dir))
     return verdicts
 
 

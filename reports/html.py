@@ -65,7 +65,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         lane = swimlane(figures.traces.get(sid, []), figures.faults, figures.start or 0) if (sid and i < 10) else ""
         items.append({"v": v, "swimlane": lane, "lines": _lines(run_dir, [str(r) for r in v.get("evidence", [])][:20])})
     load = json.loads((run_dir / "load.json").read_text()) if (run_dir / "load.json").exists() else None
-    contracts = (run_dir / "contracts.json").read_text() if (run_dir / "contracts.json").exists() else None
+    from contracts.results import read_contracts
+
+    contracts = read_contracts(run_dir) or None
     try:
         pkg_version = version("saga-harness")
     except PackageNotFoundError:  # pragma: no cover

@@ -67,6 +67,9 @@ def test_renamed_field_fails_verification_naming_provider_interaction_and_field(
     assert any(m["path"] == "$.data" and "amount_cents" in m["reason"] for m in refund["mismatches"])
     http = [i for i in failed if i["kind"] == "http"]
     assert http and all("amount_cents" in m["reason"] for i in http for m in i["mismatches"])
+    # CI sees it natively: a failing JUnit case per broken interaction.
+    junit = (tmp_path / "run" / "junit.xml").read_text()
+    assert 'name="email: com.sagashop.payment.refunded"' in junit and "amount_cents" in junit
     # The table on screen names the provider, the interaction and the field.
     line = next(ln for ln in proc.stdout.splitlines() if "payment ← email" in ln)
     assert "com.sagashop.payment.refunded" in line and "FAILED" in line and "amount_cents" in line

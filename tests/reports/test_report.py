@@ -57,6 +57,45 @@ def make_run(run_dir: Path, *, broken: bool) -> Path:
             "command": "saga-harness run --seed 5",
         },
     )
+    from contracts.results import write_section
+
+    mismatch = {"kind": "BodyMismatch", "path": "$.data", "reason": f"missing amount_cents{EVIL}"}
+    interactions = [
+        {
+            "provider": "payment",
+            "consumer": "email",
+            "description": f"refunded{EVIL}",
+            "kind": "message",
+            "states": [],
+            "ok": not broken,
+            "pending": False,
+            "mismatches": [] if not broken else [mismatch],
+        },
+    ]
+    write_section(
+        run_dir,
+        "pacts",
+        {
+            "ok": not broken,
+            "interactions": interactions,
+            "passed": int(not broken),
+            "failed": int(broken),
+            "errors": [],
+        },
+    )
+    write_section(
+        run_dir,
+        "fuzz",
+        {
+            "ok": True,
+            "operations": 3,
+            "test_cases": 30,
+            "failures": 0,
+            "services": [
+                {"service": "payment", "ok": True, "operations": 3, "test_cases": 30, "failures": [], "errors": []}
+            ],
+        },
+    )
     return build_report(run_dir)
 
 
@@ -73,10 +112,13 @@ def test_report_is_one_self_contained_file_with_everything_escaped(tmp_path):
 
 def test_junit_has_a_case_per_invariant_with_violations(tmp_path):
     make_run(tmp_path / "bad", broken=True)
+    from contracts.results import read_contracts
+
     xml = (tmp_path / "bad" / "junit.xml").read_text()
-    assert xml.count("<testcase") == 6 and "<failure" in xml and "InvariantViolation" in xml
     verdicts = json.loads((tmp_path / "bad" / "verdicts.json").read_text())
-    assert junit_xml(verdicts) == xml
+    invariants = xml[xml.index('<testsuite name="saga-harness') :]
+    assert invariants.count("<testcase") == len(verdicts["checks"]) and "InvariantViolation" in invariants
+    assert junit_xml(verdicts, contracts=read_contracts(tmp_path / "bad")) == xml
 
 
 def test_index_lists_runs_sortably(tmp_path):
@@ -129,3 +171,14 @@ def test_report_as_a_person_sees_it(tmp_path, broken):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"report-{'failing' if broken else 'passing'}.png"), full_page=True)
         browser.close()
+
+
+def test_contract_results_are_tabled_escaped_and_in_junit(tmp_path):
+    page = make_run(tmp_path / "broken", broken=True).read_text()
+    section = page[page.index('<section id="contracts">') :]
+    assert 'id="pact-results"' in section and 'id="fuzz-results"' in section
+    assert "payment ← email" in section and "FAILED" in section and "missing amount_cents" in section
+    assert "<script>window.__pwned" not in section and "&lt;script&gt;" in section
+    junit = (tmp_path / "broken" / "junit.xml").read_text()
+    assert 'classname="contracts.pact.payment"' in junit and "ContractViolation" in junit
+    assert 'classname="contracts.fuzz"' in junit
