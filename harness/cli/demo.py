@@ -1,10 +1,11 @@
 """``saga-harness demo``: the whole tool on the reference system, in a few minutes.
 
 1. a handful of sagas of every outcome, printed;
-2. a chaos scenario (duplicate deliveries) under a short Locust load with two
-   workers, every invariant checked — it holds;
-3. the same with a seeded bug switched on — the harness catches it;
-4. both HTML reports and the run index; every process stopped at the end.
+2. the consumers' pacts verified against the running services (HTTP and messages);
+3. a chaos scenario (duplicate deliveries) under a short Locust load with two
+   workers, every invariant checked, every captured event validated — it holds;
+4. the same with a seeded bug switched on — the harness catches it;
+5. both HTML reports and the run index; every process stopped at the end.
 """
 
 from __future__ import annotations
@@ -51,13 +52,24 @@ def demo(
     _sagas(runs / f"{stamp}-demo-sagas", per_trigger)
     if quick:
         return
+    from contracts.results import write_section
+    from contracts.verify import verify_sut
     from harness.cli.run import print_summary
     from harness.run import report
     from load.runner import LoadSpec, execute_load
     from reports.index import build_index
 
+    console.rule("2. consumer contracts (Pact)")
+    with console.status("replaying every pact against the running services…"):
+        pacts = verify_sut(runs / f"{stamp}-demo-contracts").to_json()
+    kinds = [i["kind"] for i in pacts["interactions"]]
+    console.print(
+        f"{pacts['passed']}/{len(kinds)} interactions verified "
+        f"({kinds.count('http')} HTTP, {kinds.count('message')} messages) "
+        + ("[green]every pact holds[/]" if pacts["ok"] else "[red]contracts broken[/]")
+    )
     results = []
-    for label, bug in (("2. chaos under load, correct system", None), ("3. the same with a seeded bug", BUG)):
+    for label, bug in (("3. chaos under load, correct system", None), ("4. the same with a seeded bug", BUG)):
         console.rule(label)
         console.print(
             f"scenario [bold]{SCENARIO}[/], Locust 20 users with 2 workers for 10 s"
@@ -78,6 +90,7 @@ def demo(
                 f"--scenario {SCENARIO} --seed 1" + (f" --bugs {bug}" if bug else ""),
             )
         )
+        write_section(result.run_dir, "pacts", pacts)  # the report shows the pacts beside the invariants
         print_summary(result.verdicts, result.run_dir)
         results.append((label, result, report(result.run_dir)))
     index = build_index(runs)
@@ -99,7 +112,7 @@ def demo(
     console.print(f"run index: [cyan]{index}[/]")
     console.print(f"demo finished in {time.monotonic() - t0:.0f}s; every process it started has stopped.")
     clean, bugged = results[0][1].verdicts, results[1][1].verdicts
-    if not clean["ok"] or bugged["ok"]:
+    if not pacts["ok"] or not clean["ok"] or bugged["ok"]:
         console.print("[red]unexpected: the correct system must pass and the seeded bug must be caught[/]")
         raise typer.Exit(1)
 
