@@ -10,6 +10,7 @@ not a violation: it is counted and listed in the stats (``unknown_types``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from contracts.events import EventReport, EventSummary, SchemaRegistry, bundled_registry
@@ -32,7 +33,7 @@ def check(history: History, model: SagaModel, registry: SchemaRegistry | None = 
         captured: list[tuple[str, dict[str, Any]]] = []
     else:
         captured = history.captured
-    registry = registry or bundled_registry()
+    registry = registry or _registry(tuple(model.event_schemas))
     saga_pointers, steps = _locations(model)
     summary = EventSummary()
     # (source, id) -> [event, report, refs]: a redelivery is the same event, judged once.
@@ -109,3 +110,9 @@ def _locations(model: SagaModel) -> tuple[dict[str, str], dict[str, str]]:
         if step.undone is not None:
             steps.setdefault(step.undone.event, step.compensation or f"undo {step.name}")
     return pointers, steps
+
+
+@functools.lru_cache(maxsize=8)
+def _registry(extra: tuple[str, ...]) -> SchemaRegistry:
+    # Loading and compiling schemas is the costly part; a process judges few distinct SUTs.
+    return SchemaRegistry.load(*extra) if extra else bundled_registry()

@@ -207,10 +207,9 @@ def fuzz_sut(
     sut = load_sut(run_dir / "sut", config=config, bugs=bugs)
     sut.start()
     try:
-        providers = sut.contract_providers() if hasattr(sut, "contract_providers") else {}
-        if not providers:
-            # A SUT without [contracts.providers]: fuzz every service it runs, unsigned.
-            providers = {n: ProviderInfo(n, s.url) for n, s in sut.services().items()}
+        # Every service the SUT runs; the providers it names bring their signing along.
+        named = sut.contract_providers() if hasattr(sut, "contract_providers") else {}
+        providers = {n: named.get(n) or ProviderInfo(n, s.url) for n, s in sut.services().items()}
         results = fuzz(providers, run_dir / "fuzz", only=only, max_examples=max_examples, seed=seed, phases=phases)
     finally:
         shutdown(sut)

@@ -137,6 +137,8 @@ class SagaModel(_Frozen):
     non_negative: list[NonNegative] = Field(default_factory=list)
     balances: list[Balance] = Field(default_factory=list)
     triggers: dict[str, Outcome | Literal["any"]] = Field(default_factory=dict)
+    # CloudEvent schema folders (absolute paths) merged over the bundled ones for the contracts checker.
+    event_schemas: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> SagaModel:

@@ -151,9 +151,15 @@ class DeclarativeSystem:
 
         where = str(self.config_path or self.name)
         try:
-            return load_model(self.config.model, {n: t.outcome for n, t in self.config.triggers.items()})
+            model = load_model(self.config.model, {n: t.outcome for n, t in self.config.triggers.items()})
         except ValueError as exc:
             raise ConfigError(f"{where}: [model] {exc}") from None
+        contracts = self.config.contracts
+        if contracts is not None and contracts.schemas:
+            # The SUT's own CloudEvent schemas judge its events (paths relative to the config file).
+            schemas = [str((self.base_dir / d).resolve()) for d in contracts.schemas]
+            model = model.model_copy(update={"event_schemas": schemas})
+        return model
 
     def contract_providers(self) -> dict[str, ProviderInfo]:
         """The providers ``[contracts.providers]`` names, at their services' URLs."""
