@@ -64,7 +64,8 @@ def test_unchecked_reservation_is_caught_under_load(tmp_path):
     assert "conservation" in failed
 
 
-def test_double_charge_is_caught_under_load_with_duplicate_deliveries(tmp_path):
+def test_double_charge_is_caught_under_load_with_lost_acknowledgements(tmp_path):
+    # Payment commits each capture but its answer is lost: the task queue retries it.
     proc, verdicts, _out = load_run(
         tmp_path,
         "--users",
@@ -74,7 +75,7 @@ def test_double_charge_is_caught_under_load_with_duplicate_deliveries(tmp_path):
         "--duration",
         "6s",
         "--scenario",
-        "duplicate-deliveries",
+        "lost-acknowledgement",
         "--bugs",
         "payment.double_charge_on_redelivery",
     )
