@@ -189,6 +189,11 @@ class ReferenceSystem:
         out += [
             LinkInfo(link.name, link.source, link.target, f"127.0.0.1:{self.ports[link.target]}") for link in links()
         ]
+        if self.database_url:
+            from sagashop.topology import COMPONENTS, DATABASE, database_address, database_link
+
+            db = database_address(self.database_url)
+            out += [LinkInfo(database_link(c), c, DATABASE, db) for c in COMPONENTS]
         return out
 
     def triggers(self) -> dict[str, Trigger]:

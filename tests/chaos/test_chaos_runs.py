@@ -33,6 +33,25 @@ def chaos_run(tmp_path, name, *extra):
     return proc, verdicts
 
 
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+def backend(name: str) -> list[str]:
+    """The extra arguments a scenario needs: the PostgreSQL backend for those that require it."""
+    scenario = next(s for s, _ in catalogue() if s.name == name)
+    return ["--database-url", PG_URL] if "postgres" in scenario.requires else []
+
+
 def _params():
     out = []
     for scenario, _ in catalogue():
@@ -42,14 +61,17 @@ def _params():
         ):
             marks.append(pytest.mark.skipif(not HAS_TOXIPROXY, reason="no Toxiproxy server (embedded or real) yet"))
         if "postgres" in scenario.requires:
-            marks.append(pytest.mark.skip(reason="needs the PostgreSQL backend and its database link proxied"))
+            marks += [
+                pytest.mark.postgres,
+                pytest.mark.skipif(not _pg_available(), reason="PostgreSQL is not running on 127.0.0.1:5432"),
+            ]
         out.append(pytest.param(scenario.name, marks=marks))
     return out
 
 
 @pytest.mark.parametrize("name", _params())
 def test_scenario_is_green_on_the_reference_system(tmp_path, name):
-    proc, verdicts = chaos_run(tmp_path, name, "--seed", "1", "--sagas", "40")
+    proc, verdicts = chaos_run(tmp_path, name, "--seed", "1", "--sagas", "40", *backend(name))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert verdicts["ok"] and verdicts["scenario"] == name
     history = (tmp_path / name / "history.jsonl").read_text().splitlines()
@@ -79,7 +101,7 @@ def test_seeded_bug_is_caught_by_its_scenario(tmp_path, bug, scenario, checkers)
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("name", _params())
 def test_scenario_is_green_on_three_seeds(tmp_path, name, seed):
-    proc, verdicts = chaos_run(tmp_path, name, "--seed", str(seed))
+    proc, verdicts = chaos_run(tmp_path, name, "--seed", str(seed), *backend(name))
     assert proc.returncode == 0, proc.stdout[-4000:]
 
 
