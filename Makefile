@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/saga-harness demo
 
+# Two workers: most tests wait on real processes. The chaos, load and calibration
+# runs share one worker (xdist group "timed"), so fault windows never race each other.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 bench: install
 	$(BIN)/python -m bench

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,15 +175,22 @@ def fuzz(
     max_examples: int = 25,
     seed: int = 0,
     phases: tuple[str, ...] = PHASES,
+    jobs: int = 2,
 ) -> FuzzResults:
-    """Fuzz each service (or ``only`` these)."""
+    """Fuzz each service (or ``only`` these), ``jobs`` services at a time."""
     names = list(only) if only else sorted(services)
     unknown = [n for n in names if n not in services]
     if unknown:
         raise ConfigError(f"--service {', '.join(unknown)}: no such service; services: {', '.join(sorted(services))}")
-    results = tuple(
-        fuzz_service(services[n], out_dir, max_examples=max_examples, seed=seed, phases=phases) for n in names
-    )
+    # Two at a time: each schemathesis process spends much of its life starting up and
+    # waiting on the service; more would only fight over this machine's two cores.
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = tuple(
+            pool.map(
+                lambda n: fuzz_service(services[n], out_dir, max_examples=max_examples, seed=seed, phases=phases),
+                names,
+            )
+        )
     return FuzzResults(results, max_examples, seed)
 
 

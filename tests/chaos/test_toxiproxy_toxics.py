@@ -13,6 +13,9 @@ import time
 
 import pytest
 
+# Timed assertions share one xdist worker with the other timed runs (see the Makefile).
+pytestmark = pytest.mark.xdist_group("timed")
+
 
 def source(payload: bytes):
     """A server handler sending ``payload`` then closing."""

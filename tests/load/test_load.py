@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent / "saga-harness"
+# Timed runs share one xdist worker (see the Makefile): their fault windows and load never overlap.
+pytestmark = pytest.mark.xdist_group("timed")
 
 
 def load_run(tmp_path, *args):
