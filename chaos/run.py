@@ -19,7 +19,7 @@ from chaos.wiring import proxied_links
 from harness.errors import ScenarioError
 from harness.history import HistoryWriter, shard_path
 from harness.run import RunResult, RunSpec, identity, judge, model_with_triggers, new_run_dir, shutdown, workload_for
-from harness.runner import Progress, Runner, RunOptions
+from harness.runner import SETTLE_AFTER_FAULTS_S, Progress, Runner, RunOptions
 from harness.sut import SystemUnderTest, load_sut
 
 
@@ -119,7 +119,8 @@ async def _drive(
     record: Callable[..., None],
     on_progress: Callable[[ChaosProgress], None] | None,
 ) -> None:
-    runner = Runner(sut, record, RunOptions(concurrency=spec.concurrency, deadline_s=spec.deadline_s))
+    settle = SETTLE_AFTER_FAULTS_S if windows else 0.0
+    runner = Runner(sut, record, RunOptions(concurrency=spec.concurrency, deadline_s=spec.deadline_s, settle_s=settle))
     await runner.open()
     async with aiohttp.ClientSession() as http:
         nemesis = Nemesis.for_sut(windows, record, sut, http, proxies)

@@ -50,6 +50,13 @@ class RunOptions:
     request_timeout_s: float = 10.0
     quiet_s: float = 0.5  # events must stop arriving this long before the snapshot
     retries_on_unknown: int = 3  # resends (same key) after a request whose outcome is unknown
+    settle_s: float = 0.0  # after faults: the least time from healing (convergence) to the snapshot
+
+
+# A delivery that failed during a fault is retried after its backoff (at most 2 s in the
+# reference system's task queue and bus), and no event announces it: after faults, the
+# snapshot waits this long from healing, or it may miss a side effect that is still due.
+SETTLE_AFTER_FAULTS_S = 3.0
 
 
 class Runner:
@@ -62,6 +69,7 @@ class Runner:
         self._op = 0
         self._last_event = time.monotonic()
         self._outcomes: dict[str, str] = {}
+        self._converging_since: float | None = None
         self._sink: EventSink
         self._http: aiohttp.ClientSession
 
@@ -89,6 +97,7 @@ class Runner:
     async def converge(self, deadline_s: float | None = None) -> bool:
         """Poll every started saga until all are terminal or the deadline passes."""
         self.progress.phase = "converging"
+        self._converging_since = time.monotonic()  # the faults, if any, have healed by now
         converged = await self._converge(self._http, deadline_s)
         self.record(
             "phase",
@@ -190,9 +199,14 @@ class Runner:
 
     async def _quiet(self) -> None:
         # Side effects (emails, loyalty, analytics) land after the saga's outcome:
-        # wait until the event stream goes quiet, within reason.
-        limit = time.monotonic() + max(5.0, self.options.quiet_s * 10)
-        while time.monotonic() - self._last_event < self.options.quiet_s and time.monotonic() < limit:
+        # wait until the event stream goes quiet, within reason, and at least
+        # ``settle_s`` from healing (retries due after a fault announce nothing).
+        now = time.monotonic()
+        settled = (self._converging_since or now) + self.options.settle_s
+        limit = max(now + max(5.0, self.options.quiet_s * 10), settled)
+        while time.monotonic() < limit and (
+            time.monotonic() - self._last_event < self.options.quiet_s or time.monotonic() < settled
+        ):
             await asyncio.sleep(0.1)
 
     @property

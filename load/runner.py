@@ -24,7 +24,7 @@ from harness.errors import ConfigError, ScenarioError
 from harness.history import HistoryWriter, read_history, shard_path
 from harness.ports import free_port
 from harness.run import RunResult, identity, judge, model_with_triggers, new_run_dir, shutdown
-from harness.runner import Runner, RunOptions
+from harness.runner import SETTLE_AFTER_FAULTS_S, Runner, RunOptions
 from harness.supervisor import ProcessSpec, Supervisor
 from harness.sut import SystemUnderTest, load_sut
 from harness.workload import parse_mix
@@ -241,7 +241,8 @@ async def _drive(
 
     from chaos.nemesis import Nemesis
 
-    runner = Runner(sut, record, RunOptions(deadline_s=spec.deadline_s))
+    settle = SETTLE_AFTER_FAULTS_S if windows else 0.0
+    runner = Runner(sut, record, RunOptions(deadline_s=spec.deadline_s, settle_s=settle))
     await runner.open()
     try:
         async with aiohttp.ClientSession() as http:

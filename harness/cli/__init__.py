@@ -27,6 +27,7 @@ err_console = Console(stderr=True)
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
+    from harness.cli import calibrate as _calibrate  # noqa: F401
     from harness.cli import chaos as _chaos  # noqa: F401
     from harness.cli import contracts as _contracts  # noqa: F401
     from harness.cli import demo as _demo  # noqa: F401

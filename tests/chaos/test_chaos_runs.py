@@ -15,6 +15,8 @@ import pytest
 from chaos.scenario import LINK_FAULTS, catalogue
 
 BIN = Path(sys.executable).parent / "saga-harness"
+# Timed runs share one xdist worker (see the Makefile): their fault windows never race each other.
+pytestmark = pytest.mark.xdist_group("timed")
 HAS_TOXIPROXY = bool(
     os.environ.get("TOXIPROXY_URL") or shutil.which("toxiproxy-server") or importlib.util.find_spec("chaos.server")
 )
@@ -80,16 +82,22 @@ def test_scenario_is_green_on_the_reference_system(tmp_path, name):
     assert len(starts) == len(stops) == len(verdicts["faults"])
 
 
-@pytest.mark.parametrize(
-    "bug,scenario,checkers",
-    [
-        ("payment.double_charge_on_redelivery", "duplicate-deliveries", {"idempotency", "conservation"}),
-        ("orchestrator.no_signal_dedupe", "duplicate-deliveries", {"outcome", "convergence", "state_machine"}),
-        ("loyalty.no_event_dedupe", "duplicate-deliveries", {"idempotency"}),
-        ("orchestrator.no_step_deadline", "lost-results", {"convergence"}),
-        ("order.event_before_commit", "event-bus-killed", {"outcome", "convergence", "compensation"}),
-    ],
-)
+def _bug_params():
+    # Which scenario exposes which bug is the scenarios' `exposes` key; the checkers that
+    # must flag each bug are the calibration's table (the one place both are written).
+    from harness.calibration import EXPECTED_CHECKERS
+
+    return [
+        pytest.param(bug, scenario.name, set(EXPECTED_CHECKERS[bug]), id=f"{bug}-{scenario.name}")
+        for scenario, _ in catalogue()
+        for bug in scenario.exposes
+    ]
+
+
+# `saga-harness calibrate --quick` (tests/chaos/test_calibrate.py) runs every bug through its
+# runs with these expectations in make test; this one, every bug × every exposing scenario, is slow.
+@pytest.mark.slow
+@pytest.mark.parametrize("bug,scenario,checkers", _bug_params())
 def test_seeded_bug_is_caught_by_its_scenario(tmp_path, bug, scenario, checkers):
     proc, verdicts = chaos_run(tmp_path, scenario, "--seed", "1", "--bugs", bug)
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -1,0 +1,236 @@
+"""``saga-harness calibrate``: every seeded bug caught in every run meant to expose it, no false positive."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sagashop.bugs import KNOWN_BUGS
+
+from harness.calibration import EXPECTED_CHECKERS, RUNS, plan
+from reports.calibration import build_calibration_report
+
+BIN = Path(sys.executable).parent / "saga-harness"
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
+
+
+def calibrate(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN), "calibrate", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _shape_holds(data: dict) -> None:
+    assert {"bugs", "clean", "seconds"} <= set(data)
+    assert isinstance(data["seconds"], float)
+    assert set(data["bugs"]) == set(KNOWN_BUGS)
+    for name, bug in data["bugs"].items():
+        assert isinstance(bug["detected_in"], int) and isinstance(bug["runs"], int), name
+        assert all(isinstance(c, str) for c in bug["checkers"]), name
+        assert all(isinstance(s, str) for s in bug["scenarios"]) and bug["scenarios"], name
+    assert isinstance(data["clean"]["runs"], int) and isinstance(data["clean"]["false_positives"], int)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.xdist_group("timed")  # with the other chaos and load runs, on one worker (see the Makefile)
+def test_quick_calibration_catches_every_bug_and_flags_nothing_clean(tmp_path):
+    out = tmp_path / "cal"
+    t0 = time.monotonic()
+    proc = calibrate("--quick", "--out", str(out), cwd=tmp_path)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    data = json.loads((out / "calibration.json").read_text())
+    _shape_holds(data)
+    for name, bug in data["bugs"].items():
+        assert bug["detected_in"] == bug["runs"] >= 1, (name, bug)
+        assert set(bug["checkers"]) & EXPECTED_CHECKERS[name], (name, bug)
+    assert data["clean"]["false_positives"] == 0 and data["clean"]["runs"] >= 5
+    # Every run has its own directory with its verdicts, and one bug at most.
+    for run in data["runs"]:
+        verdicts = json.loads((out / run["dir"] / "verdicts.json").read_text())
+        assert verdicts["bugs"] == run["bug"] and verdicts["seed"] == run["seed"] == 1
+        assert (out / run["report"]).exists() and not (out / run["dir"] / "sut" / "data").exists()
+    html = (out / "calibration.html").read_text()
+    for name in KNOWN_BUGS:
+        assert name in html
+    assert not EXTERNAL.search(html)
+    assert "<script" not in html
+    assert "calibrated" in proc.stdout
+    print(f"calibrate --quick took {elapsed:.0f}s")
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--seeds", "0"], "--seeds"),
+        (["--quick", "--seeds", "3"], "--quick"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_paragraph(tmp_path, args, needle):
+    proc = calibrate(*args, "--out", str(tmp_path / "cal"), cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+    assert len([line for line in proc.stderr.strip().splitlines() if not line.strip()]) == 0  # one paragraph
+    assert not (tmp_path / "cal" / "runs").exists()  # nothing ran
+
+
+def test_an_out_dir_with_runs_is_refused(tmp_path):
+    (tmp_path / "cal" / "runs" / "clean").mkdir(parents=True)
+    proc = calibrate("--quick", "--out", str(tmp_path / "cal"), cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2 and "already holds a calibration" in proc.stderr, proc.stderr
+
+
+def test_every_bug_has_runs_meant_to_expose_it_and_expected_checkers():
+    assert set(EXPECTED_CHECKERS) == set(KNOWN_BUGS)
+    for quick in (True, False):
+        p = plan(seeds=2, quick=quick)
+        for bug in KNOWN_BUGS:
+            assert any(j.bug == bug for j in p.jobs), (bug, quick)
+        assert all(j.bug is None or j.bug in KNOWN_BUGS for j in p.jobs)
+        assert len({j.dirname for j in p.jobs}) == len(p.jobs), "each run has its own directory"
+    quick, full = plan(quick=True), plan(seeds=2)
+    assert quick.seeds == [1] and full.seeds == [1, 2]
+    assert all(j.sagas is not None and j.sagas <= 40 for j in quick.jobs if j.kind == "scenario")
+    assert {s["scenario"] for s in full.skipped} == {"database-latency"}
+    from chaos.scenario import catalogue
+
+    usable = {s.name for s, _ in catalogue()} - {"database-latency"}
+    assert {j.name for j in full.jobs if j.kind == "scenario" and j.bug is None} == usable
+    # the full calibration runs the non-scenario runs clean too, as their bugs' controls
+    assert {j.name for j in full.jobs if j.kind != "scenario" and j.bug is None} == {r.name for r in RUNS}
+
+
+def test_a_job_names_the_command_that_reproduces_it():
+    jobs = plan(quick=True).jobs
+    scenario = next(j for j in jobs if j.bug == "orchestrator.no_step_deadline")
+    assert scenario.command() == (
+        "saga-harness chaos run lost-results --seed 1 --sagas 40 --bugs orchestrator.no_step_deadline"
+    )
+    load = next(j for j in plan(seeds=1).jobs if j.kind == "load" and j.bug == "payment.double_charge_on_redelivery")
+    assert "--scenario lost-acknowledgement" in load.command() and load.command().startswith("saga-harness load run")
+
+
+def _hand_built(tmp_path: Path) -> Path:
+    data = {
+        "bugs": {
+            "payment.double_charge_on_redelivery": {
+                "detected_in": 2,
+                "runs": 2,
+                "checkers": ["conservation", "idempotency"],
+                "scenarios": ["duplicate-deliveries"],
+                "expected_checkers": ["conservation", "idempotency"],
+                "by_checker": {"conservation": 2, "idempotency": 2},
+            },
+            "loyalty.no_event_dedupe": {
+                "detected_in": 0,
+                "runs": 1,
+                "checkers": [],
+                "scenarios": ["duplicate-deliveries"],
+                "expected_checkers": ["idempotency"],
+            },
+            "<script>alert(1)</script>": {"detected_in": 1, "runs": 1, "checkers": ["outcome"], "scenarios": ["x"]},
+        },
+        "clean": {"runs": 2, "false_positives": 1},
+        "seconds": 12.5,
+        "runs": [
+            {"kind": "scenario", "name": "baseline", "bug": None, "seed": 1, "verdict": "pass",
+             "failed_checkers": [], "seconds": 5.0, "dir": "runs/clean/baseline-seed1", "command": "saga-harness x"},
+            {"kind": "scenario", "name": "flaky-payment", "bug": None, "seed": 1, "verdict": "fail",
+             "failed_checkers": ["convergence"], "seconds": 9.0, "dir": "runs/clean/flaky-payment-seed1",
+             "report": "https://evil.example/report.html", "command": "saga-harness <b>y</b>"},
+            {"kind": "scenario", "name": "duplicate-deliveries", "bug": "loyalty.no_event_dedupe", "seed": 1,
+             "verdict": "pass", "failed_checkers": [], "detected": False, "seconds": 16.0,
+             "dir": "runs/bugs/loyalty.no_event_dedupe/duplicate-deliveries-seed1", "command": "c"},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_report_shows_an_undetected_bug_and_a_false_positive(tmp_path):
+    html = build_calibration_report(_hand_built(tmp_path)).read_text()
+    assert (tmp_path / "calibration.html").exists()
+    assert "Calibration failed" in html
+    row = re.search(r'<tr data-bug="loyalty.no_event_dedupe" data-detected="(\w+)"[^>]*>(.*?)</tr>', html, re.S)
+    assert row and row.group(1) == "no" and "NOT DETECTED in 1 of 1" in row.group(2)
+    assert 'data-bug="payment.double_charge_on_redelivery" data-detected="yes"' in html
+    assert re.search(r'data-checker="idempotency">2/2<', html)
+    assert "FALSE POSITIVE" in html and 'data-verdict="fail"' in html
+    # escaped, and no link leaves the calibration directory
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>y</b>" not in html and "&lt;b&gt;y&lt;/b&gt;" in html
+    assert "evil.example" not in html and not EXTERNAL.search(html)
+    assert 'href="runs/clean/baseline-seed1"' in html
+
+
+def test_report_of_a_passing_calibration(tmp_path):
+    data = {
+        "bugs": {b: {"detected_in": 1, "runs": 1, "checkers": ["x"], "scenarios": ["s"]} for b in KNOWN_BUGS},
+        "clean": {"runs": 3, "false_positives": 0},
+        "seconds": 1.0,
+    }
+    (tmp_path / "calibration.json").write_text(json.dumps(data))
+    html = build_calibration_report(tmp_path).read_text()
+    assert "every seeded bug caught" in html and 'data-detected="no"' not in html
+
+
+def test_report_of_a_missing_file_is_a_clear_error(tmp_path):
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="no calibration.json"):
+        build_calibration_report(tmp_path)
+
+
+def test_scenarios_that_require_postgres_run_on_it_when_given_a_database_url():
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    jobs = plan(seeds=1, database_url=url).jobs
+    pg = [j for j in jobs if j.name == "database-latency"]
+    assert pg and all(j.database_url == url and j.command().endswith(f"--database-url {url}") for j in pg)
+    assert all(j.database_url is None for j in jobs if j.name != "database-latency")
+
+
+def test_quick_keeps_to_its_scenarios_while_every_bug_stays_covered():
+    from harness.calibration import QUICK_SCENARIOS
+
+    jobs = plan(quick=True).jobs
+    assert {j.name for j in jobs if j.kind == "scenario"} <= set(QUICK_SCENARIOS)
+    assert {j.name for j in jobs if j.kind != "scenario"} == {r.name for r in RUNS if r.quick}
+    assert {j.name for j in jobs if j.kind == "scenario" and j.bug is None} == set(QUICK_SCENARIOS)
+
+
+def test_a_run_that_crashes_is_run_once_more_and_the_first_attempt_kept(tmp_path, monkeypatch):
+    import harness.calibration as cal
+
+    calls = []
+
+    def fake_run(job, run_dir, on_phase=None):
+        calls.append(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        base = {"kind": job.kind, "name": job.name, "bug": job.bug, "seed": job.seed, "command": "c", "seconds": 1.0}
+        if len(calls) == 1:
+            return {**base, "verdict": "error", "error": "port taken", "failed_checkers": [], "detected": None}
+        return {**base, "verdict": "pass", "failed_checkers": [], "detected": None}
+
+    monkeypatch.setattr(cal, "run_job", fake_run)
+    result = cal.calibrate(cal.Plan([cal.Job("scenario", "baseline", 1)], [1], True), tmp_path)
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert result["clean"]["runs"] == 1 and result["clean"]["errors"] == 0 and result["clean"]["false_positives"] == 0
+    assert result["runs"][0]["retried_after"] == {
+        "error": "port taken",
+        "dir": "runs/clean/baseline-seed1-error",
+        "seconds": 1.0,
+    }
+    assert (tmp_path / "runs" / "clean" / "baseline-seed1-error").is_dir()
+    assert "port taken" in (tmp_path / "calibration.html").read_text()
