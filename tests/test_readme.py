@@ -38,6 +38,7 @@ HEAVY = {
     "saga-harness chaos run": ("tests/chaos/test_chaos_runs.py", '"chaos", "run"'),
     "saga-harness load run": ("tests/load/test_load.py", '"load", "run"'),
     "saga-harness contracts fuzz": ("tests/contracts/test_fuzz.py", '"contracts", "fuzz", "--max-examples"'),
+    "saga-harness calibrate": ("tests/chaos/test_calibrate.py", '"--quick"'),
 }
 
 
