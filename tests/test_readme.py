@@ -39,6 +39,7 @@ HEAVY = {
     "saga-harness load run": ("tests/load/test_load.py", '"load", "run"'),
     "saga-harness contracts fuzz": ("tests/contracts/test_fuzz.py", '"contracts", "fuzz", "--max-examples"'),
     "saga-harness calibrate": ("tests/chaos/test_calibrate.py", '"--quick"'),
+    "saga-harness contracts verify": ("tests/contracts/test_pact_provider.py", '"contracts", "verify", "--bugs"'),
 }
 
 

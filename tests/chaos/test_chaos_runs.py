@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chaos.scenario import LINK_FAULTS, catalogue
+from harness.calibration import QUICK_SCENARIOS
 
 BIN = Path(sys.executable).parent / "saga-harness"
 # Timed runs share one xdist worker (see the Makefile): their fault windows never race each other.
@@ -67,6 +68,9 @@ def _params():
                 pytest.mark.postgres,
                 pytest.mark.skipif(not _pg_available(), reason="PostgreSQL is not running on 127.0.0.1:5432"),
             ]
+        if scenario.name in QUICK_SCENARIOS:
+            # `calibrate --quick` runs these clean in make test (no false positive allowed).
+            marks.append(pytest.mark.slow)
         out.append(pytest.param(scenario.name, marks=marks))
     return out
 

@@ -29,7 +29,7 @@ def saga_harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_every_reference_service_survives_bounded_fuzzing(tmp_path):
-    proc = saga_harness("contracts", "fuzz", "--max-examples", "5", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    proc = saga_harness("contracts", "fuzz", "--max-examples", "3", "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     fuzz = json.loads((tmp_path / "run" / "contracts.json").read_text())["fuzz"]
     services = {s["service"]: s for s in fuzz["services"]}
