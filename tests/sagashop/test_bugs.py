@@ -113,7 +113,9 @@ def test_loyalty_without_dedupe_awards_twice(make_shop, bug):
 def test_event_before_commit_loses_the_fact_when_the_bus_is_down(make_shop, bug):
     shop = make_shop(
         bugs=["order.event_before_commit"] if bug else [],
-        extra_env={"SAGASHOP_STEP_TIMEOUT_S": "1", "SAGASHOP_STEP_MAX_ATTEMPTS": "3"},
+        # A retry budget (5 × 2 s) that outlasts the bus's restart even on a busy machine:
+        # the correct system must complete once its outbox can publish again.
+        extra_env={"SAGASHOP_STEP_TIMEOUT_S": "2", "SAGASHOP_STEP_MAX_ATTEMPTS": "5"},
     )
     shop.sut.supervisor.kill("eventbus", signal.SIGKILL)
     sid = shop.start("ok")
