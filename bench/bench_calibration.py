@@ -5,7 +5,7 @@ list included; run directories are in a temporary directory that is removed).
 Target: every bug detected in every run meant to expose it, zero false positives.
 ``BENCH_CALIBRATION_SEEDS`` sets K (default 3). The scenarios that require PostgreSQL
 run on ``BENCH_PG_URL`` when it answers, and are skipped (and listed so) otherwise.
-It takes a while: 93 runs, about 28 minutes on two shared cores with K=3.
+It takes a while: 93 runs, about 30 minutes on two shared cores with K=3.
 """
 
 from __future__ import annotations
