@@ -26,8 +26,13 @@ def read_contracts(run_dir: str | Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def write_section(run_dir: str | Path, section: str, data: dict[str, Any]) -> Path:
-    """Set one section of ``contracts.json``, keeping the others."""
+def write_section(
+    run_dir: str | Path, section: str, data: dict[str, Any], verdicts: dict[str, Any] | None = None
+) -> Path:
+    """Set one section of ``contracts.json``, keeping the others, and rewrite ``junit.xml`` with it.
+
+    ``verdicts``: the run's verdicts when the caller holds them (else read from ``verdicts.json``).
+    """
     path = Path(run_dir) / FILE
     doc = read_contracts(run_dir)
     doc[section] = data
@@ -39,7 +44,8 @@ def write_section(run_dir: str | Path, section: str, data: dict[str, Any]) -> Pa
     # CI reads contract results as JUnit test cases too (beside the invariants, when the run has them).
     from reports.junit import write_junit
 
-    verdicts_path = path.parent / "verdicts.json"
-    verdicts = json.loads(verdicts_path.read_text(encoding="utf-8")) if verdicts_path.is_file() else {}
+    if verdicts is None:
+        verdicts_path = path.parent / "verdicts.json"
+        verdicts = json.loads(verdicts_path.read_text(encoding="utf-8")) if verdicts_path.is_file() else {}
     write_junit(verdicts, path.parent / "junit.xml", contracts=doc)
     return path

@@ -6,8 +6,8 @@ with no schema, unless ``strict``), 422 with the failures when it is not.
 ``GET /summary`` gives the counts by type so far. With ``out``, each event and
 its report are appended to a JSON-lines file as they arrive.
 
-The event is read from the wire with :func:`harness.sink.event_from_wire` —
-nothing fills in a missing attribute before it is judged.
+It is the harness's :class:`~harness.sink.EventSink` with a judge: the event is
+read from the wire as sent — nothing fills in a missing attribute before it is judged.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import IO, Any
 from aiohttp import web
 
 from contracts.events import EventReport, EventSummary, SchemaRegistry, bundled_registry
-from harness.sink import WireError, event_from_wire
+from harness.sink import EventSink
 
 
-class ValidatingSink:
+class ValidatingSink(EventSink):
     """``await sink.start()``, push to ``sink.url``, ``await sink.stop()``; runs on the caller's loop."""
 
     def __init__(
@@ -35,34 +35,22 @@ class ValidatingSink:
         out: Path | None = None,
         strict: bool = False,
     ) -> None:
+        super().__init__(lambda _event: None, host, port)  # accept() judges and records instead
         self.registry = registry or bundled_registry()
-        self.host = host
-        self.port = port
         self.out = out
         self.strict = strict
         self.summary = EventSummary()
-        self.refused = 0  # requests that were not one event (bad JSON, batched mode)
         self._file: IO[str] | None = None
-        self._runner: web.AppRunner | None = None
 
     @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}/events"
+    def refused(self) -> int:
+        """Requests that were not one event (bad JSON, batched mode)."""
+        return self.rejected
 
-    def app(self) -> web.Application:
-        """The aiohttp application (routes ``POST /events`` and ``GET /summary``)."""
-        app = web.Application(client_max_size=4 * 1024 * 1024)
-        app.router.add_post("/events", self._receive)
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/summary", self._summary)
-        return app
 
-    async def _receive(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        try:
-            event = event_from_wire(dict(request.headers), body)
-        except WireError as exc:
-            self.refused += 1
-            return web.json_response({"error": "not accepted", "reason": str(exc)}, status=400)
+    def accept(self, event: dict[str, Any]) -> web.Response:
         report = self.registry.validate(event)
         self.summary.add(report, where=f"request {self.summary.events + 1}")
         self._record(event, report)
@@ -89,22 +77,11 @@ class ValidatingSink:
         if self.out is not None:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.out.open("a", encoding="utf-8")
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except BaseException:
-            await self.stop()
-            raise
-        if self.port == 0:
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await super().start()
 
     async def stop(self) -> None:
         """Stop listening and close the output file."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()
         if self._file is not None:
             self._file.close()
             self._file = None

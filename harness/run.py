@@ -195,10 +195,11 @@ def judge(run_dir: Path, model: SagaModel, identity: dict[str, Any]) -> dict[str
 
     verdicts = run_checks(read_history(run_dir), model).to_dict(**identity)
     (run_dir / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n", encoding="utf-8")
-    for check in verdicts["checks"]:
-        if check["name"] == "contracts":  # event validation by type, beside pacts and fuzzing
-            write_section(run_dir, "events", {"ok": check["ok"], **check.get("stats", {})})
-    write_junit(verdicts, run_dir / "junit.xml", contracts=read_contracts(run_dir))
+    events = next((c for c in verdicts["checks"] if c["name"] == "contracts"), None)
+    if events is not None:  # event validation by type, beside pacts and fuzzing; writes junit.xml too
+        write_section(run_dir, "events", {"ok": events["ok"], **events.get("stats", {})}, verdicts)
+    else:
+        write_junit(verdicts, run_dir / "junit.xml", contracts=read_contracts(run_dir))
     return verdicts
 
 

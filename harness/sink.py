@@ -54,19 +54,37 @@ def event_from_wire(headers: dict[str, str], body: bytes) -> dict[str, Any]:
 
 
 class EventSink:
-    """An in-process HTTP sink: ``await sink.start()``, push to ``sink.url``, ``await sink.stop()``."""
+    """An in-process HTTP sink: ``await sink.start()``, push to ``sink.url``, ``await sink.stop()``.
+
+    Subclasses judge what arrives by overriding :meth:`accept` (the answer to one
+    well-formed event) and add routes in :meth:`routes`.
+    """
 
     def __init__(self, on_event: Callable[[dict[str, Any]], None], host: str = "127.0.0.1", port: int = 0) -> None:
         self.on_event = on_event
         self.host = host
         self.port = port
         self.received = 0
-        self.rejected = 0
+        self.rejected = 0  # requests that were not one event (bad JSON, batched mode)
         self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/events"
+
+    def accept(self, event: dict[str, Any]) -> web.Response:
+        """Take one event as it came over the wire; the answer to its pusher."""
+        self.on_event(event)
+        return web.Response(status=204)
+
+    def routes(self, app: web.Application) -> None:
+        """Routes beside ``POST /events``."""
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_post("/events", self._receive)
+        self.routes(app)
+        return app
 
     async def _receive(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -76,16 +94,17 @@ class EventSink:
             self.rejected += 1
             return web.json_response({"error": "not accepted", "reason": str(exc)}, status=400)
         self.received += 1
-        self.on_event(event)
-        return web.Response(status=204)
+        return self.accept(event)
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=4 * 1024 * 1024)
-        app.router.add_post("/events", self._receive)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await self.stop()
+            raise
         if self.port == 0:
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 

@@ -96,6 +96,30 @@ class ProcessStatus:
     returncode: int | None
 
 
+def _listens(pid: int, url: str) -> bool:
+    """Whether ``pid`` or one of its descendants listens on ``url``'s port (True when that cannot be told)."""
+    import psutil
+
+    port = urlsplit(url).port
+    if port is None:
+        return True
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return True  # gone: the exit status tells the rest
+    for p in tree:
+        try:
+            conns = p.net_connections(kind="tcp")
+        except psutil.AccessDenied:
+            return True
+        except psutil.Error:
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in conns):
+            return True
+    return False
+
+
 def check_health(url: str, timeout: float = _HEALTH_PROBE_TIMEOUT_S) -> bool:
     """Does ``url`` answer a GET with HTTP 200 within ``timeout`` seconds?"""
     return _probe(url, timeout)[0]
@@ -470,6 +494,10 @@ class Supervisor:
                     pending.remove(proc)
                     continue
                 ok, last[proc.spec.name] = _probe(url, _HEALTH_PROBE_TIMEOUT_S)
+                if ok and not _listens(proc.popen.pid, url):
+                    # Someone else answers on that port (ours lost the race to bind it and
+                    # is about to exit): not healthy, whatever the answer says.
+                    ok, last[proc.spec.name] = False, f"HTTP 200 from a process other than pid {proc.popen.pid}"
                 if ok:
                     pending.remove(proc)
                 elif time.monotonic() - begun > proc.spec.ready_timeout_s:

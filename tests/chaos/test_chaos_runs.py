@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from postgres import PG_URL, pg_available
 
 from chaos.scenario import LINK_FAULTS, catalogue
 from harness.calibration import QUICK_SCENARIOS
@@ -36,19 +37,6 @@ def chaos_run(tmp_path, name, *extra):
     return proc, verdicts
 
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=2):
-            return True
-    except Exception:
-        return False
-
-
 def backend(name: str) -> list[str]:
     """The extra arguments a scenario needs: the PostgreSQL backend for those that require it."""
     scenario = next(s for s, _ in catalogue() if s.name == name)
@@ -66,7 +54,7 @@ def _params():
         if "postgres" in scenario.requires:
             marks += [
                 pytest.mark.postgres,
-                pytest.mark.skipif(not _pg_available(), reason="PostgreSQL is not running on 127.0.0.1:5432"),
+                pytest.mark.skipif(not pg_available(), reason="PostgreSQL is not running on 127.0.0.1:5432"),
             ]
         if scenario.name in QUICK_SCENARIOS:
             # `calibrate --quick` runs these clean in make test (no false positive allowed).

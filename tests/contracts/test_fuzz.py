@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from saga_cli import saga_harness
 
 from contracts.fuzz import fuzz_service
 from harness.ports import free_ports
@@ -15,17 +15,6 @@ from harness.supervisor import ProcessSpec, Supervisor
 from harness.sut import ProviderInfo
 
 HERE = Path(__file__).resolve().parent
-
-
-def saga_harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "saga-harness"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-    )
 
 
 def test_every_reference_service_survives_bounded_fuzzing(tmp_path):

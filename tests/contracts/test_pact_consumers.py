@@ -360,105 +360,84 @@ ORCHESTRATOR_FACTS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+def expect_event(pact: Pact, service: str, fact: str, data: dict[str, Any]) -> None:
+    """A message interaction: the CloudEvent ``service`` publishes for ``fact``, as this consumer needs it."""
+    (
+        pact.upon_receiving(events.event_type(service, fact), "Async")
+        .with_body(cloudevent(service, fact, data), events.STRUCTURED)
+        .with_metadata({"contentType": events.STRUCTURED})
+    )
+
+
+def verify_consumer(pact: Pact, module: Any, handler: Any, check: Any) -> None:
+    """Feed each described event to the consumer's real ``handler`` on a fresh database, ``check`` what it
+    wrote, and write the pact."""
+    engine = create_engine("sqlite://")
+    module.metadata.create_all(engine)
+
+    def handle(body: str | bytes | None, _m: dict[str, object]) -> None:
+        with engine.begin() as conn:
+            handler(conn, json.loads(body or b"{}"))
+            check(conn)
+
+    pact.verify(handle, "Async")
+    write(pact)
+
+
 @pytest.mark.parametrize("provider", sorted(ORCHESTRATOR_FACTS))
 def test_orchestrator_hears_facts(provider: str) -> None:
     pact = new_pact("orchestrator", provider)
     for fact, data in ORCHESTRATOR_FACTS[provider].items():
-        (
-            pact.upon_receiving(events.event_type(provider, fact), "Async")
-            .with_body(cloudevent(provider, fact, data), events.STRUCTURED)
-            .with_metadata({"contentType": events.STRUCTURED})
-        )
+        expect_event(pact, provider, fact, data)
     pact.verify(handled_by_orchestrator, "Async")
     write(pact)
 
 
-def _consumer_db(module: Any) -> Any:
-    engine = create_engine("sqlite://")
-    module.metadata.create_all(engine)
-    return engine
+CONFIRMED = {"order_id": match.str("ord_1"), "customer_id": match.str("cust-1"), "total_cents": match.int(2500)}
 
 
 def test_loyalty_awards_points_for_confirmed_orders() -> None:
     from sagashop.consumers import loyalty
 
     pact = new_pact("loyalty", "order")
-    data = {"order_id": match.str("ord_1"), "customer_id": match.str("cust-1"), "total_cents": match.int(2500)}
-    (
-        pact.upon_receiving(events.event_type("order", "confirmed"), "Async")
-        .with_body(cloudevent("order", "confirmed", data), events.STRUCTURED)
-        .with_metadata({"contentType": events.STRUCTURED})
-    )
-    engine = _consumer_db(loyalty)
+    expect_event(pact, "order", "confirmed", CONFIRMED)
 
-    def handle(body: str | bytes | None, _m: dict[str, object]) -> None:
-        with engine.begin() as conn:
-            loyalty.award(conn, json.loads(body or b"{}"))
-            assert conn.execute(select(loyalty.points.c.points)).scalar() == 25
+    def one_point_per_unit(conn: Any) -> None:
+        assert conn.execute(select(loyalty.points.c.points)).scalar() == 25
 
-    pact.verify(handle, "Async")
-    write(pact)
+    verify_consumer(pact, loyalty, loyalty.award, one_point_per_unit)
 
 
 def test_email_notifies_confirmations_and_refunds() -> None:
     from sagashop.consumers import email
 
     pact = new_pact("email", "order")
-    data = {"order_id": match.str("ord_1"), "customer_id": match.str("cust-1"), "total_cents": match.int(2500)}
-    (
-        pact.upon_receiving(events.event_type("order", "confirmed"), "Async")
-        .with_body(cloudevent("order", "confirmed", data), events.STRUCTURED)
-        .with_metadata({"contentType": events.STRUCTURED})
-    )
-    confirmations = _consumer_db(email)
+    expect_event(pact, "order", "confirmed", CONFIRMED)
 
-    def confirm(body: str | bytes | None, _m: dict[str, object]) -> None:
-        with confirmations.begin() as conn:
-            email.send("order_confirmation")(conn, json.loads(body or b"{}"))
-            assert conn.execute(select(email.emails.c.customer_id)).scalar() == "cust-1"
+    def addressed(conn: Any) -> None:
+        assert conn.execute(select(email.emails.c.customer_id)).scalar() == "cust-1"
 
-    pact.verify(confirm, "Async")
-    write(pact)
+    verify_consumer(pact, email, email.send("order_confirmation"), addressed)
 
     pact = new_pact("email", "payment")
     data = {"payment_id": match.str("pay_1"), "amount_cents": match.int(2500), "applied": match.bool(True)}
-    (
-        pact.upon_receiving(events.event_type("payment", "refunded"), "Async")
-        .with_body(cloudevent("payment", "refunded", data), events.STRUCTURED)
-        .with_metadata({"contentType": events.STRUCTURED})
-    )
-    engine = _consumer_db(email)
-    notify = email.send("refund_notice")
+    expect_event(pact, "payment", "refunded", data)
 
-    def handle(body: str | bytes | None, _m: dict[str, object]) -> None:
+    def quotes_the_amount(conn: Any) -> None:
         # The refund notice quotes the amount: the field this consumer cannot do without.
-        with engine.begin() as conn:
-            notify(conn, json.loads(body or b"{}"))
-            assert conn.execute(select(email.emails.c.amount_cents)).scalar() == 2500
+        assert conn.execute(select(email.emails.c.amount_cents)).scalar() == 2500
 
-    pact.verify(handle, "Async")
-    write(pact)
+    verify_consumer(pact, email, email.send("refund_notice"), quotes_the_amount)
 
 
 def test_analytics_counts_confirmed_revenue() -> None:
     from sagashop.consumers import analytics
 
     pact = new_pact("analytics", "order")
-    data = {"order_id": match.str("ord_1"), "total_cents": match.int(2500)}
-    (
-        pact.upon_receiving(events.event_type("order", "confirmed"), "Async")
-        .with_body(cloudevent("order", "confirmed", data), events.STRUCTURED)
-        .with_metadata({"contentType": events.STRUCTURED})
-    )
-    engine = _consumer_db(analytics)
+    expect_event(pact, "order", "confirmed", {"order_id": match.str("ord_1"), "total_cents": match.int(2500)})
 
-    def handle(body: str | bytes | None, _m: dict[str, object]) -> None:
-        with engine.begin() as conn:
-            analytics.count(conn, json.loads(body or b"{}"))
-            got = conn.execute(
-                select(analytics.counters.c.value).where(analytics.counters.c.name == "revenue_cents")
-            ).scalar()
-            assert got == 2500
+    def revenue(conn: Any) -> None:
+        got = conn.execute(select(analytics.counters.c.value).where(analytics.counters.c.name == "revenue_cents"))
+        assert got.scalar() == 2500
 
-    pact.verify(handle, "Async")
-    write(pact)
+    verify_consumer(pact, analytics, analytics.count, revenue)

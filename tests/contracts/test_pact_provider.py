@@ -8,28 +8,16 @@ these tests replay them against real processes over real HTTP, through
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from saga_cli import saga_harness
 
 from harness.adapters.reference import ReferenceSystem
 
 ROOT = Path(__file__).resolve().parents[2]
 PACTS = ROOT / "contracts" / "pacts"
-
-
-def saga_harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "saga-harness"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"COLUMNS": "250", "PATH": "/usr/bin:/bin"},
-    )
 
 
 def pact_interactions() -> set[tuple[str, str, str]]:
@@ -42,7 +30,7 @@ def pact_interactions() -> set[tuple[str, str, str]]:
 
 
 def test_clean_reference_system_honours_every_pact(tmp_path):
-    proc = saga_harness("contracts", "verify", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    proc = saga_harness("contracts", "verify", "--out", str(tmp_path / "run"), cwd=tmp_path, columns=250)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     doc = json.loads((tmp_path / "run" / "contracts.json").read_text())
     pacts = doc["pacts"]
@@ -56,7 +44,14 @@ def test_clean_reference_system_honours_every_pact(tmp_path):
 
 def test_renamed_field_fails_verification_naming_provider_interaction_and_field(tmp_path):
     proc = saga_harness(
-        "contracts", "verify", "--bugs", "payment.renamed_field", "--out", str(tmp_path / "run"), cwd=tmp_path
+        "contracts",
+        "verify",
+        "--bugs",
+        "payment.renamed_field",
+        "--out",
+        str(tmp_path / "run"),
+        cwd=tmp_path,
+        columns=250,
     )
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
     pacts = json.loads((tmp_path / "run" / "contracts.json").read_text())["pacts"]
@@ -103,6 +98,6 @@ def test_provider_state_hooks_exist_only_in_test_mode(tmp_path):
     ],
 )
 def test_bad_verify_input_is_a_one_paragraph_error(tmp_path, args, needle):
-    proc = saga_harness("contracts", "verify", *args, "--out", str(tmp_path / "run"), cwd=ROOT)
+    proc = saga_harness("contracts", "verify", *args, "--out", str(tmp_path / "run"), cwd=ROOT, columns=250)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert needle in proc.stderr and "Traceback" not in proc.stderr

@@ -8,27 +8,15 @@ both named by the ``[contracts]`` table of its config.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 from pact import Pact, match
+from saga_cli import saga_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIPBOOK = ROOT / "fixtures" / "tripbook"
 CONFIG = TRIPBOOK / "saga-harness.toml"
-
-
-def saga_harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "saga-harness"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-    )
 
 
 def test_tripbook_consumers_write_their_pacts():

@@ -165,6 +165,32 @@ def test_never_healthy_times_out_with_a_clear_error(tmp_path, server_py, marker)
     assert wait_until_none_marked(marker, 2.0) == []
 
 
+def test_an_answer_from_another_process_on_its_port_is_not_health(tmp_path):
+    # Another server took the port first: the process will fail to bind and exit,
+    # but its health URL answers 200 meanwhile. That must not count as started.
+    import http.server
+
+    class Answers200(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    port = free_port()
+    squatter = http.server.ThreadingHTTPServer(("127.0.0.1", port), Answers200)
+    threading.Thread(target=squatter.serve_forever, daemon=True).start()
+    code = f"import socket, time; time.sleep(1); socket.socket().bind(('127.0.0.1', {port}))"
+    sup = Supervisor(tmp_path)
+    try:
+        with pytest.raises(SutError, match="exited with"):
+            sup.start([ProcessSpec("late", [sys.executable, "-c", code], health_url=f"http://127.0.0.1:{port}/")])
+    finally:
+        sup.stop()
+        squatter.shutdown()
+
+
 def test_missing_program_is_a_sut_error(tmp_path):
     sup = Supervisor(tmp_path)
     with pytest.raises(SutError, match="could not start process 'ghost'"):

@@ -5,24 +5,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from postgres import PG_URL, pg_available
 from shopclient import EXPECTED, TRIGGERS
-
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=2):
-            return True
-    except Exception:
-        return False
-
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.skipif(not _pg_available(), reason="PostgreSQL is not running on 127.0.0.1:5432 (user postgres)"),
+    pytest.mark.skipif(not pg_available(), reason="PostgreSQL is not running on 127.0.0.1:5432 (user postgres)"),
 ]
 
 
