@@ -154,8 +154,10 @@ def test_the_readme_has_commands_to_check():
 
 
 def test_heavy_commands_are_run_by_the_fast_suite_too():
+    # Whitespace-blind: the formatter may spread a call's arguments over several lines.
     for test_file, invocation in HEAVY.values():
-        assert invocation in (ROOT / test_file).read_text(), (test_file, invocation)
+        source = re.sub(r"\s+", "", (ROOT / test_file).read_text())
+        assert re.sub(r"\s+", "", invocation) in source, (test_file, invocation)
 
 
 @pytest.mark.timeout(1500)
