@@ -140,10 +140,28 @@ def test_orchestrator_enqueues_commands() -> None:
         .will_respond_with(404)
         .with_body({"error": "unknown queue", "queue": "nowhere"})
     )
+    # What the orchestrator's outbox sends: its commands in batches, each naming its queue.
+    batch = [
+        {"queue": "payment", **task, "name": "saga-2:authorize_payment:1"},
+        {"queue": "inventory", **task, "name": "saga-2:reserve_inventory:1"},
+    ]
+    (
+        pact.upon_receiving("a batch of commands for several queues")
+        .with_request("POST", "/tasks:batchCreate")
+        .with_body(batch, "application/json")
+        .will_respond_with(201)
+        .with_body(
+            [
+                {"name": match.str(batch[0]["name"]), "queue": "payment", "created": True},
+                {"name": match.str(batch[1]["name"]), "queue": "inventory", "created": True},
+            ]
+        )
+    )
     with pact.serve() as srv:
         base = str(srv.url).rstrip("/")
         assert httpx.post(f"{base}/queues/payment/tasks", json=task).status_code == 201
         assert httpx.post(f"{base}/queues/nowhere/tasks", json=task).status_code == 404
+        assert httpx.post(f"{base}/tasks:batchCreate", json=batch).status_code == 201
     write(pact)
 
 
@@ -276,8 +294,22 @@ def test_services_publish_facts_to_the_bus() -> None:
         .will_respond_with(400)
         .with_body({"error": "invalid CloudEvent", "reason": match.str("missing id")})
     )
+    # What the services' outboxes send: facts in batched mode (a JSON array of structured events).
+    second = {**event, "id": "1c7f2d4fab3e5f6a9b8c7d6e5f4a3b2c", "type": events.event_type("payment", "captured")}
+    (
+        pact.upon_receiving("facts published in batched mode")
+        .with_request("POST", "/topics/payment/events")
+        .with_header("Content-Type", events.BATCH)
+        .with_body(json.dumps([event, second]), events.BATCH)
+        .will_respond_with(202)
+        .with_body({"accepted": 2, "deliveries": match.int(6)})
+    )
     with pact.serve() as srv:
         base = str(srv.url).rstrip("/")
+        batched = {"Content-Type": events.BATCH}
+        assert (
+            httpx.post(f"{base}/topics/payment/events", content=json.dumps([event, second]), headers=batched)
+        ).status_code == 202
         headers = {"Content-Type": events.STRUCTURED}
         assert (
             httpx.post(f"{base}/topics/payment/events", content=json.dumps(event), headers=headers).status_code == 202
@@ -307,7 +339,31 @@ def test_bus_pushes_events_to_a_subscriber() -> None:
         .will_respond_with(200)
         .with_body({"status": match.regex("processed", regex=r"^(processed|duplicate)$")})
     )
+    # What the bus sends the system's own subscribers: batches (a JSON array of structured events).
+    batch = [cloudevent("order", "confirmed", {k: v for k, v in data.items() if k not in ("saga_id", "command_id")})]
+    batch.append({**batch[0], "id": match.str("1c7f2d4fab3e5f6a9b8c7d6e5f4a3b2c")})
+    (
+        pact.upon_receiving("order-confirmed events in batched mode")
+        .with_request("POST", "/events")
+        .with_headers({"Content-Type": events.BATCH, **SIGNATURE_HEADERS})
+        .with_body(batch, events.BATCH)
+        .will_respond_with(200)
+        .with_body({"status": "batch", "statuses": [match.regex("processed", regex=r"^(processed|duplicate)$")] * 2})
+    )
     with pact.serve() as srv:
+        sent = {
+            "specversion": "1.0",
+            "source": "/sagashop/order",
+            "type": events.event_type("order", "confirmed"),
+            "time": "2026-11-30T12:00:00.000000Z",
+            "datacontenttype": "application/json",
+            "sagaid": "saga-1",
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "data": data,
+        }
+        raw_batch = json.dumps([{**sent, "id": "e-1"}, {**sent, "id": "e-2"}]).encode()
+        headers = {**signed_headers(raw_batch), "Content-Type": events.BATCH}
+        assert httpx.post(str(srv.url).rstrip("/") + "/events", content=raw_batch, headers=headers).status_code == 200
         raw = json.dumps(data).encode()
         headers = signed_headers(raw) | {
             "ce-specversion": "1.0",

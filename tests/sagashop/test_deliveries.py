@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
+import time
+import uuid
+
+from sagashop import events, signing
 from shopclient import EXPECTED, TRIGGERS
 
 
@@ -20,6 +27,19 @@ def _check_effects_once(shop, views):
         assert sum(e["amount_cents"] for e in entries) == (view["total_cents"] if view["outcome"] == "completed" else 0)
 
 
+def _eventually_effects_once(shop, views, timeout: float = 30) -> None:
+    """The consumers hear facts on their own time (a dropped push waits for its retry): wait for them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _check_effects_once(shop, views)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def test_every_push_delivered_three_times(make_shop):
     shop = make_shop()
     shop.fault("taskqueue", duplicate=2)
@@ -28,7 +48,7 @@ def test_every_push_delivered_three_times(make_shop):
     views = shop.wait(list(ids), timeout=60)
     for sid, view in views.items():
         assert view["outcome"] == EXPECTED[ids[sid]], view
-    _check_effects_once(shop, views)
+    _eventually_effects_once(shop, views)
     stats = shop.get("loyalty", "/healthz")
     assert stats["status"] == "ok"
 
@@ -40,8 +60,6 @@ def test_redelivery_of_everything_after_the_fact(shop):
         r = shop.post(component, "/admin/redeliver", json={"since_s": 600})
         assert r.status_code == 200 and r.json()["redelivered"] > 0
     # Let the redeliveries land, then nothing may have changed.
-    import time
-
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         pending = [shop.get(c, "/stats") for c in ("taskqueue", "eventbus")]
@@ -63,4 +81,61 @@ def test_delayed_and_dropped_deliveries_still_converge(make_shop):
     views = shop.wait(list(ids), timeout=90)
     for sid, view in views.items():
         assert view["outcome"] == EXPECTED[ids[sid]]
-    _check_effects_once(shop, views)
+    _eventually_effects_once(shop, views)
+
+
+def _batch_sink(secret: str, received: list[tuple[int, list[str]]]) -> http.server.ThreadingHTTPServer:
+    """A subscriber that records (status, event ids) per push and fails any push holding 'poison'."""
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            ts, sig = self.headers[signing.TIMESTAMP_HEADER], self.headers[signing.SIGNATURE_HEADER]
+            ok = self.headers["Content-Type"] == events.BATCH and signing.verify(secret, body, ts, sig) is None
+            ids = [e["id"] for e in json.loads(body)] if ok else []
+            status = 200 if ok and "poison" not in ids else 500
+            received.append((status, ids))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_batched_subscribers_get_arrays_and_a_poison_event_travels_alone(shop):
+    received: list[tuple[int, list[str]]] = []
+    server = _batch_sink(shop.secret, received)
+    topic = f"batch-{uuid.uuid4().hex[:6]}"
+    good = [f"good-{i}" for i in range(30)]
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    batch = [
+        events.new_event(type_="com.example.test", source="/test", data={}, saga_id="s", traceparent=trace, event_id=i)
+        for i in [*good[:15], "poison", *good[15:]]
+    ]
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_port}/"
+        sub = {"name": topic, "topic": topic, "push_endpoint": endpoint, "content_mode": "batch", "max_deliveries": 3}
+        assert shop.post("eventbus", "/subscriptions", json=sub).status_code == 201
+        headers = {"Content-Type": events.BATCH}
+        r = shop.post("eventbus", f"/topics/{topic}/events", content=json.dumps(batch), headers=headers)
+        assert r.status_code == 202 and r.json()["accepted"] == 31  # (analytics hears every topic too)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            landed = {i for status, ids in received if status == 200 for i in ids}
+            dead = shop.get("eventbus", f"/events?topic={topic}.deadletter")["events"]
+            if landed >= set(good) and dead:
+                break
+            time.sleep(0.2)
+    finally:
+        server.shutdown()
+    assert landed >= set(good), sorted(set(good) - landed)
+    assert [e["event"]["id"] for e in dead] == ["poison"]
+    assert max(len(ids) for _status, ids in received) > 1, "nothing was batched"
+    # The poison held its first batch back once; after that it went alone, until its budget ran out.
+    poisoned = [ids for _status, ids in received if "poison" in ids]
+    assert len(poisoned) == 3 and len(poisoned[0]) > 1 and poisoned[1:] == [["poison"], ["poison"]], poisoned
