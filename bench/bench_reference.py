@@ -29,7 +29,7 @@ from harness.ports import free_ports
 
 RESULTS = Path(__file__).parent / "results"
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", "30"))
-CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "48"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "128"))
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -254,6 +254,35 @@ def test_task_queue_pushes_commands(provider: str) -> None:
                 }
             )
         )
+    # Under load the queue pushes several tasks for one command at once: one answer per command.
+    description, state, command, payload, fact, _result = COMMANDS[provider][0]
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    batch = [
+        {"traceparent": trace, "body": {"command_id": f"saga-{n}:{command}:1", "saga_id": f"saga-{n}", **payload}}
+        for n in (30, 31)
+    ]
+    interaction = pact.upon_receiving(f"{description}, twice, in one batch")
+    if state:
+        interaction.given(state)
+    (
+        interaction.with_request("POST", f"/commands/{command}:batch")
+        .with_headers(SIGNATURE_HEADERS)
+        .with_body(batch, "application/json")
+        .will_respond_with(200)
+        .with_body(
+            {
+                "results": [
+                    {
+                        "status": 200,
+                        "result": match.regex("processed", regex=r"^(processed|duplicate)$"),
+                        "command_id": item["body"]["command_id"],
+                        "event_type": events.event_type(provider, fact),
+                    }
+                    for item in batch
+                ]
+            }
+        )
+    )
     with pact.serve() as srv:
         base = str(srv.url).rstrip("/")
         for i, (_d, state, command, payload, _f, _r) in enumerate(COMMANDS[provider]):
@@ -261,6 +290,10 @@ def test_task_queue_pushes_commands(provider: str) -> None:
             raw = json.dumps({"command_id": f"{saga}:{command}:1", "saga_id": saga, **payload}).encode()
             r = httpx.post(f"{base}/commands/{command}", content=raw, headers=signed_headers(raw))
             assert r.status_code == 200, r.text
+        raw = json.dumps(batch).encode()
+        command = COMMANDS[provider][0][2]
+        r = httpx.post(f"{base}/commands/{command}:batch", content=raw, headers=signed_headers(raw))
+        assert r.status_code == 200, r.text
     write(pact)
 
 

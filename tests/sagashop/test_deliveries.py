@@ -139,3 +139,33 @@ def test_batched_subscribers_get_arrays_and_a_poison_event_travels_alone(shop):
     # The poison held its first batch back once; after that it went alone, until its budget ran out.
     poisoned = [ids for _status, ids in received if "poison" in ids]
     assert len(poisoned) == 3 and len(poisoned[0]) > 1 and poisoned[1:] == [["poison"], ["poison"]], poisoned
+
+
+def test_a_batch_of_commands_gets_one_answer_per_command(shop):
+    """The task queue's batched push: each command in its own transaction, with its own status."""
+    sid = uuid.uuid4().hex
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    good = {"command_id": f"{sid}:authorize_payment", "saga_id": sid, "payment_token": "tok_ok", "amount_cents": 700}
+    bad = {"command_id": f"{sid}:x", "saga_id": sid, "payment_token": "tok_ok", "amount_cents": -5}
+    items = [{"traceparent": trace, "body": good}, {"traceparent": None, "body": bad}]
+    items.append({"traceparent": None, "body": good})
+    r = shop.signed_post("payment", "/commands/authorize:batch", json.dumps(items).encode())
+    assert r.status_code == 200, r.text
+    first, invalid, again = r.json()["results"]
+    assert (first["status"], first["result"]) == (200, "processed")
+    assert first["event_type"] == "com.sagashop.payment.authorized"
+    assert invalid["status"] == 422 and invalid["detail"][0]["loc"] == ["amount_cents"]
+    assert (again["status"], again["result"]) == (200, "duplicate")  # the same command: its fact, again
+    [payment] = shop.by_saga("payment", "/payments", "payments", sid)
+    assert payment["authorized_cents"] == 700
+    deadline = time.monotonic() + 15
+    while True:  # the fact reaches the bus through the payment service's outbox, on its own time
+        published = shop.get("eventbus", "/events?topic=payment&limit=10000")["events"]
+        mine = [e["event"] for e in published if e["event"]["data"].get("saga_id") == sid]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    # The duplicate republished the stored fact: the same event, same id.
+    assert mine and len({e["id"] for e in mine}) == 1, mine
+    event = mine[0]
+    assert event["traceparent"].split("-")[1] == trace.split("-")[1], "the command's trace went on to its fact"

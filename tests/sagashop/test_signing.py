@@ -11,6 +11,7 @@ from sagashop import signing
 
 ENDPOINTS = [
     ("payment", "/commands/authorize"),
+    ("payment", "/commands/capture:batch"),
     ("inventory", "/commands/release"),
     ("orchestrator", "/signals"),
     ("loyalty", "/events"),
