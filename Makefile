@@ -8,12 +8,14 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-# Re-installs only when pyproject.toml changes; a no-op otherwise.
-$(STAMP): pyproject.toml
+# Re-installs only when pyproject.toml or the tested versions change; a no-op otherwise.
+# constraints.txt pins every package to the version this project is tested with;
+# pyproject.toml itself declares compatible ranges (what a user's install resolves).
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 demo: install
@@ -32,4 +34,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) runs build dist *.egg-info

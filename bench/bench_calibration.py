@@ -31,7 +31,7 @@ def _pg_answers(url: str) -> bool:
 
 
 def main() -> None:
-    from harness.calibration import calibrate, plan
+    from saga_harness.calibration import calibrate, plan
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     the_plan = plan(seeds=SEEDS, database_url=PG_URL if _pg_answers(PG_URL) else None)

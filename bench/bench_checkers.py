@@ -122,9 +122,9 @@ def generate(path: Path, entries: int, seed: int = 1) -> int:
 
 
 def _measure(path: str) -> None:
-    from harness.checkers import DEFAULT, NEEDS_EVENTS, run_checks
-    from harness.history import read_history
-    from harness.models import reference_model
+    from saga_harness.checkers import DEFAULT, NEEDS_EVENTS, run_checks
+    from saga_harness.history import read_history
+    from saga_harness.models import reference_model
 
     # The invariant checkers only: contracts validates every event against its JSON
     # Schema and needs an index that keeps every event, and the generated events

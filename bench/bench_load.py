@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from harness.ports import free_port
+from saga_harness.ports import free_port
 
 RESULTS = Path(__file__).parent / "results"
 DURATION = int(os.environ.get("BENCH_LOAD_DURATION_S", "30"))
@@ -77,7 +77,7 @@ def ceiling(seconds: int = 10) -> float:
 
 
 def reference(database: str) -> dict:
-    from load.runner import LoadSpec, execute_load
+    from saga_harness.load.runner import LoadSpec, execute_load
 
     with tempfile.TemporaryDirectory() as tmp:
         spec = LoadSpec(

@@ -23,9 +23,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-
-from harness.adapters.reference import ReferenceSystem
-from harness.ports import free_ports
+from saga_harness.adapters.reference import ReferenceSystem
+from saga_harness.ports import free_ports
 
 RESULTS = Path(__file__).parent / "results"
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", "30"))

@@ -16,9 +16,9 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
-    from harness.models import reference_model
-    from harness.run import judge
-    from reports.html import build_report
+    from saga_harness.models import reference_model
+    from saga_harness.reports.html import build_report
+    from saga_harness.run import judge
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

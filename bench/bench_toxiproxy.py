@@ -110,7 +110,7 @@ def _port_of(proxy: object) -> int:
 
 
 def main() -> None:
-    from chaos.toxiproxy import client, close, server_description
+    from saga_harness.chaos.toxiproxy import client, close, server_description
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     sink, sink_port = _serve(_sink)

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from harness.errors import UnsafeTargetError
+from saga_harness.errors import UnsafeTargetError
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 

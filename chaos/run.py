@@ -10,17 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-from chaos.guard import check_targets
-from chaos.nemesis import Nemesis
-from chaos.scenario import DELIVERY_FAULTS, Scenario
-from chaos.schedule import FaultWindow, build
-from chaos.wiring import proxied_links
-from harness.errors import ScenarioError
-from harness.history import HistoryWriter, shard_path
-from harness.run import RunResult, RunSpec, identity, judge, model_with_triggers, new_run_dir, shutdown, workload_for
-from harness.runner import SETTLE_AFTER_FAULTS_S, Progress, Runner, RunOptions
-from harness.sut import SystemUnderTest, load_sut
+from saga_harness.chaos.guard import check_targets
+from saga_harness.chaos.nemesis import Nemesis
+from saga_harness.chaos.scenario import DELIVERY_FAULTS, Scenario
+from saga_harness.chaos.schedule import FaultWindow, build
+from saga_harness.chaos.wiring import proxied_links
+from saga_harness.errors import ScenarioError
+from saga_harness.history import HistoryWriter, shard_path
+from saga_harness.run import (
+    RunResult,
+    RunSpec,
+    identity,
+    judge,
+    model_with_triggers,
+    new_run_dir,
+    shutdown,
+    workload_for,
+)
+from saga_harness.runner import SETTLE_AFTER_FAULTS_S, Progress, Runner, RunOptions
+from saga_harness.sut import SystemUnderTest, load_sut
 
 
 @dataclass

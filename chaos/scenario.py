@@ -1,7 +1,7 @@
 """Chaos scenarios: YAML files with a workload, a fault schedule, checkers and a deadline.
 
 A scenario is data. It is validated fully on load; a mistake is a
-:class:`~harness.errors.ScenarioError` naming the file and the key.
+:class:`~saga_harness.errors.ScenarioError` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from harness.config import describe_validation
-from harness.errors import ConfigError, ScenarioError
-from harness.run import parse_duration
+from saga_harness.config import describe_validation
+from saga_harness.errors import ConfigError, ScenarioError
+from saga_harness.run import parse_duration
 
 CATALOGUE = Path(__file__).parent / "scenarios"
 

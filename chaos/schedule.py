@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.scenario import DELIVERY_FAULTS, LINK_FAULTS, PROCESS_FAULTS, Fault, Scenario
-from harness.errors import ScenarioError
+from saga_harness.chaos.scenario import DELIVERY_FAULTS, LINK_FAULTS, PROCESS_FAULTS, Fault, Scenario
+from saga_harness.errors import ScenarioError
 
 
 @dataclass(frozen=True)

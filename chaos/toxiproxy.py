@@ -2,7 +2,7 @@
 
 1. ``TOXIPROXY_URL`` if set (a server someone else runs);
 2. else a ``toxiproxy-server`` found on PATH, started for this process;
-3. else the embedded server (``python -m chaos.server``), started for this process.
+3. else the embedded server (``python -m saga_harness.chaos.server``), started for this process.
 
 A server started here is stopped when the process exits (or by :func:`close`); the
 embedded one also stops by itself if this process dies without cleaning up.
@@ -21,17 +21,15 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from harness.errors import ScenarioError
-from harness.ports import free_port
+from saga_harness.errors import ScenarioError
+from saga_harness.ports import free_port
 
 __all__ = ["client", "close", "server_description", "server_url"]
 
 _START_TIMEOUT = 15.0
-_ROOT = Path(__file__).resolve().parent.parent  # so the child imports this very chaos package
 
 
 @dataclass
@@ -94,14 +92,11 @@ def _start_binary(binary: str) -> _Started:
 
 def _start_embedded() -> _Started:
     log = tempfile.TemporaryFile()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chaos.server", "--port", "0", "--parent", str(os.getpid())],
+        [sys.executable, "-m", "saga_harness.chaos.server", "--port", "0", "--parent", str(os.getpid())],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log,
-        env=env,
         start_new_session=True,
     )
     assert proc.stdout is not None
@@ -120,10 +115,10 @@ def _start_embedded() -> _Started:
     if url.port is None:
         _stop(_Started(proc, "", 0, "embedded", log))
         raise ScenarioError(
-            f"the embedded Toxiproxy server (python -m chaos.server) did not start within {_START_TIMEOUT:g} s; "
-            f"its log: {_log_tail(log)}"
+            f"the embedded Toxiproxy server (python -m saga_harness.chaos.server) did not start within "
+            f"{_START_TIMEOUT:g} s; its log: {_log_tail(log)}"
         )
-    return _Started(proc, url.hostname or "127.0.0.1", url.port, "embedded (python -m chaos.server)", log)
+    return _Started(proc, url.hostname or "127.0.0.1", url.port, "embedded (python -m saga_harness.chaos.server)", log)
 
 
 def _stop(started: _Started) -> None:

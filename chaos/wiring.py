@@ -7,8 +7,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from harness.errors import ScenarioError
-from harness.sut import SystemUnderTest
+from saga_harness.errors import ScenarioError
+from saga_harness.sut import SystemUnderTest
 
 
 def proxy_name(link: str) -> str:
@@ -48,13 +48,13 @@ def remove_proxies(client: Any, proxies: dict[str, Any]) -> None:
 @contextmanager
 def proxied_links(sut: SystemUnderTest, windows: Iterable[Any]) -> Iterator[dict[str, Any]]:
     """Proxies on every link a fault schedule touches (none: no Toxiproxy needed); removed at exit."""
-    from chaos.scenario import LINK_FAULTS
+    from saga_harness.chaos.scenario import LINK_FAULTS
 
     names = {w.target for w in windows if w.kind in LINK_FAULTS}
     if not names:
         yield {}
         return
-    from chaos.toxiproxy import client as toxiproxy_client
+    from saga_harness.chaos.toxiproxy import client as toxiproxy_client
 
     client = toxiproxy_client()
     proxies: dict[str, Any] = {}

@@ -13,11 +13,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from contracts.events import EventReport, EventSummary, SchemaRegistry, bundled_registry
-from harness.checkers.verdict import Verdict, Violation, verdict
-from harness.history import History
-from harness.model import SagaModel
-from harness.pointer import resolve
+from saga_harness.checkers.verdict import Verdict, Violation, verdict
+from saga_harness.contracts.events import EventReport, EventSummary, SchemaRegistry, bundled_registry
+from saga_harness.history import History
+from saga_harness.model import SagaModel
+from saga_harness.pointer import resolve
 
 NAME = "contracts"
 

@@ -1,7 +1,7 @@
 """CloudEvent schemas: a registry of JSON Schemas and the validation of events as received.
 
 An event is validated in its structured-mode JSON form exactly as it came over
-the wire (see :func:`harness.sink.event_from_wire` for binary mode), never
+the wire (see :func:`saga_harness.sink.event_from_wire` for binary mode), never
 after an SDK has parsed it: the ``cloudevents`` SDK's HTTP parser fills in a
 missing ``id``, ``specversion`` and ``time``, which would hide the very faults
 a contract check is for.
@@ -39,8 +39,7 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import Draft202012Validator, validator_for
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-
-from harness.errors import ConfigError
+from saga_harness.errors import ConfigError
 
 BUNDLED = Path(__file__).parent / "schemas"
 ENVELOPE_FILE = "cloudevents-envelope.json"
@@ -122,7 +121,7 @@ class SchemaRegistry:
     def load(cls, *directories: str | Path, bundled: bool = True) -> SchemaRegistry:
         """The bundled schemas (unless ``bundled=False``) with each directory merged over them in turn.
 
-        Raises :class:`~harness.errors.ConfigError` naming the file for a missing
+        Raises :class:`~saga_harness.errors.ConfigError` naming the file for a missing
         directory or index, a file that is not JSON, or a schema that is not one.
         """
         envelope = _read_json(BUNDLED / ENVELOPE_FILE)

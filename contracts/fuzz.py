@@ -1,7 +1,7 @@
 """OpenAPI fuzzing: schemathesis against every service's ``/openapi.json``.
 
 Each service is fuzzed by schemathesis's own command line in a child process
-(its engine's public interface), through a :class:`~contracts.signing.SigningProxy`
+(its engine's public interface), through a :class:`~saga_harness.contracts.signing.SigningProxy`
 when the service checks push signatures, so generated bodies reach the code
 behind the signature check. Checks: no server errors, response schema, status
 code and content type conformance; phases: examples, fuzzing and stateful
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
-from harness.sut import ProviderInfo
+from saga_harness.errors import ConfigError
+from saga_harness.sut import ProviderInfo
 
 CHECKS = ("not_a_server_error", "response_schema_conformance", "status_code_conformance", "content_type_conformance")
 PHASES = ("examples", "fuzzing", "stateful")
@@ -80,7 +80,7 @@ def fuzz_service(
     timeout_s: float = 600,
 ) -> ServiceFuzz:
     """Fuzz one service's OpenAPI operations; its reports go under ``out_dir/<service>``."""
-    from contracts.signing import SigningProxy
+    from saga_harness.contracts.signing import SigningProxy
 
     report_dir = out_dir / service.name
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -205,9 +205,9 @@ def fuzz_sut(
     phases: tuple[str, ...] = PHASES,
 ) -> FuzzResults:
     """Start the SUT, fuzz its services, stop it; results in ``contracts.json`` (section ``fuzz``)."""
-    from contracts.results import write_section
-    from harness.run import shutdown
-    from harness.sut import load_sut
+    from saga_harness.contracts.results import write_section
+    from saga_harness.run import shutdown
+    from saga_harness.sut import load_sut
 
     bad = [p for p in phases if p not in ("examples", "coverage", "fuzzing", "stateful")]
     if bad:

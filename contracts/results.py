@@ -42,7 +42,7 @@ def write_section(
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
     # CI reads contract results as JUnit test cases too (beside the invariants, when the run has them).
-    from reports.junit import write_junit
+    from saga_harness.reports.junit import write_junit
 
     if verdicts is None:
         verdicts_path = path.parent / "verdicts.json"

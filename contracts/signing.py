@@ -17,8 +17,7 @@ import time
 
 import aiohttp
 from aiohttp import web
-
-from harness.sut import Signing
+from saga_harness.sut import Signing
 
 # Fuzzers send requests aiohttp refuses to parse (NUL in a header); that is their
 # job, not an error of the proxy: keep aiohttp's tracebacks for them off the screen.

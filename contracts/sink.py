@@ -6,7 +6,7 @@ with no schema, unless ``strict``), 422 with the failures when it is not.
 ``GET /summary`` gives the counts by type so far. With ``out``, each event and
 its report are appended to a JSON-lines file as they arrive.
 
-It is the harness's :class:`~harness.sink.EventSink` with a judge: the event is
+It is the harness's :class:`~saga_harness.sink.EventSink` with a judge: the event is
 read from the wire as sent — nothing fills in a missing attribute before it is judged.
 """
 
@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from aiohttp import web
-
-from contracts.events import EventReport, EventSummary, SchemaRegistry, bundled_registry
-from harness.sink import EventSink
+from saga_harness.contracts.events import EventReport, EventSummary, SchemaRegistry, bundled_registry
+from saga_harness.sink import EventSink
 
 
 class ValidatingSink(EventSink):

@@ -2,7 +2,7 @@
 
 For each provider named in the pact files, Pact's verifier (the Rust FFI,
 through ``pact-python`` v3) replays every HTTP interaction against the
-provider — through a :class:`~contracts.signing.SigningProxy` when the provider
+provider — through a :class:`~saga_harness.contracts.signing.SigningProxy` when the provider
 checks push signatures — asks the provider for every asynchronous message
 through its message endpoint, and sets provider states through its
 state-change endpoint. The outcome is one :class:`InteractionResult` per
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.errors import ConfigError
-from harness.sut import ProviderInfo
+from saga_harness.errors import ConfigError
+from saga_harness.sut import ProviderInfo
 
 os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
 
@@ -148,8 +148,7 @@ def verify_provider(
 ) -> list[InteractionResult]:
     """Verify one provider against the pacts at ``source`` (a folder or a Pact Broker URL)."""
     from pact import Verifier
-
-    from contracts.signing import SigningProxy
+    from saga_harness.contracts.signing import SigningProxy
 
     kinds = {(e.consumer, e.description): e.kind for e in expected}
     with contextlib.ExitStack() as stack:
@@ -250,7 +249,7 @@ def contract_setup(config: str | Path | None) -> tuple[Path, dict[str, str]]:
     """The pact folder and the env that switches on provider-state hooks, for the SUT ``config`` describes."""
     if config is None:
         return bundled_pacts(), {"SAGASHOP_TEST_MODE": "1"}
-    from harness.config import load_config
+    from saga_harness.config import load_config
 
     contracts = load_config(config).contracts
     if contracts is None:
@@ -272,9 +271,9 @@ def verify_sut(
     broker_token: str | None = None,
 ) -> PactResults:
     """Start the SUT with its contract hooks on, verify its providers, stop it; results in ``contracts.json``."""
-    from contracts.results import write_section
-    from harness.run import shutdown
-    from harness.sut import load_sut
+    from saga_harness.contracts.results import write_section
+    from saga_harness.run import shutdown
+    from saga_harness.sut import load_sut
 
     default, env = contract_setup(config)
     folder = Path(pacts) if pacts else default

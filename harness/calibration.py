@@ -6,7 +6,7 @@ the runs without a scenario that expose bugs (a plain run, a load run) are
 :data:`RUNS` below; the checkers expected to flag each bug are
 :data:`EXPECTED_CHECKERS`. :func:`plan` turns them into jobs, :func:`calibrate`
 runs each job with the existing runners (``chaos.run.execute_scenario``,
-``harness.run.execute``, ``load.runner.execute_load``) in its own run
+``saga_harness.run.execute``, ``load.runner.execute_load``) in its own run
 directory, one seeded bug at a time, and :func:`summarise` makes
 ``calibration.json``.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.errors import ConfigError, HarnessError
+from saga_harness.errors import ConfigError, HarnessError
 
 QUICK_SAGAS = 40  # sagas per scenario in --quick (scenarios with fewer keep theirs)
 QUICK_SEED = 1
@@ -189,7 +189,7 @@ class Plan:
 
 def _unmet(scenario: Any, links: set[str], database_url: str | None) -> str | None:
     """Why ``scenario`` cannot run on the reference system here, or None."""
-    from chaos.scenario import LINK_FAULTS
+    from saga_harness.chaos.scenario import LINK_FAULTS
 
     if "postgres" in scenario.requires and not database_url:
         return "requires the PostgreSQL backend (give --database-url)"
@@ -202,7 +202,7 @@ def _unmet(scenario: Any, links: set[str], database_url: str | None) -> str | No
 
 
 def _reference_links(database_url: str | None) -> set[str]:
-    from harness.sut import load_sut
+    from saga_harness.sut import load_sut
 
     with tempfile.TemporaryDirectory() as tmp:  # nothing is started: ports are only allocated
         return {link.name for link in load_sut(Path(tmp) / "sut", database_url=database_url).links()}
@@ -217,9 +217,8 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
     variants of the :data:`RUNS` marked ``quick``. ``database_url``: PostgreSQL for the scenarios that require it
     (the others run on the default backend); without it they are skipped.
     """
+    from saga_harness.chaos.scenario import catalogue
     from sagashop.bugs import KNOWN_BUGS
-
-    from chaos.scenario import catalogue
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1 (got {seeds}); each run needs a seed")
@@ -310,8 +309,8 @@ def run_job(job: Job, run_dir: Path, on_phase: Callable[[str], None] | None = No
     }
     try:
         if job.kind == "scenario":
-            from chaos.run import execute_scenario
-            from chaos.scenario import load_scenario
+            from saga_harness.chaos.run import execute_scenario
+            from saga_harness.chaos.scenario import load_scenario
 
             scenario, _ = load_scenario(job.name)
             result = execute_scenario(
@@ -325,7 +324,7 @@ def run_job(job: Job, run_dir: Path, on_phase: Callable[[str], None] | None = No
                 on_progress=show,
             )
         elif isinstance(job.run, PlainRun):
-            from harness.run import RunSpec, execute
+            from saga_harness.run import RunSpec, execute
 
             r = job.run
             spec = RunSpec(
@@ -341,7 +340,7 @@ def run_job(job: Job, run_dir: Path, on_phase: Callable[[str], None] | None = No
             )
             result = execute(spec, on_progress=show)
         elif isinstance(job.run, LoadRun):
-            from load.runner import LoadSpec, execute_load
+            from saga_harness.load.runner import LoadSpec, execute_load
 
             lr = job.run
             load_spec = LoadSpec(
@@ -427,7 +426,7 @@ def summarise(
 
 def prepare_out(out: Path | None) -> Path:
     """The calibration's directory; refuses one that already holds runs (histories append)."""
-    from harness.run import new_run_dir
+    from saga_harness.run import new_run_dir
 
     if out is not None and (out / "runs").is_dir() and any((out / "runs").iterdir()):
         raise ConfigError(
@@ -445,8 +444,8 @@ def calibrate(
     on_finish: Callable[[JobProgress, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run every job of ``plan_`` in ``out/runs/…``; write ``calibration.json`` and ``calibration.html``."""
-    from harness.checkers import DEFAULT, checkers
-    from harness.run import report
+    from saga_harness.checkers import DEFAULT, checkers
+    from saga_harness.run import report
 
     started = time.monotonic()
     records: list[dict[str, Any]] = []
@@ -483,13 +482,13 @@ def calibrate(
                 on_finish(progress, record)
     finally:
         # The embedded Toxiproxy server, if a link-fault scenario started one, goes with the calibration.
-        from chaos.toxiproxy import close
+        from saga_harness.chaos.toxiproxy import close
 
         close()
     judged = [c for c in DEFAULT if c in checkers()] + [c for c in checkers() if c not in DEFAULT]
     result = summarise(records, time.monotonic() - started, plan_, judged)
     (out / "calibration.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    from reports.calibration import build_calibration_report
+    from saga_harness.reports.calibration import build_calibration_report
 
     build_calibration_report(out / "calibration.json")
     return result

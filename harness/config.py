@@ -1,7 +1,7 @@
 """The declarative SUT description: ``saga-harness.toml`` or ``[tool.saga-harness]``.
 
 One loader, validated fully on load (pydantic); a mistake becomes a
-:class:`~harness.errors.ConfigError` naming the file, the key, the value and
+:class:`~saga_harness.errors.ConfigError` naming the file, the key, the value and
 what is expected, with a "did you mean" for misspelt keys.
 
 String values may use placeholders, filled in when the SUT starts:
@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from harness.errors import ConfigError
+from saga_harness.errors import ConfigError
 
 CONFIG_NAMES = ("saga-harness.toml",)
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")

@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.checkers import Verdicts, run_checks
-from harness.errors import ScenarioError
-from harness.history import HistoryWriter, read_history, shard_path
-from harness.run import RunSpec, model_with_triggers, workload_for
-from harness.runner import Runner, RunOptions
-from harness.sut import SystemUnderTest, load_sut
+from saga_harness.checkers import Verdicts, run_checks
+from saga_harness.errors import ScenarioError
+from saga_harness.history import HistoryWriter, read_history, shard_path
+from saga_harness.run import RunSpec, model_with_triggers, workload_for
+from saga_harness.runner import Runner, RunOptions
+from saga_harness.sut import SystemUnderTest, load_sut
 
 _RUN_DIR = pytest.StashKey[Path]()
 _CHECKED = pytest.StashKey[list]()  # (test name, run dir, verdicts dict) of each checked run
@@ -110,9 +109,9 @@ class SagaRun:
 
     def start_scenario(self, name: str, seed: int = 0) -> None:
         """Apply a catalogue scenario's fault schedule from now on (process and delivery faults)."""
-        from chaos.nemesis import Nemesis
-        from chaos.scenario import LINK_FAULTS, load_scenario
-        from chaos.schedule import build
+        from saga_harness.chaos.nemesis import Nemesis
+        from saga_harness.chaos.scenario import LINK_FAULTS, load_scenario
+        from saga_harness.chaos.schedule import build
 
         scenario, _ = load_scenario(name)
         windows = build(scenario, seed, [link.name for link in self.sut.links()], list(self.sut.services()))
@@ -172,8 +171,8 @@ class SagaChaos:
 
     @contextmanager
     def _window(self, kind: str, target: str, **params: Any) -> Iterator[None]:
-        from chaos.nemesis import Nemesis
-        from chaos.schedule import FaultWindow
+        from saga_harness.chaos.nemesis import Nemesis
+        from saga_harness.chaos.schedule import FaultWindow
 
         self._n += 1
         window = FaultWindow(f"test-{self._n}-{kind}", kind, target, 0.0, 0.0, params)
@@ -248,8 +247,8 @@ def _session_report(config: pytest.Config, target: Path) -> Path | None:
     import json
     import shutil
 
-    from harness.run import report
-    from reports.junit import write_junit
+    from saga_harness.reports.junit import write_junit
+    from saga_harness.run import report
 
     checked = config.stash.get(_CHECKED, [])
     if not checked:

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.checkers import run_checks
-from harness.errors import ConfigError
-from harness.history import HistoryWriter, read_history, shard_path
-from harness.model import SagaModel
-from harness.runner import Progress, Runner, RunOptions
-from harness.sut import SystemUnderTest, load_sut
-from harness.workload import PlannedSaga, parse_mix, plan
+from saga_harness.checkers import run_checks
+from saga_harness.errors import ConfigError
+from saga_harness.history import HistoryWriter, read_history, shard_path
+from saga_harness.model import SagaModel
+from saga_harness.runner import Progress, Runner, RunOptions
+from saga_harness.sut import SystemUnderTest, load_sut
+from saga_harness.workload import PlannedSaga, parse_mix, plan
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
@@ -190,8 +190,8 @@ def identity(
 
 def judge(run_dir: Path, model: SagaModel, identity: dict[str, Any]) -> dict[str, Any]:
     """Check the run directory's history; write ``verdicts.json`` and ``junit.xml``."""
-    from contracts.results import read_contracts, write_section
-    from reports.junit import write_junit
+    from saga_harness.contracts.results import read_contracts, write_section
+    from saga_harness.reports.junit import write_junit
 
     verdicts = run_checks(read_history(run_dir), model).to_dict(**identity)
     (run_dir / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n", encoding="utf-8")
@@ -205,7 +205,7 @@ def judge(run_dir: Path, model: SagaModel, identity: dict[str, Any]) -> dict[str
 
 def report(run_dir: Path) -> Path | None:
     """Build the run's HTML report; a failure to draw it never loses the verdicts."""
-    from reports.html import build_report
+    from saga_harness.reports.html import build_report
 
     try:
         return build_report(run_dir)
@@ -226,18 +226,18 @@ def check_history(path: Path, out: Path | None = None, config: Path | None = Non
         break
     config = config or (Path(meta["config"]) if meta.get("config") else None)
     if config is not None:
-        from harness.adapters.declarative import DeclarativeSystem
+        from saga_harness.adapters.declarative import DeclarativeSystem
 
         sut: Any = DeclarativeSystem.from_file(config, run_dir / "sut")
     else:
-        from harness.adapters.reference import ReferenceSystem
+        from saga_harness.adapters.reference import ReferenceSystem
 
         sut = ReferenceSystem(run_dir=run_dir / "sut")
     model = model_with_triggers(sut)
     out_dir = (out or run_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     who = {k: meta.get(k) for k in ("run_id", "seed", "sut", "scenario", "bugs", "command")}
-    from reports.junit import write_junit
+    from saga_harness.reports.junit import write_junit
 
     verdicts = run_checks(read_history(path), model).to_dict(**who)
     (out_dir / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n", encoding="utf-8")

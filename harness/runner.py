@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-
-from harness.sink import EventSink
-from harness.sut import SystemUnderTest
-from harness.workload import PlannedSaga
+from saga_harness.sink import EventSink
+from saga_harness.sut import SystemUnderTest
+from saga_harness.workload import PlannedSaga
 
 # record(type, **fields) appends one observation to the history.
 Recorder = Callable[..., None]

@@ -43,7 +43,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.errors import SutError
+from saga_harness.errors import SutError
 
 __all__ = [
     "ProcessSpec",

@@ -1,8 +1,8 @@
 """The system under test, as the harness sees it: one small protocol.
 
 Two adapters implement it: the bundled reference system
-(:mod:`harness.adapters.reference`) and any HTTP saga system described by a
-``saga-harness.toml`` (:mod:`harness.adapters.declarative`). Third parties
+(:mod:`saga_harness.adapters.reference`) and any HTTP saga system described by a
+``saga-harness.toml`` (:mod:`saga_harness.adapters.declarative`). Third parties
 register more under the entry-point group ``saga_harness.sut``. Checkers never
 see a SUT: they see its history and its saga model.
 """
@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
-
-from harness.workload import Trigger
+from saga_harness.workload import Trigger
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ class SystemUnderTest(Protocol):
         """The requests that demand an outcome, by name."""
 
     def model(self) -> Any:
-        """The saga model the checkers judge this system by (``harness.model.SagaModel``)."""
+        """The saga model the checkers judge this system by (``saga_harness.model.SagaModel``)."""
 
     async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, Any]) -> StartResult:
         """Send one start-saga request with ``key`` as its idempotency key."""
@@ -136,12 +135,12 @@ def load_sut(
 ) -> SystemUnderTest:
     """The SUT to test: the one ``config`` describes, else a ``saga-harness.toml`` (or
     ``[tool.saga-harness]``) in the current directory, else the reference system."""
-    from harness.config import find_config
-    from harness.errors import ConfigError
+    from saga_harness.config import find_config
+    from saga_harness.errors import ConfigError
 
     path = Path(config) if config else find_config()
     if path is not None:
-        from harness.adapters.declarative import DeclarativeSystem
+        from saga_harness.adapters.declarative import DeclarativeSystem
 
         if bugs:
             raise ConfigError(f"--bugs switches on the reference system's seeded bugs; {path} describes another SUT")

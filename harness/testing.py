@@ -16,8 +16,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from harness.checkers import Verdicts, run_checks
-from harness.model import SagaModel
+from saga_harness.checkers import Verdicts, run_checks
+from saga_harness.model import SagaModel
 
 
 class HistoryBuilder:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import ConfigError
+from saga_harness.errors import ConfigError
 
 RESUBMIT_KINDS = ("immediate", "concurrent", "delayed")
 

@@ -25,10 +25,9 @@ from typing import Any
 
 import gevent
 from locust import FastHttpUser, between, events, task
-
-from harness.history.log import HistoryWriter, shard_path
-from harness.pointer import resolve
-from harness.workload import render
+from saga_harness.history.log import HistoryWriter, shard_path
+from saga_harness.pointer import resolve
+from saga_harness.workload import render
 
 REFERENCE = {
     "start": {"path": "/sagas", "idempotency_header": "Idempotency-Key", "saga_id": "/saga_id"},

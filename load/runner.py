@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -18,16 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.guard import check_targets
-from chaos.wiring import proxied_links
-from harness.errors import ConfigError, ScenarioError
-from harness.history import HistoryWriter, read_history, shard_path
-from harness.ports import free_port
-from harness.run import RunResult, identity, judge, model_with_triggers, new_run_dir, shutdown
-from harness.runner import SETTLE_AFTER_FAULTS_S, Runner, RunOptions
-from harness.supervisor import ProcessSpec, Supervisor
-from harness.sut import SystemUnderTest, load_sut
-from harness.workload import parse_mix
+from saga_harness.chaos.guard import check_targets
+from saga_harness.chaos.wiring import proxied_links
+from saga_harness.errors import ConfigError, ScenarioError
+from saga_harness.history import HistoryWriter, read_history, shard_path
+from saga_harness.ports import free_port
+from saga_harness.run import RunResult, identity, judge, model_with_triggers, new_run_dir, shutdown
+from saga_harness.runner import SETTLE_AFTER_FAULTS_S, Runner, RunOptions
+from saga_harness.supervisor import ProcessSpec, Supervisor
+from saga_harness.sut import SystemUnderTest, load_sut
+from saga_harness.workload import parse_mix
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -69,7 +68,7 @@ def saga_api(sut: SystemUnderTest) -> dict[str, Any]:
             "status": config.saga.status.model_dump(),
             "terminal": dict(config.saga.terminal),
         }
-    from harness.models import reference_description
+    from saga_harness.models import reference_description
 
     saga = reference_description()["saga"]
     return {"start": saga["start"], "status": saga["status"], "terminal": saga["terminal"]}
@@ -166,8 +165,8 @@ def execute_load(spec: LoadSpec, on_progress: Callable[[LoadProgress], None] | N
     windows: list[Any] = []
     scenario = None
     if spec.scenario:
-        from chaos.scenario import load_scenario
-        from chaos.schedule import build
+        from saga_harness.chaos.scenario import load_scenario
+        from saga_harness.chaos.schedule import build
 
         scenario, _ = load_scenario(spec.scenario)
         windows = build(scenario, spec.seed, [link.name for link in sut.links()], list(sut.services()))
@@ -198,7 +197,6 @@ def execute_load(spec: LoadSpec, on_progress: Callable[[LoadProgress], None] | N
                     ),
                     "SAGA_HARNESS_DUPLICATES": str(spec.duplicates),
                     "SAGA_HARNESS_RUN_DIR": str(run_dir),
-                    "PYTHONPATH": os.pathsep.join([str(LOCUSTFILE.parents[1]), os.environ.get("PYTHONPATH", "")]),
                 }
                 processes = locust_specs(spec, run_dir, host, env)
                 converge_s = asyncio.run(
@@ -238,8 +236,7 @@ async def _drive(
     run_dir: Path,
 ) -> float:
     import aiohttp
-
-    from chaos.nemesis import Nemesis
+    from saga_harness.chaos.nemesis import Nemesis
 
     settle = SETTLE_AFTER_FAULTS_S if windows else 0.0
     runner = Runner(sut, record, RunOptions(deadline_s=spec.deadline_s, settle_s=settle))

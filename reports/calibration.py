@@ -16,9 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-from harness.checkers import DEFAULT as DEFAULT_CHECKERS
-from harness.errors import HarnessError
+from saga_harness.checkers import DEFAULT as DEFAULT_CHECKERS
+from saga_harness.errors import HarnessError
 
 TEMPLATES = Path(__file__).with_name("templates")
 

@@ -13,10 +13,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-from harness.errors import HarnessError
-from reports.plots import histogram, swimlane, timeline
-from reports.timeline import compute
+from saga_harness.errors import HarnessError
+from saga_harness.reports.plots import histogram, swimlane, timeline
+from saga_harness.reports.timeline import compute
 
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_VIOLATIONS = 50  # shown in full; the rest are counted (verdicts.json has them all)
@@ -65,7 +64,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         lane = swimlane(figures.traces.get(sid, []), figures.faults, figures.start or 0) if (sid and i < 10) else ""
         items.append({"v": v, "swimlane": lane, "lines": _lines(run_dir, [str(r) for r in v.get("evidence", [])][:20])})
     load = json.loads((run_dir / "load.json").read_text()) if (run_dir / "load.json").exists() else None
-    from contracts.results import read_contracts
+    from saga_harness.contracts.results import read_contracts
 
     contracts = read_contracts(run_dir) or None
     try:

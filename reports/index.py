@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from saga_harness.errors import HarnessError
 
 _SORT_JS = """
 document.querySelectorAll('th[data-col]').forEach(th => th.addEventListener('click', () => {

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.history import read_history
+from saga_harness.history import read_history
 
 
 @dataclass

@@ -1,42 +1,66 @@
-"""The built wheel ships the harness's packages and the reference system as `sagashop`,
-and never a top-level `fixtures` (PyPI's `fixtures` package owns that import name)."""
+"""The wheel: one import namespace for the harness (`saga_harness`), the reference system as
+`sagashop`, nothing generic at the top level, every package and data file included."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_wheel_top_level_names(tmp_path):
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    [wheel] = tmp_path.glob("saga_harness-*.whl")
+    [built] = out.glob("saga_harness-*.whl")
+    return built
+
+
+def _names(wheel: Path) -> list[str]:
     with zipfile.ZipFile(wheel) as zf:
-        names = zf.namelist()
-        top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith((".dist-info", ".data"))}
+        return zf.namelist()
+
+
+def test_wheel_top_level_names(wheel):
+    names = _names(wheel)
+    top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith((".dist-info", ".data"))}
+    # Nothing generic (chaos, contracts, load, reports, harness, fixtures) at the top level.
+    assert top == {"saga_harness", "sagashop"}
+    with zipfile.ZipFile(wheel) as zf:
         entry_points = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert top == {"harness", "contracts", "chaos", "load", "reports", "sagashop", "tripbook"}
-    assert "fixtures" not in top
-    assert "sagashop/orchestrator/app.py" in names
-    assert "saga-harness = harness.cli:main" in entry_points
+        metadata = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
+    assert "saga-harness = saga_harness.cli:main" in entry_points
+    assert "saga_harness = saga_harness.pytest_plugin" in entry_points
     assert "[saga_harness.sut]" in entry_points and "[pytest11]" in entry_points
+    assert "License-Expression: MIT" in metadata and "Classifier: Framework :: Pytest" in metadata
+
+
+def test_every_source_file_and_data_file_is_in_the_wheel(wheel):
+    """A folder the [tool.setuptools] package list forgets, or a data file its patterns miss, fails here."""
+    names = set(_names(wheel))
+    mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    missing = []
+    for package, folder in mapping.items():
+        base = ROOT / folder
+        for path in base.rglob("*"):
+            if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".pyc",):
+                continue
+            rel = path.relative_to(base).as_posix()
+            if path.suffix not in (".py", ".json", ".yaml", ".j2", ".css", ".toml") or rel.endswith("README.md"):
+                continue
+            wanted = package.replace(".", "/") + "/" + rel
+            if wanted not in names:
+                missing.append(wanted)
+    assert not missing, f"not in the wheel: {missing[:20]}"

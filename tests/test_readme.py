@@ -234,7 +234,7 @@ def _ours(p: psutil.Process, cwd: Path) -> bool:
 
 def _foreground(shell: Shell, command: str) -> int:
     if "contracts sink" in command:
-        from harness.ports import free_ports
+        from saga_harness.ports import free_ports
 
         (port,) = free_ports(1)
         command = command.replace("--port 8080", f"--port {port}")

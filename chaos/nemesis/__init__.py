@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chaos.nemesis.delivery import DeliveryFaults
-from chaos.nemesis.link import LinkFaults
-from chaos.nemesis.process import ProcessFaults
-from chaos.scenario import DELIVERY_FAULTS, LINK_FAULTS, PROCESS_FAULTS
-from chaos.schedule import FaultWindow
+from saga_harness.chaos.nemesis.delivery import DeliveryFaults
+from saga_harness.chaos.nemesis.link import LinkFaults
+from saga_harness.chaos.nemesis.process import ProcessFaults
+from saga_harness.chaos.scenario import DELIVERY_FAULTS, LINK_FAULTS, PROCESS_FAULTS
+from saga_harness.chaos.schedule import FaultWindow
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-
-from chaos.schedule import FaultWindow
+from saga_harness.chaos.schedule import FaultWindow
 
 
 class DeliveryFaults:

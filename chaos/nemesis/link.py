@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from chaos.schedule import DEFAULT_ATTRIBUTES, FaultWindow
+from saga_harness.chaos.schedule import DEFAULT_ATTRIBUTES, FaultWindow
 
 
 class LinkFaults:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from chaos.schedule import FaultWindow
-from harness.sut import SystemUnderTest
+from saga_harness.chaos.schedule import FaultWindow
+from saga_harness.sut import SystemUnderTest
 
 
 class ProcessFaults:

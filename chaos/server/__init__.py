@@ -4,7 +4,7 @@ Used when no ``toxiproxy-server`` binary is around, so the same client code
 (toxiproxy-python) and scenarios run against either. Proxies only listen on and
 connect to loopback unless hosts are explicitly allowed.
 
-- :func:`serve` runs one in the foreground (``python -m chaos.server``,
+- :func:`serve` runs one in the foreground (``python -m saga_harness.chaos.server``,
   ``saga-harness toxiproxy serve``);
 - :class:`EmbeddedServer` runs one on a thread of this process (tests).
 
@@ -15,7 +15,7 @@ proxy), ``toxics`` (the toxics), ``codec`` (Go-like JSON reading), ``addresses``
 
 from __future__ import annotations
 
-from chaos.server.api import VERSION
-from chaos.server.runtime import EmbeddedServer, serve
+from saga_harness.chaos.server.api import VERSION
+from saga_harness.chaos.server.runtime import EmbeddedServer, serve
 
 __all__ = ["VERSION", "EmbeddedServer", "serve"]

@@ -1,4 +1,4 @@
-"""``python -m chaos.server [--host H] [--port N] [--allow-host HOST ...] [--parent PID]``.
+"""``python -m saga_harness.chaos.server [--host H] [--port N] [--allow-host HOST ...] [--parent PID]``.
 
 Prints the API's URL on one line of stdout once it listens (``--port 0`` picks a
 free port), then nothing more; stops cleanly on SIGINT or SIGTERM.
@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from chaos.server.runtime import serve
-from harness.errors import HarnessError
+from saga_harness.chaos.server.runtime import serve
+from saga_harness.errors import HarnessError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and serve until stopped; 2 if the server cannot start."""
-    parser = argparse.ArgumentParser(prog="python -m chaos.server", description="Embedded Toxiproxy server")
+    parser = argparse.ArgumentParser(
+        prog="python -m saga_harness.chaos.server", description="Embedded Toxiproxy server"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8474, help="API port (default 8474; 0 picks a free one)")
     parser.add_argument("--allow-host", action="append", default=[], help="a non-loopback host proxies may use")

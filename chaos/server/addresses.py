@@ -11,8 +11,8 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 
-from chaos.guard import is_loopback
-from chaos.server.errors import ApiError, server_error
+from saga_harness.chaos.guard import is_loopback
+from saga_harness.chaos.server.errors import ApiError, server_error
 
 
 def split_host_port(address: str, op: str = "listen") -> tuple[str, int]:

@@ -16,9 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-
-from chaos.server.collection import ProxyCollection
-from chaos.server.errors import ApiError
+from saga_harness.chaos.server.collection import ProxyCollection
+from saga_harness.chaos.server.errors import ApiError
 
 VERSION = "2.12.0"  # the Toxiproxy release whose API and toxics this server follows
 

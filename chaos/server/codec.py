@@ -13,7 +13,7 @@ import math
 import struct
 from typing import Any
 
-from chaos.server.errors import BAD_REQUEST_BODY, ApiError
+from saga_harness.chaos.server.errors import BAD_REQUEST_BODY, ApiError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

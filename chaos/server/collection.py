@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import asyncio
 
-from chaos.server.addresses import AddressPolicy, resolved
-from chaos.server.codec import decode_body, decode_fields, json_kind
-from chaos.server.errors import MISSING_FIELD, PROXY_ALREADY_EXISTS, PROXY_NOT_FOUND, TOXIC_NOT_FOUND, ApiError
-from chaos.server.proxy import Proxy
-from chaos.server.toxics import Toxic, parse_new_toxic, parse_toxic_update
+from saga_harness.chaos.server.addresses import AddressPolicy, resolved
+from saga_harness.chaos.server.codec import decode_body, decode_fields, json_kind
+from saga_harness.chaos.server.errors import (
+    MISSING_FIELD,
+    PROXY_ALREADY_EXISTS,
+    PROXY_NOT_FOUND,
+    TOXIC_NOT_FOUND,
+    ApiError,
+)
+from saga_harness.chaos.server.proxy import Proxy
+from saga_harness.chaos.server.toxics import Toxic, parse_new_toxic, parse_toxic_update
 
 _PROXY_FIELDS = {"name": "string", "listen": "string", "upstream": "string", "enabled": "bool"}
 

@@ -25,9 +25,9 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from chaos.server.addresses import join_host_port, resolve_host, split_host_port
-from chaos.server.errors import server_error
-from chaos.server.toxics import DOWNSTREAM, UPSTREAM, ResetPeerToxic, Toxic, noop_pipe
+from saga_harness.chaos.server.addresses import join_host_port, resolve_host, split_host_port
+from saga_harness.chaos.server.errors import server_error
+from saga_harness.chaos.server.toxics import DOWNSTREAM, UPSTREAM, ResetPeerToxic, Toxic, noop_pipe
 
 log = logging.getLogger(__name__)
 

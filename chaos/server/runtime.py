@@ -9,11 +9,10 @@ import threading
 from collections.abc import Callable, Iterable
 
 from aiohttp import web
-
-from chaos.server.addresses import AddressPolicy, join_host_port
-from chaos.server.api import Api
-from chaos.server.collection import ProxyCollection
-from harness.errors import HarnessError, UnsafeTargetError
+from saga_harness.chaos.server.addresses import AddressPolicy, join_host_port
+from saga_harness.chaos.server.api import Api
+from saga_harness.chaos.server.collection import ProxyCollection
+from saga_harness.errors import HarnessError, UnsafeTargetError
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -78,8 +77,8 @@ def serve(
 
     ``on_ready`` gets the API's URL once it listens (``port=0`` picks a free port).
     Proxies may only listen on and connect to loopback, or to ``allowed_hosts``.
-    Raises :class:`~harness.errors.UnsafeTargetError` for a non-loopback ``host`` that
-    is not allowed, :class:`~harness.errors.HarnessError` if the port is taken.
+    Raises :class:`~saga_harness.errors.UnsafeTargetError` for a non-loopback ``host`` that
+    is not allowed, :class:`~saga_harness.errors.HarnessError` if the port is taken.
     """
     policy = AddressPolicy(allowed_hosts)
 

@@ -31,11 +31,11 @@ import random
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chaos.server.codec import decode_body, decode_fields, go_float32, json_kind
-from chaos.server.errors import BAD_REQUEST_BODY, INVALID_STREAM, INVALID_TOXIC_TYPE, TOXIC_ALREADY_EXISTS
+from saga_harness.chaos.server.codec import decode_body, decode_fields, go_float32, json_kind
+from saga_harness.chaos.server.errors import BAD_REQUEST_BODY, INVALID_STREAM, INVALID_TOXIC_TYPE, TOXIC_ALREADY_EXISTS
 
 if TYPE_CHECKING:
-    from chaos.server.proxy import Stage
+    from saga_harness.chaos.server.proxy import Stage
 
 UPSTREAM, DOWNSTREAM = "upstream", "downstream"
 

@@ -3,5 +3,5 @@
 ``index.json`` maps each CloudEvent ``type`` the reference system (sagashop)
 emits to the file holding the schema of its ``data``;
 ``cloudevents-envelope.json`` is the envelope every event must match. See
-:mod:`contracts.events`.
+:mod:`saga_harness.contracts.events`.
 """

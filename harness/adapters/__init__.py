@@ -1,7 +1,7 @@
 """Adapters that start and describe a system under test.
 
 ``reference`` runs the bundled reference system (``sagashop``) through the
-:class:`~harness.supervisor.Supervisor`.
+:class:`~saga_harness.supervisor.Supervisor`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Any HTTP saga system, described by a ``saga-harness.toml`` (see :mod:`harness.config`)."""
+"""Any HTTP saga system, described by a ``saga-harness.toml`` (see :mod:`saga_harness.config`)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-from harness.config import SutConfig, fill, load_config
-from harness.errors import ConfigError, SutError
-from harness.pointer import resolve
-from harness.ports import free_ports
-from harness.supervisor import ProcessSpec, Supervisor
-from harness.sut import LinkInfo, ProviderInfo, SagaStatus, ServiceInfo, Signing, StartResult
-from harness.workload import Trigger
+from saga_harness.config import SutConfig, fill, load_config
+from saga_harness.errors import ConfigError, SutError
+from saga_harness.pointer import resolve
+from saga_harness.ports import free_ports
+from saga_harness.supervisor import ProcessSpec, Supervisor
+from saga_harness.sut import LinkInfo, ProviderInfo, SagaStatus, ServiceInfo, Signing, StartResult
+from saga_harness.workload import Trigger
 
 
 class DeclarativeSystem:
-    """A :class:`~harness.sut.SystemUnderTest` built from a SUT description."""
+    """A :class:`~saga_harness.sut.SystemUnderTest` built from a SUT description."""
 
     def __init__(
         self,
@@ -103,7 +102,7 @@ class DeclarativeSystem:
         self.supervisor.start(self.specs())
         for name, svc in self.config.services.items():
             if svc.external:
-                from harness.supervisor import check_health
+                from saga_harness.supervisor import check_health
 
                 if not check_health(self.url(name) + svc.health):
                     raise SutError(
@@ -147,7 +146,7 @@ class DeclarativeSystem:
         return dict(self.config.mix)
 
     def model(self) -> Any:
-        from harness.models import load_model
+        from saga_harness.models import load_model
 
         where = str(self.config_path or self.name)
         try:

@@ -1,7 +1,7 @@
 """The bundled reference system (``sagashop``) as a system under test.
 
 Eleven processes on loopback, planned by ``sagashop.topology.plan`` and run by
-one :class:`~harness.supervisor.Supervisor`. Kept small on purpose: it starts,
+one :class:`~saga_harness.supervisor.Supervisor`. Kept small on purpose: it starts,
 stops and describes the system; the full SUT protocol builds on it.
 """
 
@@ -13,12 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
-
-from harness.errors import ConfigError, SutError
-from harness.ports import free_ports
-from harness.supervisor import ProcessSpec, Supervisor
-from harness.sut import LinkInfo, ProviderInfo, SagaStatus, ServiceInfo, Signing, StartResult
-from harness.workload import Trigger
+from saga_harness.errors import ConfigError, SutError
+from saga_harness.ports import free_ports
+from saga_harness.supervisor import ProcessSpec, Supervisor
+from saga_harness.sut import LinkInfo, ProviderInfo, SagaStatus, ServiceInfo, Signing, StartResult
+from saga_harness.workload import Trigger
 
 __all__ = ["ReferenceSystem", "ServiceInfo", "parse_bug_names"]
 
@@ -43,7 +42,7 @@ def parse_bug_names(bugs: str | Sequence[str] | None, source: str = "bugs") -> t
 
 
 class ReferenceSystem:
-    """The bundled reference system as a :class:`~harness.sut.SystemUnderTest`.
+    """The bundled reference system as a :class:`~saga_harness.sut.SystemUnderTest`.
 
     Starts the reference system's components and tells where they listen.
 
@@ -197,7 +196,7 @@ class ReferenceSystem:
         return out
 
     def triggers(self) -> dict[str, Trigger]:
-        from harness.models import reference_description
+        from saga_harness.models import reference_description
 
         return {
             n: Trigger(n, t["request"], t["outcome"], t.get("burst", 1))
@@ -205,12 +204,12 @@ class ReferenceSystem:
         }
 
     def default_mix(self) -> dict[str, float]:
-        from harness.models import reference_description
+        from saga_harness.models import reference_description
 
         return dict(reference_description().get("mix", {}))
 
     def model(self) -> object:
-        from harness.models import reference_model
+        from saga_harness.models import reference_model
 
         return reference_model()
 
@@ -248,7 +247,7 @@ class ReferenceSystem:
         return SagaStatus(saga_id, payload.get("state"), payload.get("outcome"), payload)
 
     async def snapshot(self, http: aiohttp.ClientSession) -> dict[str, object]:
-        from harness.models import reference_description
+        from saga_harness.models import reference_description
 
         out: dict[str, object] = {}
         for service, paths in reference_description()["snapshots"].items():

@@ -1,6 +1,6 @@
 """Checkers: pure functions ``check(history, model) -> Verdict``, registered by name.
 
-``history`` is the per-saga index (:class:`harness.history.History`); no
+``history`` is the per-saga index (:class:`saga_harness.history.History`); no
 checker does I/O or reads a clock. Third-party checkers register through the
 entry-point group ``saga_harness.checkers``.
 """
@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any
 
-from harness.checkers.verdict import Verdict, Verdicts, Violation, verdict
-from harness.history import History, build_index
-from harness.model import SagaModel
+from saga_harness.checkers.verdict import Verdict, Verdicts, Violation, verdict
+from saga_harness.history import History, build_index
+from saga_harness.model import SagaModel
 
 Checker = Callable[[History, SagaModel], Verdict]
 _REGISTRY: dict[str, Checker] = {}
@@ -33,7 +33,7 @@ def register(name: str) -> Callable[[Checker], Checker]:
 
 def checkers() -> dict[str, Checker]:
     """Every registered checker, built-in ones first, then entry points."""
-    from harness.checkers import compensation, conservation, convergence, idempotency, outcome, state_machine  # noqa: F401
+    from saga_harness.checkers import compensation, conservation, convergence, idempotency, outcome, state_machine  # noqa: F401
 
     for ep in entry_points(group="saga_harness.checkers"):
         if ep.name not in _REGISTRY:

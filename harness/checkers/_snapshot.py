@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.history import History
-from harness.model import Records
-from harness.pointer import resolve
+from saga_harness.history import History
+from saga_harness.model import Records
+from saga_harness.pointer import resolve
 
 
 def records(history: History, rule: Records) -> tuple[dict[str, list[dict[str, Any]]], str | None]:

@@ -3,10 +3,10 @@ once, in reverse order, and its quantities net to zero."""
 
 from __future__ import annotations
 
-from harness.checkers import register
-from harness.checkers.verdict import Verdict, Violation, verdict
-from harness.history import History, SagaRecord
-from harness.model import SagaModel
+from saga_harness.checkers import register
+from saga_harness.checkers.verdict import Verdict, Violation, verdict
+from saga_harness.history import History, SagaRecord
+from saga_harness.model import SagaModel
 
 NAME = "compensation"
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from harness.checkers import register
-from harness.checkers._snapshot import records
-from harness.checkers.verdict import Verdict, Violation, verdict
-from harness.history import History
-from harness.model import SagaModel
-from harness.pointer import resolve
+from saga_harness.checkers import register
+from saga_harness.checkers._snapshot import records
+from saga_harness.checkers.verdict import Verdict, Violation, verdict
+from saga_harness.history import History
+from saga_harness.model import SagaModel
+from saga_harness.pointer import resolve
 
 NAME = "idempotency"
 

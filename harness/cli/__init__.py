@@ -1,7 +1,7 @@
 """The ``saga-harness`` command line (typer + rich).
 
 Each command group lives in its own module and registers itself on ``app``;
-``main()`` turns every :class:`~harness.errors.HarnessError` into a one-paragraph
+``main()`` turns every :class:`~saga_harness.errors.HarnessError` into a one-paragraph
 message and exit status 2.
 """
 
@@ -12,8 +12,7 @@ import sys
 import typer
 from rich.console import Console
 from rich.markup import escape
-
-from harness.errors import HarnessError
+from saga_harness.errors import HarnessError
 
 app = typer.Typer(
     name="saga-harness",
@@ -27,18 +26,18 @@ err_console = Console(stderr=True)
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
-    from harness.cli import calibrate as _calibrate  # noqa: F401
-    from harness.cli import chaos as _chaos  # noqa: F401
-    from harness.cli import contracts as _contracts  # noqa: F401
-    from harness.cli import demo as _demo  # noqa: F401
-    from harness.cli import events as _events  # noqa: F401
-    from harness.cli import load as _load  # noqa: F401
-    from harness.cli import report as _report  # noqa: F401
-    from harness.cli import run as _run  # noqa: F401
-    from harness.cli import sut as _sut  # noqa: F401
+    from saga_harness.cli import calibrate as _calibrate  # noqa: F401
+    from saga_harness.cli import chaos as _chaos  # noqa: F401
+    from saga_harness.cli import contracts as _contracts  # noqa: F401
+    from saga_harness.cli import demo as _demo  # noqa: F401
+    from saga_harness.cli import events as _events  # noqa: F401
+    from saga_harness.cli import load as _load  # noqa: F401
+    from saga_harness.cli import report as _report  # noqa: F401
+    from saga_harness.cli import run as _run  # noqa: F401
+    from saga_harness.cli import sut as _sut  # noqa: F401
 
     try:
-        from harness.cli import toxiproxy as _toxiproxy  # noqa: F401
+        from saga_harness.cli import toxiproxy as _toxiproxy  # noqa: F401
     except ImportError:
         pass
 

@@ -12,9 +12,8 @@ from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
-from harness.cli import app
-from harness.errors import ConfigError
+from saga_harness.cli import app
+from saga_harness.errors import ConfigError
 
 console = Console()
 
@@ -88,8 +87,8 @@ def calibrate(
     """Run the clean reference system through the scenario catalogue and each seeded bug through
     the runs meant to expose it; write calibration.json and calibration.html. Exit 0 when every
     bug is detected in every run and no clean run is flagged."""
-    from harness.calibration import calibrate as run_calibration
-    from harness.calibration import plan, prepare_out
+    from saga_harness.calibration import calibrate as run_calibration
+    from saga_harness.calibration import plan, prepare_out
 
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be at least 1 (got {seeds})")

@@ -12,9 +12,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
-
-from harness.cli import app
-from harness.cli.run import print_summary
+from saga_harness.cli import app
+from saga_harness.cli.run import print_summary
 
 chaos_app = typer.Typer(
     help="Fault scenarios: Toxiproxy link faults, process and delivery faults.", no_args_is_help=True
@@ -26,7 +25,7 @@ console = Console()
 @chaos_app.command("list")
 def list_scenarios() -> None:
     """The scenario catalogue (chaos/scenarios/*.yaml)."""
-    from chaos.scenario import catalogue
+    from saga_harness.chaos.scenario import catalogue
 
     table = Table(title="chaos scenarios")
     for col in ("name", "faults", "description"):
@@ -63,8 +62,8 @@ def run_scenario(
     database_url: str = typer.Option(None, "--database-url", help="reference system on PostgreSQL"),
 ) -> None:
     """Run one scenario with a live display; heal every fault, converge, check."""
-    from chaos.run import execute_scenario
-    from chaos.scenario import load_scenario
+    from saga_harness.chaos.run import execute_scenario
+    from saga_harness.chaos.scenario import load_scenario
 
     loaded, _path = load_scenario(scenario)
     started = time.monotonic()

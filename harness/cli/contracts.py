@@ -8,8 +8,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-
-from harness.cli import app
+from saga_harness.cli import app
 
 contracts_app = typer.Typer(
     name="contracts",
@@ -37,8 +36,8 @@ def verify(
     out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-contracts)"),
 ) -> None:
     """Start the SUT and verify each provider against the consumers' pacts."""
-    from contracts.verify import verify_sut
-    from harness.run import new_run_dir
+    from saga_harness.contracts.verify import verify_sut
+    from saga_harness.run import new_run_dir
 
     run_dir = new_run_dir(out, "contracts")
     with console.status("starting the SUT and replaying the pacts…"):
@@ -84,8 +83,8 @@ def fuzz(
     out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-fuzz)"),
 ) -> None:
     """Start the SUT and fuzz every service's OpenAPI with schemathesis."""
-    from contracts.fuzz import fuzz_sut
-    from harness.run import new_run_dir
+    from saga_harness.contracts.fuzz import fuzz_sut
+    from saga_harness.run import new_run_dir
 
     run_dir = new_run_dir(out, "fuzz")
     with console.status("fuzzing each service's OpenAPI…"):

@@ -19,10 +19,9 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
-
-from harness.adapters.reference import ReferenceSystem
-from harness.cli import app
-from harness.errors import SutError
+from saga_harness.adapters.reference import ReferenceSystem
+from saga_harness.cli import app
+from saga_harness.errors import SutError
 
 console = Console()
 SCENARIO = "duplicate-deliveries"
@@ -52,12 +51,12 @@ def demo(
     _sagas(runs / f"{stamp}-demo-sagas", per_trigger)
     if quick:
         return
-    from contracts.results import write_section
-    from contracts.verify import verify_sut
-    from harness.cli.run import print_summary
-    from harness.run import report
-    from load.runner import LoadSpec, execute_load
-    from reports.index import build_index
+    from saga_harness.cli.run import print_summary
+    from saga_harness.contracts.results import write_section
+    from saga_harness.contracts.verify import verify_sut
+    from saga_harness.load.runner import LoadSpec, execute_load
+    from saga_harness.reports.index import build_index
+    from saga_harness.run import report
 
     console.rule("2. consumer contracts (Pact)")
     with console.status("replaying every pact against the running services…"):

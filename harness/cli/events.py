@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-
-from harness.cli.contracts import contracts_app
-from harness.errors import HarnessError
+from saga_harness.cli.contracts import contracts_app
+from saga_harness.errors import HarnessError
 
 if TYPE_CHECKING:
-    from contracts.events import SchemaRegistry
+    from saga_harness.contracts.events import SchemaRegistry
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -25,7 +24,7 @@ SCHEMAS_HELP = "Extra schema directory (index.json + schema files) merged over t
 
 def _registry(schemas: list[Path] | None) -> SchemaRegistry:
     # Imported here: `saga-harness --help` should not pay for loading jsonschema.
-    from contracts.events import SchemaRegistry
+    from saga_harness.contracts.events import SchemaRegistry
 
     return SchemaRegistry.load(*(schemas or []))
 
@@ -38,7 +37,7 @@ def validate_events(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (summary and problems) instead."),
 ) -> None:
     """Validate recorded CloudEvents: exit 1 if any is invalid, 0 if all are valid."""
-    from contracts.events import EventSummary, invalid
+    from saga_harness.contracts.events import EventSummary, invalid
 
     registry = _registry(schemas)
     try:
@@ -107,7 +106,7 @@ def sink(
     POST /events takes one event (binary or structured mode): 204 valid, 422 invalid (with the
     failures), 400 not one event. GET /summary gives the counts so far.
     """
-    from contracts.sink import ValidatingSink
+    from saga_harness.contracts.sink import ValidatingSink
 
     validating = ValidatingSink(_registry(schemas), host=host, port=port, out=out, strict=strict)
 

@@ -13,10 +13,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
-
-from harness.cli import app
-from harness.cli.run import print_summary
-from harness.run import parse_duration
+from saga_harness.cli import app
+from saga_harness.cli.run import print_summary
+from saga_harness.run import parse_duration
 
 load_app = typer.Typer(help="Locust load on a saga system, judged by the same checkers.", no_args_is_help=True)
 app.add_typer(load_app, name="load")
@@ -48,7 +47,7 @@ def run_load(
     deadline: str = typer.Option("60s", "--deadline", help="how long sagas may take to converge after load"),
 ) -> None:
     """Run Locust headless against the SUT, then heal, converge and check every invariant."""
-    from load.runner import LoadSpec, execute_load
+    from saga_harness.load.runner import LoadSpec, execute_load
 
     spec = LoadSpec(
         users=users,

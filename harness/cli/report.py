@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-
-from harness.cli import app
+from saga_harness.cli import app
 
 console = Console()
 
@@ -20,10 +19,10 @@ def report(
 ) -> None:
     """(Re)build a run's self-contained HTML report, or with `index` the run index with trends."""
     if target == "index":
-        from reports.index import build_index
+        from saga_harness.reports.index import build_index
 
         console.print(f"run index: [cyan]{build_index(runs_dir or Path('runs'))}[/]")
         return
-    from reports.html import build_report
+    from saga_harness.reports.html import build_report
 
     console.print(f"report: [cyan]{build_report(Path(target), output)}[/]")

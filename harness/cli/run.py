@@ -12,10 +12,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
-
-from harness.cli import app
-from harness.errors import ConfigError
-from harness.run import RunSpec, check_history, execute, parse_duration
+from saga_harness.cli import app
+from saga_harness.errors import ConfigError
+from saga_harness.run import RunSpec, check_history, execute, parse_duration
 
 console = Console()
 
@@ -62,7 +61,7 @@ def print_summary(verdicts: dict, run_dir: Path) -> None:
             )
     if not verdicts["ok"]:
         console.print(f"reproduce with: [bold]{escape(str(verdicts.get('command')))}[/]", highlight=False)
-    from harness.run import report
+    from saga_harness.run import report
 
     path = report(run_dir)
     console.print(f"run directory: [cyan]{run_dir}[/]")

@@ -30,11 +30,10 @@ import psutil
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from harness.adapters.reference import ReferenceSystem, parse_bug_names
-from harness.cli import app
-from harness.errors import SutError
-from harness.supervisor import check_health, spawn_detached
+from saga_harness.adapters.reference import ReferenceSystem, parse_bug_names
+from saga_harness.cli import app
+from saga_harness.errors import SutError
+from saga_harness.supervisor import check_health, spawn_detached
 
 sut_app = typer.Typer(
     name="sut",
@@ -246,7 +245,7 @@ def _up_detached(bugs: tuple[str, ...], database_url: str | None, run_dir: Path,
     }
     try:
         daemon = spawn_detached(
-            [sys.executable, "-m", "harness.cli.sut_daemon", json.dumps(options)],
+            [sys.executable, "-m", "saga_harness.cli.sut_daemon", json.dumps(options)],
             log_path=log,
             pass_fds=[write_fd],
         )

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.errors import HarnessError
+from saga_harness.errors import HarnessError
 
 
 def main(argv: list[str]) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
 
     # Imported after the pipe is known, so that even an import error is reported.
     try:
-        from harness.cli.sut import serve
+        from saga_harness.cli.sut import serve
 
         serve(
             bugs=tuple(options["bugs"]),

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-
-from harness.cli import app
+from saga_harness.cli import app
 
 toxiproxy_app = typer.Typer(
     help="The embedded Toxiproxy-compatible server (Toxiproxy 2.x's HTTP API and toxics).", no_args_is_help=True
@@ -23,7 +22,7 @@ def serve_command(
     ),
 ) -> None:
     """Serve until Ctrl-C; point toxiproxy clients (or TOXIPROXY_URL) at the printed URL."""
-    from chaos.server import serve
+    from saga_harness.chaos.server import serve
 
     def ready(url: str) -> None:
         console.print(f"toxiproxy API on [bold]{url}[/] (Ctrl-C stops it)", highlight=False)

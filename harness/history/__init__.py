@@ -6,8 +6,8 @@ Writers (:class:`HistoryWriter`) append one observation per line; readers
 The format is documented in ``FORMAT.md`` beside this file.
 """
 
-from harness.history.index import History, SagaRecord, build_index
-from harness.history.log import HistoryWriter, shard_path
-from harness.history.reader import read_history
+from saga_harness.history.index import History, SagaRecord, build_index
+from saga_harness.history.log import HistoryWriter, shard_path
+from saga_harness.history.reader import read_history
 
 __all__ = ["History", "HistoryWriter", "SagaRecord", "build_index", "read_history", "shard_path"]

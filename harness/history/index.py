@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from harness.model import Match, SagaModel
-from harness.pointer import resolve
+from saga_harness.model import Match, SagaModel
+from saga_harness.pointer import resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +129,7 @@ def _compile(model: SagaModel) -> dict[str, list[_Compiled]]:
 
 
 def build_index(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
-    """Index ``entries`` (from :func:`~harness.history.read_history`) by saga, in one pass.
+    """Index ``entries`` (from :func:`~saga_harness.history.read_history`) by saga, in one pass.
 
     With ``keep_events`` the index also keeps every captured event as recorded
     (``History.captured``), for checkers that judge the events themselves.

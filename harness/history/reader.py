@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.history.log import MAIN, SHARDS
+from saga_harness.errors import HarnessError
+from saga_harness.history.log import MAIN, SHARDS
 
 try:  # orjson parses several times faster; the format is plain JSON either way
     import orjson

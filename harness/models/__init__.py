@@ -8,8 +8,7 @@ from importlib import resources
 from typing import Any
 
 from pydantic import ValidationError
-
-from harness.model import SagaModel
+from saga_harness.model import SagaModel
 
 
 def load_model(data: dict[str, Any], triggers: dict[str, str] | None = None) -> SagaModel:

@@ -20,7 +20,7 @@ def toxiproxy_url() -> Iterator[str]:
     if url:
         yield url if "://" in url else f"http://{url}"
         return
-    from chaos.server import EmbeddedServer
+    from saga_harness.chaos.server import EmbeddedServer
 
     with EmbeddedServer() as server:
         yield server.url

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from saga_harness.calibration import EXPECTED_CHECKERS, RUNS, plan
+from saga_harness.reports.calibration import build_calibration_report
 from sagashop.bugs import KNOWN_BUGS
-
-from harness.calibration import EXPECTED_CHECKERS, RUNS, plan
-from reports.calibration import build_calibration_report
 
 BIN = Path(sys.executable).parent / "saga-harness"
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
@@ -103,7 +102,7 @@ def test_every_bug_has_runs_meant_to_expose_it_and_expected_checkers():
     assert quick.seeds == [1] and full.seeds == [1, 2]
     assert all(j.sagas is not None and j.sagas <= 40 for j in quick.jobs if j.kind == "scenario")
     assert {s["scenario"] for s in full.skipped} == {"database-latency"}
-    from chaos.scenario import catalogue
+    from saga_harness.chaos.scenario import catalogue
 
     usable = {s.name for s, _ in catalogue()} - {"database-latency"}
     assert {j.name for j in full.jobs if j.kind == "scenario" and j.bug is None} == usable
@@ -187,7 +186,7 @@ def test_report_of_a_passing_calibration(tmp_path):
 
 
 def test_report_of_a_missing_file_is_a_clear_error(tmp_path):
-    from harness.errors import HarnessError
+    from saga_harness.errors import HarnessError
 
     with pytest.raises(HarnessError, match="no calibration.json"):
         build_calibration_report(tmp_path)
@@ -202,7 +201,7 @@ def test_scenarios_that_require_postgres_run_on_it_when_given_a_database_url():
 
 
 def test_quick_keeps_to_its_scenarios_while_every_bug_stays_covered():
-    from harness.calibration import QUICK_SCENARIOS
+    from saga_harness.calibration import QUICK_SCENARIOS
 
     jobs = plan(quick=True).jobs
     assert {j.name for j in jobs if j.kind == "scenario"} <= set(QUICK_SCENARIOS)
@@ -211,7 +210,7 @@ def test_quick_keeps_to_its_scenarios_while_every_bug_stays_covered():
 
 
 def test_a_run_that_crashes_is_run_once_more_and_the_first_attempt_kept(tmp_path, monkeypatch):
-    import harness.calibration as cal
+    import saga_harness.calibration as cal
 
     calls = []
 

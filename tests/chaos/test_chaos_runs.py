@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 from postgres import PG_URL, pg_available
-
-from chaos.scenario import LINK_FAULTS, catalogue
-from harness.calibration import QUICK_SCENARIOS
+from saga_harness.calibration import QUICK_SCENARIOS
+from saga_harness.chaos.scenario import LINK_FAULTS, catalogue
 
 BIN = Path(sys.executable).parent / "saga-harness"
 # Timed runs share one xdist worker (see the Makefile): their fault windows never race each other.
 pytestmark = pytest.mark.xdist_group("timed")
 HAS_TOXIPROXY = bool(
-    os.environ.get("TOXIPROXY_URL") or shutil.which("toxiproxy-server") or importlib.util.find_spec("chaos.server")
+    os.environ.get("TOXIPROXY_URL")
+    or shutil.which("toxiproxy-server")
+    or importlib.util.find_spec("saga_harness.chaos.server")
 )
 
 
@@ -77,7 +78,7 @@ def test_scenario_is_green_on_the_reference_system(tmp_path, name):
 def _bug_params():
     # Which scenario exposes which bug is the scenarios' `exposes` key; the checkers that
     # must flag each bug are the calibration's table (the one place both are written).
-    from harness.calibration import EXPECTED_CHECKERS
+    from saga_harness.calibration import EXPECTED_CHECKERS
 
     return [
         pytest.param(bug, scenario.name, set(EXPECTED_CHECKERS[bug]), id=f"{bug}-{scenario.name}")

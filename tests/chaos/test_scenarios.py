@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from chaos.scenario import KINDS, catalogue, load_scenario
-from chaos.schedule import build
-from harness.errors import ScenarioError
+from saga_harness.chaos.scenario import KINDS, catalogue, load_scenario
+from saga_harness.chaos.schedule import build
+from saga_harness.errors import ScenarioError
 
 LINKS = ["client->orchestrator", "taskqueue->payment", "eventbus->orchestrator", "taskqueue->inventory"]
 PROCESSES = [
@@ -92,8 +91,8 @@ def test_a_fault_on_a_link_the_sut_lacks_is_refused_before_anything_starts(tmp_p
 
 
 def test_guard_refuses_non_loopback_targets():
-    from chaos.guard import check_targets
-    from harness.errors import UnsafeTargetError
+    from saga_harness.chaos.guard import check_targets
+    from saga_harness.errors import UnsafeTargetError
 
     check_targets([("a", "127.0.0.1:80"), ("b", "http://localhost:8080/x"), ("c", "[::1]:9")])
     check_targets([("d", "10.0.0.5:80")], allowed_hosts=["10.0.0.5"])

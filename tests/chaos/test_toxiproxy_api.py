@@ -337,8 +337,7 @@ def test_loopback_forms_are_accepted_and_updates_are_guarded_too(api):
 @embedded_only
 def test_the_allow_list_admits_a_named_host():
     import httpx
-
-    from chaos.server import EmbeddedServer
+    from saga_harness.chaos.server import EmbeddedServer
 
     with EmbeddedServer(allowed_hosts=["db.example"]) as server:
         resp = httpx.post(

@@ -1,4 +1,4 @@
-"""Running the embedded server: the harness's client factory, ``python -m chaos.server`` and the CLI."""
+"""Running the embedded server: the harness's client factory, ``python -m saga_harness.chaos.server`` and the CLI."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-import chaos.toxiproxy as factory
+import saga_harness.chaos.toxiproxy as factory
 
 BIN = Path(sys.executable).parent / "saga-harness"
 
@@ -46,7 +45,7 @@ def test_the_factory_uses_toxiproxy_url(monkeypatch, toxiproxy_url):
 
 def test_python_m_chaos_server_prints_its_url_and_stops_on_sigint():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chaos.server", "--port", "0"],
+        [sys.executable, "-m", "saga_harness.chaos.server", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=Path(__file__).resolve().parents[2],

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from handbuilt import SHOP, TRIP
-
-from harness.model import SagaModel
+from saga_harness.model import SagaModel
 
 
 @pytest.fixture

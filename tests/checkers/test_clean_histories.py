@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from handbuilt import compensated_shop_saga, completed_shop_saga, snapshots
-
-from harness.testing import HistoryBuilder
+from saga_harness.testing import HistoryBuilder
 
 
 def test_correct_shop_history_passes_everything(shop):

@@ -4,8 +4,7 @@ saga, the step and the history lines that prove it."""
 from __future__ import annotations
 
 from handbuilt import compensated_shop_saga, completed_shop_saga, snapshots
-
-from harness.testing import HistoryBuilder
+from saga_harness.testing import HistoryBuilder
 
 
 def only(verdicts, checker):

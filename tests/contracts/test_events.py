@@ -9,18 +9,17 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from handbuilt import SHOP
+from saga_harness.checkers import run_checks
+from saga_harness.contracts.checker import check
+from saga_harness.contracts.events import EventSummary, SchemaRegistry, bundled_registry, validate_event
+from saga_harness.errors import ConfigError
+from saga_harness.history import build_index
+from saga_harness.model import SagaModel
+from saga_harness.models import reference_model
+from saga_harness.sink import event_from_wire
+from saga_harness.testing import HistoryBuilder
 from sagashop import bugs, events
 from sagashop.services import payment
-
-from contracts.checker import check
-from contracts.events import EventSummary, SchemaRegistry, bundled_registry, validate_event
-from harness.checkers import run_checks
-from harness.errors import ConfigError
-from harness.history import build_index
-from harness.model import SagaModel
-from harness.models import reference_model
-from harness.sink import event_from_wire
-from harness.testing import HistoryBuilder
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 AUTHORIZED = "com.sagashop.payment.authorized"
@@ -283,7 +282,7 @@ def test_the_index_keeps_events_only_when_asked(monkeypatch):
     kept = build_index(b.entries, model, keep_events=True).captured
     assert kept == [(b.entries[-1]["ref"], b.entries[-1]["event"])]
 
-    import harness.checkers as checkers_module
+    import saga_harness.checkers as checkers_module
 
     asked: list[bool] = []
     real = checkers_module.build_index
@@ -307,6 +306,6 @@ def test_the_checker_refuses_an_index_built_without_events():
 
 
 def test_contracts_is_a_default_and_registered_checker():
-    from harness.checkers import DEFAULT, checkers
+    from saga_harness.checkers import DEFAULT, checkers
 
     assert "contracts" in DEFAULT and checkers()["contracts"] is check

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from saga_harness.cli import main
+from saga_harness.contracts.sink import ValidatingSink
 from sagashop import events
-
-from contracts.sink import ValidatingSink
-from harness.cli import main
 
 SAGA_HARNESS = str(Path(sys.executable).parent / "saga-harness")
 ENV = {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}

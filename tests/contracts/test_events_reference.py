@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from saga_harness.contracts.events import bundled_registry
 from shopclient import Shop, start_shop
-
-from contracts.events import bundled_registry
 
 SAGA_HARNESS = str(Path(sys.executable).parent / "saga-harness")
 # Every trigger, so that each fact a saga can publish on its way shows up.

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from saga_cli import saga_harness
-
-from contracts.fuzz import fuzz_service
-from harness.ports import free_ports
-from harness.supervisor import ProcessSpec, Supervisor
-from harness.sut import ProviderInfo
+from saga_harness.contracts.fuzz import fuzz_service
+from saga_harness.ports import free_ports
+from saga_harness.supervisor import ProcessSpec, Supervisor
+from saga_harness.sut import ProviderInfo
 
 HERE = Path(__file__).resolve().parent
 

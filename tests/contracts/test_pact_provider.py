@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from saga_cli import saga_harness
-
-from harness.adapters.reference import ReferenceSystem
+from saga_harness.adapters.reference import ReferenceSystem
 
 ROOT = Path(__file__).resolve().parents[2]
 PACTS = ROOT / "contracts" / "pacts"

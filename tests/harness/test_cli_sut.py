@@ -195,7 +195,7 @@ def test_detached_start_failure_is_reported(tmp_path, env, marker):
 
 
 def test_reference_system_specs_follow_the_options(tmp_path):
-    from harness.adapters.reference import ReferenceSystem
+    from saga_harness.adapters.reference import ReferenceSystem
 
     ports = {name: 20000 + i for i, name in enumerate(COMPONENTS)}
     system = ReferenceSystem(
@@ -212,8 +212,8 @@ def test_reference_system_specs_follow_the_options(tmp_path):
 
 
 def test_reference_system_rejects_bad_options(tmp_path):
-    from harness.adapters.reference import ReferenceSystem
-    from harness.errors import ConfigError
+    from saga_harness.adapters.reference import ReferenceSystem
+    from saga_harness.errors import ConfigError
 
     with pytest.raises(ConfigError, match="bugs: unknown seeded bug 'nope'"):
         ReferenceSystem(tmp_path, bugs=["nope"])
@@ -222,7 +222,7 @@ def test_reference_system_rejects_bad_options(tmp_path):
 
 
 def test_reference_system_starts_and_stops_in_process(tmp_path):
-    from harness.adapters.reference import ReferenceSystem
+    from saga_harness.adapters.reference import ReferenceSystem
 
     with ReferenceSystem(tmp_path) as system:
         services = system.services()

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness.config import find_config, load_config
-from harness.errors import ConfigError
+from saga_harness.config import find_config, load_config
+from saga_harness.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = """

@@ -7,9 +7,8 @@ import multiprocessing
 import time
 
 import pytest
-
-from harness.errors import HarnessError
-from harness.history import HistoryWriter, read_history, shard_path
+from saga_harness.errors import HarnessError
+from saga_harness.history import HistoryWriter, read_history, shard_path
 
 
 def _write_shard(run_dir, process, n):

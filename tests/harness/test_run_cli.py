@@ -10,7 +10,7 @@ import pytest
 from saga_cli import saga_harness
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "harness.cli.__main__"]
+CLI = [sys.executable, "-m", "saga_harness.cli.__main__"]
 REFERENCE_TOML = ROOT / "fixtures" / "sagashop" / "saga-harness.toml"
 
 

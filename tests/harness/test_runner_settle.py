@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from harness.runner import Runner, RunOptions
+from saga_harness.runner import Runner, RunOptions
 
 
 def _quiet_seconds(options: RunOptions) -> float:

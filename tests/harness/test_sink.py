@@ -6,8 +6,7 @@ import asyncio
 import json
 
 import aiohttp
-
-from harness.sink import EventSink
+from saga_harness.sink import EventSink
 
 
 def _run(scenario):

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from harness.errors import SutError
-from harness.ports import free_port, free_ports
-from harness.supervisor import ProcessSpec, Supervisor, check_health
+from saga_harness.errors import SutError
+from saga_harness.ports import free_port, free_ports
+from saga_harness.supervisor import ProcessSpec, Supervisor, check_health
 
 SERVER = textwrap.dedent(
     r"""
@@ -247,8 +246,8 @@ def test_restart_from_a_short_lived_thread_survives_the_thread(tmp_path, server_
 HARNESS = textwrap.dedent(
     r"""
     import os, signal, sys, time
-    from harness.ports import free_port
-    from harness.supervisor import ProcessSpec, Supervisor
+    from saga_harness.ports import free_port
+    from saga_harness.supervisor import ProcessSpec, Supervisor
 
     server, marker, mode, run_dir = sys.argv[1:5]
     if mode == "custom-term":

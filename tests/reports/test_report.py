@@ -8,13 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from harness.history import HistoryWriter, shard_path
-from harness.run import judge
-from harness.testing import HistoryBuilder
-from reports.html import build_report
-from reports.index import build_index
-from reports.junit import junit_xml
+from saga_harness.history import HistoryWriter, shard_path
+from saga_harness.reports.html import build_report
+from saga_harness.reports.index import build_index
+from saga_harness.reports.junit import junit_xml
+from saga_harness.run import judge
+from saga_harness.testing import HistoryBuilder
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 EVIL = '<script>window.__pwned = true</script><img src=x onerror="window.__pwned=true">'
@@ -24,8 +23,7 @@ ARTIFACTS = Path(os.environ.get("SAGA_HARNESS_ARTIFACTS", Path(__file__).resolve
 def make_run(run_dir: Path, *, broken: bool) -> Path:
     """A real run directory (history, verdicts, junit) from a hand-built history of the handbuilt shop model."""
     from handbuilt import SHOP, compensated_shop_saga, completed_shop_saga, snapshots
-
-    from harness.model import SagaModel
+    from saga_harness.model import SagaModel
 
     model = SagaModel.model_validate(SHOP)
     b = HistoryBuilder()
@@ -57,7 +55,7 @@ def make_run(run_dir: Path, *, broken: bool) -> Path:
             "command": "saga-harness run --seed 5",
         },
     )
-    from contracts.results import write_section
+    from saga_harness.contracts.results import write_section
 
     mismatch = {"kind": "BodyMismatch", "path": "$.data", "reason": f"missing amount_cents{EVIL}"}
     interactions = [
@@ -112,7 +110,7 @@ def test_report_is_one_self_contained_file_with_everything_escaped(tmp_path):
 
 def test_junit_has_a_case_per_invariant_with_violations(tmp_path):
     make_run(tmp_path / "bad", broken=True)
-    from contracts.results import read_contracts
+    from saga_harness.contracts.results import read_contracts
 
     xml = (tmp_path / "bad" / "junit.xml").read_text()
     verdicts = json.loads((tmp_path / "bad" / "verdicts.json").read_text())

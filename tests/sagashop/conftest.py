@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from saga_harness.adapters.reference import ReferenceSystem
 from shopclient import Shop, start_shop
-
-from harness.adapters.reference import ReferenceSystem
 
 
 @pytest.fixture(scope="module")

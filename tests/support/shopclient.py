@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from saga_harness.adapters.reference import ReferenceSystem
 from sagashop import signing
-
-from harness.adapters.reference import ReferenceSystem
 
 # Deterministic triggers (see fixtures/sagashop/README.md).
 TRIGGERS: dict[str, dict[str, Any]] = {
