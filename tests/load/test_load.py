@@ -89,6 +89,9 @@ def test_double_charge_is_caught_under_load_with_lost_acknowledgements(tmp_path)
 
 
 def test_locustfile_never_imported_by_the_harness():
-    code = "import saga_harness.cli, saga_harness.load.runner, saga_harness.chaos.run, sys; print('locust' in sys.modules, 'gevent' in sys.modules)"
+    code = (
+        "import saga_harness.cli, saga_harness.load.runner, saga_harness.chaos.run, sys; "
+        "print('locust' in sys.modules, 'gevent' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
