@@ -97,26 +97,8 @@ class Scenario(_Strict):
     checkers: list[str] = Field(default_factory=list, description="empty: every checker")
     deadline: float = 60.0
     requires: list[Literal["postgres"]] = Field(default_factory=list)
-    exposes: list[str] = Field(
-        default_factory=list,
-        description="the reference system's seeded bugs this scenario must catch (read by `saga-harness calibrate`)",
-    )
 
     _d = field_validator("deadline", mode="before")(classmethod(lambda cls, v: _seconds(v)))
-
-    @field_validator("exposes")
-    @classmethod
-    def _known_bugs(cls, names: list[str]) -> list[str]:
-        # A typo here would silently drop a bug from calibration: refuse it on load instead.
-        from sagashop.bugs import KNOWN_BUGS, parse_bugs
-
-        for name in names:
-            if name not in KNOWN_BUGS:
-                parse_bugs(name)  # raises ValueError with a "did you mean" and the known names
-                raise ValueError(f"unknown seeded bug {name!r}; known bugs: {', '.join(sorted(KNOWN_BUGS))}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"a bug is listed twice in {names}")
-        return names
 
 
 def _error(path: Path, exc: ValidationError) -> ScenarioError:

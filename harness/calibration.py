@@ -1,10 +1,10 @@
 """Calibration: is every seeded bug caught, and is the correct system never flagged?
 
-The plan is data. Which chaos scenario exposes which of the reference system's
-seeded bugs is the scenario's ``exposes`` key (``chaos/scenarios/*.yaml``);
-the runs without a scenario that expose bugs (a plain run, a load run) are
-:data:`RUNS` below; the checkers expected to flag each bug are
-:data:`EXPECTED_CHECKERS`. :func:`plan` turns them into jobs, :func:`calibrate`
+The plan is data. Each of the reference system's seeded bugs is declared once, in
+``sagashop.bugs.BUGS``: what it breaks, the runs that expose it (catalogue
+scenarios, or the runs below) and the checkers that must catch it;
+the runs without a scenario (a plain run, a load run) are :data:`RUNS` below.
+:func:`plan` turns them into jobs, :func:`calibrate`
 runs each job with the existing runners (``chaos.run.execute_scenario``,
 ``saga_harness.run.execute``, ``load.runner.execute_load``) in its own run
 directory, one seeded bug at a time, and :func:`summarise` makes
@@ -42,7 +42,6 @@ class PlainRun:
     """A plain run (``saga-harness run``, no faults) meant to expose some seeded bugs."""
 
     name: str
-    exposes: tuple[str, ...]
     sagas: int
     quick_sagas: int
     mix: str = ""
@@ -64,7 +63,6 @@ class LoadRun:
     """A Locust load run (``saga-harness load run``), optionally with a scenario, meant to expose bugs."""
 
     name: str
-    exposes: tuple[str, ...]
     users: int
     spawn_rate: float
     duration_s: float
@@ -83,19 +81,14 @@ class LoadRun:
         return args + (["--bugs", bug] if bug else [])
 
 
-# The runs without a catalogue scenario that expose seeded bugs (the scenarios' own
-# list is their ``exposes`` key). Each also runs clean, as the bug runs' control,
-# in the full calibration.
+# The runs without a catalogue scenario that expose seeded bugs (a bug's ``exposed_by``
+# names them, beside catalogue scenarios). Each also runs clean, as the bug runs'
+# control, in the full calibration.
 RUNS: tuple[PlainRun | LoadRun, ...] = (
     # Enough failing sagas that every seed has compensations with several steps to undo
     # (the default mix has 10% capture failures: 40 sagas could have none).
     PlainRun(
         "run-failures",
-        exposes=(
-            "orchestrator.skip_compensation",
-            "orchestrator.compensate_in_forward_order",
-            "payment.renamed_field",
-        ),
         sagas=200,
         quick_sagas=40,
         mix="ok=0.5,capture_fail=0.3,decline=0.1,out_of_stock=0.1",
@@ -103,14 +96,12 @@ RUNS: tuple[PlainRun | LoadRun, ...] = (
     # A race for scarce stock needs concurrent sagas on a scarce SKU.
     PlainRun(
         "run-scarce",
-        exposes=("inventory.unchecked_reservation",),
         sagas=200,
         quick_sagas=100,
         mix="ok=0.5,capture_fail=0.2,scarce=0.3",
     ),
     LoadRun(
         "load-scarce",
-        exposes=("inventory.unchecked_reservation",),
         users=20,
         spawn_rate=20,
         duration_s=10,
@@ -122,7 +113,6 @@ RUNS: tuple[PlainRun | LoadRun, ...] = (
     # window would cost another 20 s (load-scarce keeps a load run in --quick).
     LoadRun(
         "load-lost-acknowledgement",
-        exposes=("payment.double_charge_on_redelivery",),
         users=10,
         spawn_rate=10,
         duration_s=10,
@@ -133,17 +123,38 @@ RUNS: tuple[PlainRun | LoadRun, ...] = (
 )
 
 # The checkers of which at least one must flag each bug (the ones its tests assert).
-EXPECTED_CHECKERS: dict[str, frozenset[str]] = {
-    "payment.double_charge_on_redelivery": frozenset({"idempotency", "conservation"}),
-    "orchestrator.skip_compensation": frozenset({"compensation"}),
-    "orchestrator.compensate_in_forward_order": frozenset({"compensation"}),
-    "orchestrator.no_signal_dedupe": frozenset({"outcome", "convergence", "state_machine"}),
-    "orchestrator.no_step_deadline": frozenset({"convergence"}),
-    "loyalty.no_event_dedupe": frozenset({"idempotency"}),
-    "order.event_before_commit": frozenset({"outcome", "convergence", "compensation"}),
-    "inventory.unchecked_reservation": frozenset({"conservation"}),
-    "payment.renamed_field": frozenset({"contracts"}),
-}
+
+
+def exposed_by(bug: str) -> set[str]:
+    """The runs (catalogue scenarios and :data:`RUNS`) that expose ``bug``."""
+    from sagashop.bugs import BUGS
+
+    return set(BUGS[bug].exposed_by)
+
+
+def caught_by(bug: str) -> tuple[str, ...]:
+    """The checkers, any of which must flag ``bug``."""
+    from sagashop.bugs import BUGS
+
+    return BUGS[bug].caught_by
+
+
+def check_bug_runs() -> None:
+    """Every run a seeded bug names exists (a catalogue scenario or one of :data:`RUNS`): a typo
+    there would silently drop the bug from calibration."""
+    from saga_harness.chaos.scenario import CATALOGUE
+    from sagashop.bugs import BUGS
+
+    known = {p.stem for p in CATALOGUE.glob("*.yaml")} | {r.name for r in RUNS}
+    for bug in BUGS.values():
+        unknown = sorted(set(bug.exposed_by) - known)
+        if unknown:
+            raise ConfigError(
+                f"seeded bug {bug.name!r} (sagashop/bugs.py) names runs {unknown} that are neither catalogue "
+                f"scenarios nor calibration runs; known: {', '.join(sorted(known))}"
+            )
+        if not bug.exposed_by or not bug.caught_by:
+            raise ConfigError(f"seeded bug {bug.name!r} (sagashop/bugs.py) needs exposed_by and caught_by")
 
 
 @dataclass(frozen=True)
@@ -218,13 +229,11 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
     (the others run on the default backend); without it they are skipped.
     """
     from saga_harness.chaos.scenario import catalogue
-    from sagashop.bugs import KNOWN_BUGS
+    from sagashop.bugs import BUGS
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1 (got {seeds}); each run needs a seed")
-    unknown = sorted(set(EXPECTED_CHECKERS) - set(KNOWN_BUGS))
-    if unknown:  # a renamed bug: the table above is stale
-        raise ConfigError(f"calibration expects checkers for unknown seeded bugs {unknown}")
+    check_bug_runs()
     seed_list = [QUICK_SEED] if quick else list(range(1, seeds + 1))
     links = _reference_links(database_url)
     usable, skipped = [], []
@@ -238,10 +247,10 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
     if quick:
         chosen = [s for s in usable if s.name in QUICK_SCENARIOS]
         runs = [r for r in RUNS if r.quick]
-        covered = {b for s in chosen for b in s.exposes} | {b for r in runs for b in r.exposes}
+        covered = {b for b in BUGS if exposed_by(b) & {x.name for x in [*chosen, *runs]}}
         # A bug that --quick's own choice leaves out brings in what exposes it.
-        chosen += [s for s in usable if s not in chosen and set(s.exposes) - covered]
-        runs += [r for r in RUNS if r not in runs and set(r.exposes) - covered]
+        chosen += [s for s in usable if s not in chosen and any(s.name in exposed_by(b) for b in set(BUGS) - covered)]
+        runs += [r for r in RUNS if r not in runs and any(r.name in exposed_by(b) for b in set(BUGS) - covered)]
 
     def sagas(scenario: Any) -> int | None:
         return min(QUICK_SAGAS, scenario.workload.sagas) if quick else None
@@ -259,10 +268,10 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
         jobs += [scenario_job(s, seed, None) for s in chosen]
         if not quick:  # the controls of the runs that expose bugs: the same run without the bug is green
             jobs += [other_job(r, seed, None) for r in runs]
-    for bug in KNOWN_BUGS:
+    for bug in BUGS:
         for seed in seed_list:
-            jobs += [scenario_job(s, seed, bug) for s in chosen if bug in s.exposes]
-            jobs += [other_job(r, seed, bug) for r in runs if bug in r.exposes]
+            jobs += [scenario_job(s, seed, bug) for s in chosen if s.name in exposed_by(bug)]
+            jobs += [other_job(r, seed, bug) for r in runs if r.name in exposed_by(bug)]
     return Plan(jobs, seed_list, quick, skipped)
 
 
@@ -372,7 +381,7 @@ def run_job(job: Job, run_dir: Path, on_phase: Callable[[str], None] | None = No
             "seconds": seconds,
         }
     failed = sorted(c["name"] for c in result.verdicts.get("checks", []) if not c.get("ok"))
-    expected = EXPECTED_CHECKERS.get(job.bug or "", frozenset())
+    expected = set(caught_by(job.bug)) if job.bug else set()
     return {
         **record,
         "verdict": "pass" if result.verdicts.get("ok") else "fail",
@@ -387,11 +396,11 @@ def summarise(
     records: Iterable[dict[str, Any]], seconds: float, plan_: Plan | None = None, checkers: Iterable[str] = ()
 ) -> dict[str, Any]:
     """``calibration.json``: per bug detected_in / runs / checkers that flagged it / scenarios; clean runs."""
-    from sagashop.bugs import KNOWN_BUGS
+    from sagashop.bugs import BUGS
 
     records = list(records)
     bugs: dict[str, dict[str, Any]] = {}
-    for bug, description in KNOWN_BUGS.items():
+    for bug, record in BUGS.items():
         mine = [r for r in records if r.get("bug") == bug]
         by_checker: dict[str, int] = {}
         for r in mine:
@@ -402,10 +411,10 @@ def summarise(
             "runs": len(mine),
             "checkers": sorted(by_checker),
             "scenarios": sorted({r["name"] for r in mine}),
-            "expected_checkers": sorted(EXPECTED_CHECKERS.get(bug, ())),
+            "expected_checkers": sorted(record.caught_by),
             "by_checker": dict(sorted(by_checker.items())),
             "errors": sum(1 for r in mine if r.get("verdict") == "error"),
-            "description": description,
+            "description": record.breaks,
         }
     clean = [r for r in records if not r.get("bug")]
     clean_summary = {

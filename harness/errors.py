@@ -6,6 +6,7 @@
     ├── ConfigError              a broken saga-harness.toml / [tool.saga-harness]
     ├── ScenarioError            a broken or unknown chaos scenario
     ├── SutError                 the system under test would not start / answer
+    │   └── MissingAbilityError  a run needs an ability the SUT lacks (refused before it starts)
     └── UnsafeTargetError        a fault or load target outside the allowed hosts
 
 Each message names the file and key (or the URL), the value, and the fix.
@@ -33,3 +34,7 @@ class SutError(HarnessError):
 
 class UnsafeTargetError(HarnessError):
     """A fault or load target is not on loopback nor in ``allowed_hosts``."""
+
+
+class MissingAbilityError(SutError):
+    """A run needs an ability (process control, link routing, delivery hooks …) the SUT lacks."""

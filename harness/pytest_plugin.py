@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from saga_harness.checkers import Verdicts, run_checks
+from saga_harness.checkers import RunInfo, Verdicts, run_checks
 from saga_harness.errors import ScenarioError
 from saga_harness.history import HistoryWriter, read_history, shard_path
 from saga_harness.run import RunSpec, model_with_triggers, workload_for
@@ -139,7 +139,7 @@ class SagaRun:
             self._closed = True
             self._writer.close()
         verdicts = run_checks(read_history(self.run_dir), model_with_triggers(self.sut), names)
-        self.verdicts = verdicts.to_dict(run_id=self.run_dir.name, sut=self.sut.name)
+        self.verdicts = verdicts.with_run(RunInfo(self.run_dir.name, sut=self.sut.name)).to_json()
         return verdicts
 
     @property

@@ -8,7 +8,6 @@ the pytest plugin) call; ``judge`` turns a run directory's history into
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saga_harness.checkers import run_checks
+from saga_harness.checkers import RunInfo, run_checks
 from saga_harness.errors import ConfigError
 from saga_harness.history import HistoryWriter, read_history, shard_path
 from saga_harness.model import SagaModel
@@ -193,8 +192,9 @@ def judge(run_dir: Path, model: SagaModel, identity: dict[str, Any]) -> dict[str
     from saga_harness.contracts.results import read_contracts, write_section
     from saga_harness.reports.junit import write_junit
 
-    verdicts = run_checks(read_history(run_dir), model).to_dict(**identity)
-    (run_dir / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n", encoding="utf-8")
+    typed = run_checks(read_history(run_dir), model).with_run(RunInfo.from_json(identity))
+    typed.write(run_dir)
+    verdicts = typed.to_json()
     events = next((c for c in verdicts["checks"] if c["name"] == "contracts"), None)
     if events is not None:  # event validation by type, beside pacts and fuzzing; writes junit.xml too
         write_section(run_dir, "events", {"ok": events["ok"], **events.get("stats", {})}, verdicts)
@@ -239,7 +239,8 @@ def check_history(path: Path, out: Path | None = None, config: Path | None = Non
     who = {k: meta.get(k) for k in ("run_id", "seed", "sut", "scenario", "bugs", "command")}
     from saga_harness.reports.junit import write_junit
 
-    verdicts = run_checks(read_history(path), model).to_dict(**who)
-    (out_dir / "verdicts.json").write_text(json.dumps(verdicts, indent=2, default=str) + "\n", encoding="utf-8")
+    typed = run_checks(read_history(path), model).with_run(RunInfo.from_json(who))
+    typed.write(out_dir)
+    verdicts = typed.to_json()
     write_junit(verdicts, out_dir / "junit.xml")
     return verdicts, out_dir

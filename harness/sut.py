@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
+from saga_harness.errors import MissingAbilityError
+from saga_harness.model import SagaModel
 from saga_harness.workload import Trigger
 
 
@@ -76,29 +78,46 @@ class SagaStatus:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SagaApi:
+    """The saga API as a client outside the harness process (Locust) needs it: plain data."""
+
+    client_url: str  # where clients reach the start request (a proxy when one is on the client link)
+    start: dict[str, Any]  # path, method, idempotency_header, saga_id pointer, headers
+    status: dict[str, Any]  # url (absolute, with {saga_id}), state pointer
+    terminal: dict[str, str]  # state -> completed | compensated | failed
+
+
 @runtime_checkable
 class SystemUnderTest(Protocol):
-    """What the harness needs from a saga system."""
+    """What the harness needs from every saga system. Everything more is an ability (below)."""
 
     name: str
 
     def start(self) -> None:
         """Start every process the harness owns and wait until healthy (SutError otherwise)."""
 
-    def stop(self) -> None:
-        """Stop every process the harness started (idempotent)."""
+    def shutdown(self) -> None:
+        """Stop every process the harness started and remove what the run created (a
+        PostgreSQL schema, say); the history keeps the evidence. Idempotent."""
 
     def services(self) -> dict[str, ServiceInfo]:
         """Every service's URL, pid and live health."""
 
-    def links(self) -> list[LinkInfo]:
-        """The links between services that chaos may proxy."""
-
     def triggers(self) -> dict[str, Trigger]:
         """The requests that demand an outcome, by name."""
 
-    def model(self) -> Any:
-        """The saga model the checkers judge this system by (``saga_harness.model.SagaModel``)."""
+    def default_mix(self) -> dict[str, float]:
+        """The trigger weights used when a run names none (empty: every trigger alike)."""
+
+    def model(self) -> SagaModel:
+        """The saga model the checkers judge this system by."""
+
+    def allowed_hosts(self) -> list[str]:
+        """Hosts besides loopback that faults and load may target (the config's ``allowed_hosts``)."""
+
+    def saga_api(self) -> SagaApi:
+        """The saga API as plain data, for clients in other processes (Locust)."""
 
     async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, Any]) -> StartResult:
         """Send one start-saga request with ``key`` as its idempotency key."""
@@ -106,20 +125,171 @@ class SystemUnderTest(Protocol):
     async def saga_status(self, http: aiohttp.ClientSession, saga_id: str) -> SagaStatus:
         """Read one saga's state and outcome."""
 
+
+# -- abilities: what some systems can do and a run may need ------------------------------
+# Each is a small protocol. A run states what it needs (:class:`Needs`) and :func:`require`
+# refuses it before anything starts when the SUT lacks it, naming the ability and what
+# would provide it. Nothing outside this module asks a SUT what it can do any other way.
+
+
+@runtime_checkable
+class ProcessControl(Protocol):
+    """Processes the harness owns and may kill, pause (SIGSTOP) and restart."""
+
+    def processes(self) -> list[str]:
+        """The names of the processes the harness started (external services are not among them)."""
+
+    def kill(self, name: str, sig: int) -> None:
+        """Send ``sig`` to a process (SIGKILL, SIGSTOP, SIGCONT …)."""
+
+    def restart(self, name: str) -> None:
+        """Start a process again and wait until it is healthy."""
+
+
+@runtime_checkable
+class LinkRouting(Protocol):
+    """Links between services that a proxy can sit on: the SUT reaches TARGET at an address we give."""
+
+    def links(self) -> list[LinkInfo]:
+        """Every link chaos may proxy."""
+
+    def route(self, link: str, address: str) -> None:
+        """Before :meth:`~SystemUnderTest.start`: the link's source reaches its target at ``address`` (a URL)."""
+
+
+@runtime_checkable
+class DeliveryHooks(Protocol):
+    """Components whose deliveries (commands, events) can be duplicated, delayed, dropped, redelivered."""
+
+    def delivery_components(self) -> list[str]:
+        """The components with delivery hooks (e.g. a task queue and a bus)."""
+
+    async def delivery_fault(self, http: aiohttp.ClientSession, component: str, rule: Mapping[str, Any]) -> str:
+        """Switch on a delivery fault rule; its id."""
+
+    async def clear_delivery_fault(self, http: aiohttp.ClientSession, component: str, rule_id: str) -> None:
+        """Switch a rule off."""
+
+    async def redeliver(self, http: aiohttp.ClientSession, component: str, target: str, since_s: float) -> int:
+        """Deliver again what ``component`` delivered to ``target`` in the last ``since_s`` seconds; how many."""
+
+
+@runtime_checkable
+class ContractProviders(Protocol):
+    """Services that can be verified against consumer pacts (and fuzzed with their signing)."""
+
+    def contract_providers(self) -> dict[str, ProviderInfo]:
+        """The pact providers, by name, with their state and message hooks."""
+
+
+@runtime_checkable
+class Snapshots(Protocol):
+    """Read endpoints of each service's state, read at the end of a run (and before it, as a baseline)."""
+
     async def snapshot(self, http: aiohttp.ClientSession) -> dict[str, Any]:
-        """Each service's final state, by service name."""
+        """Each service's state, by service name."""
+
+
+@runtime_checkable
+class EventTap(Protocol):
+    """The SUT's CloudEvents can be captured: pushed to a sink the harness runs, or read from its log."""
 
     async def tap_events(self, http: aiohttp.ClientSession, sink_url: str) -> None:
-        """Make the SUT push every CloudEvent to ``sink_url`` (a harness-run sink)."""
+        """Make the SUT push every CloudEvent to ``sink_url``."""
 
     async def untap_events(self, http: aiohttp.ClientSession) -> None:
         """Stop pushing events to the sink."""
 
-    def kill(self, name: str, sig: int) -> None:
-        """Send ``sig`` to a SUT process (SIGKILL, SIGSTOP, SIGCONT …)."""
 
-    def restart(self, name: str) -> None:
-        """Start a SUT process again and wait until it is healthy."""
+ABILITIES: dict[str, tuple[type, str]] = {
+    # name -> (protocol, what would provide it)
+    "process control": (
+        ProcessControl,
+        "let the harness start the process (a `command` under [services.NAME], not `external = true`)",
+    ),
+    "link routing": (
+        LinkRouting,
+        "declare the link under [[links]] and pass ${link:SOURCE->TARGET} to the source instead of the target's URL",
+    ),
+    "delivery hooks": (
+        DeliveryHooks,
+        "a SUT plugin whose adapter implements saga_harness.sut.DeliveryHooks (the reference system's task "
+        "queue and bus have them); or use link and process faults instead",
+    ),
+    "contract providers": (ContractProviders, "name your providers under [contracts.providers.NAME]"),
+    "snapshots": (Snapshots, "list each service's read endpoints under [snapshots]"),
+    "event tap": (EventTap, "describe [events.subscribe] (the SUT pushes to ${sink_url}) or [events.log]"),
+}
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a run needs beyond the basics; :func:`require` checks it against a SUT."""
+
+    processes: frozenset[str] = frozenset()  # killed, paused or restarted
+    links: frozenset[str] = frozenset()  # proxied
+    deliveries: frozenset[str] = frozenset()  # components whose deliveries are faulted
+    contracts: bool = False
+
+    def __or__(self, other: Needs) -> Needs:
+        return Needs(
+            self.processes | other.processes,
+            self.links | other.links,
+            self.deliveries | other.deliveries,
+            self.contracts or other.contracts,
+        )
+
+
+def has(sut: object, ability: str) -> bool:
+    """Does ``sut`` implement the named ability (a key of :data:`ABILITIES`)?"""
+    return isinstance(sut, ABILITIES[ability][0])
+
+
+def require(sut: SystemUnderTest, needs: Needs, what: str) -> None:
+    """Refuse ``what`` (e.g. ``"scenario 'orchestrator-killed'"``) before anything starts when
+    ``sut`` cannot provide ``needs``: MissingAbilityError names the ability, the SUT and the fix."""
+
+    def missing(ability: str, detail: str) -> MissingAbilityError:
+        return MissingAbilityError(
+            f"{what} needs {ability} ({detail}), which {sut.name} does not provide. "
+            f"To provide it: {ABILITIES[ability][1]}. Nothing was started."
+        )
+
+    if needs.processes:
+        if not has(sut, "process control"):
+            raise missing("process control", f"it faults process(es) {', '.join(sorted(needs.processes))}")
+        owned = set(sut.processes())  # type: ignore[attr-defined]
+        lacking = sorted(needs.processes - owned)
+        if lacking:
+            raise missing(
+                "process control",
+                f"it kills, pauses or restarts {', '.join(lacking)}; the processes the harness owns are "
+                f"{', '.join(sorted(owned)) or 'none'}",
+            )
+    if needs.links:
+        if not has(sut, "link routing"):
+            raise missing("link routing", f"it faults link(s) {', '.join(sorted(needs.links))}")
+        known = {link.name for link in sut.links()}  # type: ignore[attr-defined]
+        lacking = sorted(needs.links - known)
+        if lacking:
+            raise missing(
+                "link routing", f"it faults {', '.join(lacking)}; its links are {', '.join(sorted(known)) or 'none'}"
+            )
+    if needs.deliveries:
+        if not has(sut, "delivery hooks"):
+            raise missing(
+                "delivery hooks", f"it duplicates, delays or drops deliveries of {', '.join(sorted(needs.deliveries))}"
+            )
+        known = set(sut.delivery_components())  # type: ignore[attr-defined]
+        lacking = sorted(needs.deliveries - known)
+        if lacking:
+            raise missing(
+                "delivery hooks",
+                f"it faults the deliveries of {', '.join(lacking)}; components with hooks: "
+                f"{', '.join(sorted(known)) or 'none'}",
+            )
+    if needs.contracts and not has(sut, "contract providers"):
+        raise missing("contract providers", "it verifies pacts against the SUT's services")
 
 
 ENTRY_POINT_GROUP = "saga_harness.sut"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any
 
-from saga_harness.checkers.verdict import Verdict, Verdicts, Violation, verdict
+from saga_harness.checkers.verdict import RunInfo, RunStats, Verdict, Verdicts, Violation, verdict
 from saga_harness.history import History, build_index
 from saga_harness.model import SagaModel
 
@@ -63,25 +63,27 @@ def run_checks(
     return Verdicts(results, summary(history, results))
 
 
-def summary(history: History, results: Iterable[Verdict]) -> dict[str, Any]:
+def summary(history: History, results: Iterable[Verdict]) -> RunStats:
     by_outcome: dict[str, int] = {}
     for rec in history.sagas.values():
         key = rec.outcome or "unfinished"
         by_outcome[key] = by_outcome.get(key, 0) + 1
     conv = next((r.stats.get("convergence_s") for r in results if r.name == "convergence"), None)
     started = sum(1 for r in history.sagas.values() if r.keys)
-    return {
-        "sagas_started": started or len(history.sagas),
-        "by_outcome": by_outcome,
-        "convergence_s": conv or {},
-        "entries": history.entries,
-        "events": history.events,
-    }
+    return RunStats(
+        sagas_started=started or len(history.sagas),
+        by_outcome=by_outcome,
+        convergence_s=conv or {},
+        entries=history.entries,
+        events=history.events,
+    )
 
 
 __all__ = [
     "DEFAULT",
     "Checker",
+    "RunInfo",
+    "RunStats",
     "Verdict",
     "Verdicts",
     "Violation",

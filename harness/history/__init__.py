@@ -9,5 +9,34 @@ The format is documented in ``FORMAT.md`` beside this file.
 from saga_harness.history.index import History, SagaRecord, build_index
 from saga_harness.history.log import HistoryWriter, shard_path
 from saga_harness.history.reader import read_history
+from saga_harness.history.records import (
+    CapturedEvent,
+    Completion,
+    FaultChange,
+    Invoke,
+    Meta,
+    Phase,
+    Record,
+    Snapshot,
+    StatusSeen,
+    parse,
+)
 
-__all__ = ["History", "HistoryWriter", "SagaRecord", "build_index", "read_history", "shard_path"]
+__all__ = [
+    "CapturedEvent",
+    "Completion",
+    "FaultChange",
+    "History",
+    "HistoryWriter",
+    "Invoke",
+    "Meta",
+    "Phase",
+    "Record",
+    "SagaRecord",
+    "Snapshot",
+    "StatusSeen",
+    "build_index",
+    "parse",
+    "read_history",
+    "shard_path",
+]

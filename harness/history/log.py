@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from saga_harness.history.records import Record
+
 MAIN = "history.jsonl"
 SHARDS = "history.d"
 
@@ -28,7 +30,8 @@ def shard_path(run_dir: str | Path, process: str | None = None) -> Path:
 
 
 class HistoryWriter:
-    """Thread-safe appender: ``write(type, **fields)`` adds one line, flushed at once."""
+    """Thread-safe appender: ``append(record)`` adds one line (a :mod:`~saga_harness.history.records`
+    record in its envelope), flushed at once."""
 
     def __init__(self, path: str | Path, process: str = "runner") -> None:
         self.path = Path(path)
@@ -37,6 +40,20 @@ class HistoryWriter:
         self._lock = threading.Lock()
         self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed in close()
         self.count = 0
+
+    def append(self, record: Record, process: str | None = None) -> None:
+        """Append ``record``; ``process`` names the writer when it is not this writer's own."""
+        entry = {
+            "mono": time.monotonic(),
+            "wall": time.time(),
+            "process": process or self.process,
+            "type": record.type,
+            **record.to_json(),
+        }
+        line = json.dumps(entry, separators=(",", ":"), default=str)
+        with self._lock:
+            self._file.write(line + "\n")
+            self.count += 1
 
     def write(self, type: str, **fields: Any) -> None:  # noqa: A002 - the field is called "type"
         entry = {

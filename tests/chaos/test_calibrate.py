@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from saga_harness.calibration import EXPECTED_CHECKERS, RUNS, plan
+from saga_harness.calibration import RUNS, check_bug_runs, plan
 from saga_harness.reports.calibration import build_calibration_report
-from sagashop.bugs import KNOWN_BUGS
+from sagashop.bugs import BUGS
 
 BIN = Path(sys.executable).parent / "saga-harness"
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
@@ -33,7 +33,7 @@ def calibrate(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Complet
 def _shape_holds(data: dict) -> None:
     assert {"bugs", "clean", "seconds"} <= set(data)
     assert isinstance(data["seconds"], float)
-    assert set(data["bugs"]) == set(KNOWN_BUGS)
+    assert set(data["bugs"]) == set(BUGS)
     for name, bug in data["bugs"].items():
         assert isinstance(bug["detected_in"], int) and isinstance(bug["runs"], int), name
         assert all(isinstance(c, str) for c in bug["checkers"]), name
@@ -53,7 +53,7 @@ def test_quick_calibration_catches_every_bug_and_flags_nothing_clean(tmp_path):
     _shape_holds(data)
     for name, bug in data["bugs"].items():
         assert bug["detected_in"] == bug["runs"] >= 1, (name, bug)
-        assert set(bug["checkers"]) & EXPECTED_CHECKERS[name], (name, bug)
+        assert set(bug["checkers"]) & set(BUGS[name].caught_by), (name, bug)
     assert data["clean"]["false_positives"] == 0 and data["clean"]["runs"] >= 5
     # Every run has its own directory with its verdicts, and one bug at most.
     for run in data["runs"]:
@@ -61,7 +61,7 @@ def test_quick_calibration_catches_every_bug_and_flags_nothing_clean(tmp_path):
         assert verdicts["bugs"] == run["bug"] and verdicts["seed"] == run["seed"] == 1
         assert (out / run["report"]).exists() and not (out / run["dir"] / "sut" / "data").exists()
     html = (out / "calibration.html").read_text()
-    for name in KNOWN_BUGS:
+    for name in BUGS:
         assert name in html
     assert not EXTERNAL.search(html)
     assert "<script" not in html
@@ -91,12 +91,13 @@ def test_an_out_dir_with_runs_is_refused(tmp_path):
 
 
 def test_every_bug_has_runs_meant_to_expose_it_and_expected_checkers():
-    assert set(EXPECTED_CHECKERS) == set(KNOWN_BUGS)
+    check_bug_runs()  # every run a bug names exists
+    assert all(bug.caught_by and bug.exposed_by for bug in BUGS.values())
     for quick in (True, False):
         p = plan(seeds=2, quick=quick)
-        for bug in KNOWN_BUGS:
+        for bug in BUGS:
             assert any(j.bug == bug for j in p.jobs), (bug, quick)
-        assert all(j.bug is None or j.bug in KNOWN_BUGS for j in p.jobs)
+        assert all(j.bug is None or j.bug in BUGS for j in p.jobs)
         assert len({j.dirname for j in p.jobs}) == len(p.jobs), "each run has its own directory"
     quick, full = plan(quick=True), plan(seeds=2)
     assert quick.seeds == [1] and full.seeds == [1, 2]
@@ -176,7 +177,7 @@ def test_report_shows_an_undetected_bug_and_a_false_positive(tmp_path):
 
 def test_report_of_a_passing_calibration(tmp_path):
     data = {
-        "bugs": {b: {"detected_in": 1, "runs": 1, "checkers": ["x"], "scenarios": ["s"]} for b in KNOWN_BUGS},
+        "bugs": {b: {"detected_in": 1, "runs": 1, "checkers": ["x"], "scenarios": ["s"]} for b in BUGS},
         "clean": {"runs": 3, "false_positives": 0},
         "seconds": 1.0,
     }

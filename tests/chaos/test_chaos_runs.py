@@ -76,14 +76,14 @@ def test_scenario_is_green_on_the_reference_system(tmp_path, name):
 
 
 def _bug_params():
-    # Which scenario exposes which bug is the scenarios' `exposes` key; the checkers that
-    # must flag each bug are the calibration's table (the one place both are written).
-    from saga_harness.calibration import EXPECTED_CHECKERS
+    # Which scenario exposes which bug, and the checkers that must flag it: the bug's one record.
+    from sagashop.bugs import BUGS
 
     return [
-        pytest.param(bug, scenario.name, set(EXPECTED_CHECKERS[bug]), id=f"{bug}-{scenario.name}")
+        pytest.param(bug.name, scenario.name, set(bug.caught_by), id=f"{bug.name}-{scenario.name}")
         for scenario, _ in catalogue()
-        for bug in scenario.exposes
+        for bug in BUGS.values()
+        if scenario.name in bug.exposed_by
     ]
 
 

@@ -67,11 +67,6 @@ def test_unknown_scenario_suggests_a_name():
         ("name: x\ndescription: d\ndeadline: soon\n", "deadline"),
         ("name: x\n description: [\n", "not valid YAML"),
         ("- just\n- a list\n", "YAML mapping"),
-        (
-            "name: x\ndescription: d\nexposes: [payment.double_charge_on_redelivry]\n",
-            "Did you mean 'payment.double_charge_on_redelivery'",
-        ),
-        ("name: x\ndescription: d\nexposes: [loyalty.no_event_dedupe, loyalty.no_event_dedupe]\n", "listed twice"),
     ],
 )
 def test_a_bad_file_names_the_key(tmp_path, text, needle):

@@ -21,8 +21,8 @@ def test_correct_shop_history_passes_everything(shop):
         "outcome",
         "conservation",
     }
-    assert verdicts.stats["sagas_started"] == 2
-    assert verdicts.stats["by_outcome"] == {"completed": 1, "compensated": 1}
+    assert verdicts.stats.sagas_started == 2
+    assert verdicts.stats.by_outcome == {"completed": 1, "compensated": 1}
     assert verdicts["convergence"].stats["convergence_s"]["max"] > 0
 
 
@@ -40,7 +40,7 @@ def test_correct_trip_history_passes_everything(trip):
     b.status("t2", "CANCELLED")
     verdicts = b.check(trip)
     assert verdicts.ok, verdicts.explain()
-    assert verdicts.stats["by_outcome"] == {"completed": 1, "compensated": 1}
+    assert verdicts.stats.by_outcome == {"completed": 1, "compensated": 1}
 
 
 def test_the_same_event_delivered_twice_to_the_sink_is_not_a_duplicate(shop):

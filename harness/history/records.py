@@ -1,0 +1,218 @@
+"""The history's record types: one frozen dataclass per kind of observation.
+
+A line of ``history.jsonl`` is an envelope — ``mono`` (the writer's monotonic
+clock), ``wall`` (unix seconds), ``process`` (who wrote it), ``type`` — and
+the fields of one record. The writer (:class:`~saga_harness.history.log.HistoryWriter`)
+turns a record into a line with :meth:`Record.to_json`; readers turn a line back
+into a record with :func:`parse`. Both use the classes below, so the format
+cannot drift between them.
+
+==============  ============================================================
+``meta``        :class:`Meta` — who the run is (written first)
+``invoke``      :class:`Invoke` — a client request is sent
+``ok``/``fail``/``info``  :class:`Completion` — its answer (``info``: no answer,
+                outcome unknown — the request may or may not have taken effect)
+``event``       :class:`CapturedEvent` — a CloudEvent as it came over the wire
+``status``      :class:`StatusSeen` — a saga's state as the harness read it
+``fault``       :class:`FaultChange` — a fault window starts or stops
+``phase``       :class:`Phase` — run markers (workload-start, converged, …)
+``snapshot``    :class:`Snapshot` — a service's state (``baseline``: before the workload)
+==============  ============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+ENVELOPE = ("mono", "wall", "process", "type", "ref")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Base of every record; ``TYPE`` is the line's ``type``."""
+
+    TYPE: ClassVar[str] = ""
+
+    @property
+    def type(self) -> str:
+        return self.TYPE
+
+    def to_json(self) -> dict[str, Any]:
+        """The record's fields as the line holds them (the envelope is the writer's)."""
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Meta(Record):
+    """Who the run is. ``extra`` holds what a front end adds (workload size, fault schedule, load shape)."""
+
+    TYPE: ClassVar[str] = "meta"
+    run_id: str
+    sut: str | None = None
+    seed: int | None = None
+    scenario: str | None = None
+    bugs: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    config: str | None = None
+    command: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Meta:
+        return cls(
+            str(d.get("run_id") or ""),
+            d.get("sut"),
+            d.get("seed"),
+            d.get("scenario"),
+            d.get("bugs"),
+            dict(d.get("env") or {}),
+            d.get("config"),
+            str(d.get("command") or ""),
+            dict(d.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Invoke(Record):
+    """A client request is sent: operation ``f`` (``start_saga``), number ``op`` within its process."""
+
+    TYPE: ClassVar[str] = "invoke"
+    f: str
+    op: int
+    key: str | None = None  # the idempotency key
+    trigger: str | None = None
+    request: Any = None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Invoke:
+        return cls(str(d.get("f") or ""), int(d.get("op") or 0), d.get("key"), d.get("trigger"), d.get("request"))
+
+
+@dataclass(frozen=True, slots=True)
+class Completion(Record):
+    """The answer to an :class:`Invoke` (same ``process`` and ``op``): ``ok`` (2xx with a saga id),
+    ``fail`` (an answer that did not start a saga) or ``info`` (no answer: outcome unknown)."""
+
+    outcome: Literal["ok", "fail", "info"]
+    f: str
+    op: int
+    key: str | None = None
+    trigger: str | None = None
+    status: int | None = None  # HTTP status; None when no answer came
+    value: Any = None  # the answer's body (JSON, or text when it was not JSON)
+    saga_id: str | None = None
+    error: str | None = None
+
+    @property
+    def type(self) -> str:
+        return self.outcome
+
+    def to_json(self) -> dict[str, Any]:
+        d = {name: getattr(self, name) for name in self.__slots__}
+        del d["outcome"]
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Completion:
+        sid = d.get("saga_id")
+        return cls(
+            d["type"],
+            str(d.get("f") or ""),
+            int(d.get("op") or 0),
+            d.get("key"),
+            d.get("trigger"),
+            d.get("status"),
+            d.get("value"),
+            None if sid is None else str(sid),
+            d.get("error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedEvent(Record):
+    """A CloudEvent in structured form, exactly as it came over the wire (nothing filled in)."""
+
+    TYPE: ClassVar[str] = "event"
+    event: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CapturedEvent:
+        event = d.get("event")
+        return cls(event if isinstance(event, dict) else {})
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSeen(Record):
+    """A saga's state as the harness read it; ``outcome`` once the state is terminal."""
+
+    TYPE: ClassVar[str] = "status"
+    saga_id: str
+    state: Any = None  # as the SUT gave it (a string, a number, a boolean, null)
+    outcome: str | None = None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> StatusSeen:
+        return cls(str(d.get("saga_id") or ""), d.get("state"), d.get("outcome"))
+
+
+@dataclass(frozen=True, slots=True)
+class FaultChange(Record):
+    """A fault window starts or stops; ``fault`` is its description (``FaultWindow.describe()``)."""
+
+    TYPE: ClassVar[str] = "fault"
+    phase: Literal["start", "stop"]
+    fault: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> FaultChange:
+        return cls(d.get("phase", "start"), dict(d.get("fault") or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Phase(Record):
+    """A run marker: workload-start, workload-end, healed, converged, deadline-passed, …"""
+
+    TYPE: ClassVar[str] = "phase"
+    name: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Phase:
+        return cls(str(d.get("name") or ""), dict(d.get("detail") or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot(Record):
+    """A service's state, read through its snapshot endpoints; ``baseline``: read before the workload."""
+
+    TYPE: ClassVar[str] = "snapshot"
+    service: str
+    data: Any
+    baseline: bool = False
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Snapshot:
+        return cls(str(d.get("service") or ""), d.get("data"), bool(d.get("baseline", False)))
+
+
+_BY_TYPE: dict[str, Any] = {
+    "meta": Meta,
+    "invoke": Invoke,
+    "ok": Completion,
+    "fail": Completion,
+    "info": Completion,
+    "event": CapturedEvent,
+    "status": StatusSeen,
+    "fault": FaultChange,
+    "phase": Phase,
+    "snapshot": Snapshot,
+}
+TYPES = tuple(_BY_TYPE)
+
+
+def parse(line: Mapping[str, Any]) -> Record | None:
+    """The record a history line holds (None for a type this version does not know)."""
+    cls = _BY_TYPE.get(str(line.get("type")))
+    return cls.from_json(line) if cls is not None else None
