@@ -13,8 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from saga_harness.config import describe_validation
+from saga_harness.durations import parse_duration
 from saga_harness.errors import ConfigError, ScenarioError
-from saga_harness.run import parse_duration
 
 CATALOGUE = Path(__file__).parent / "scenarios"
 
@@ -26,7 +26,7 @@ KINDS = LINK_FAULTS + PROCESS_FAULTS + DELIVERY_FAULTS
 
 def _seconds(v: Any) -> float:
     try:
-        return parse_duration(v if isinstance(v, (int, float)) else str(v), "duration")
+        return parse_duration(v, "duration")
     except ConfigError as exc:  # inside validation: pydantic reports it with the key
         raise ValueError(str(exc)) from None
 

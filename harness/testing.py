@@ -7,40 +7,61 @@
     b.snapshot("order", {"orders": [...]})
     verdicts = run_checks(b.entries, model)
 
-Entries look exactly like a recorded ``history.jsonl``, with ``ref`` set to
-``"built:<n>"`` so violations can cite them.
+Every line is built from its record class (:mod:`saga_harness.history.records`),
+exactly as :class:`~saga_harness.history.HistoryWriter` writes it, with ``ref``
+set to ``"built:<n>"`` so violations can cite it. :meth:`HistoryBuilder.write`
+stores the history in a run directory, for tests of what reads one.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, Literal
 
 from saga_harness.checkers import Verdicts, run_checks
+from saga_harness.history.log import shard_path
+from saga_harness.history.records import (
+    CapturedEvent,
+    Completion,
+    FaultChange,
+    Invoke,
+    Meta,
+    Phase,
+    Record,
+    Snapshot,
+    StatusSeen,
+    to_line,
+)
 from saga_harness.model import SagaModel
+
+REF_PREFIX = "built"
 
 
 class HistoryBuilder:
+    """Builds a history line by line; each call advances a fake clock by 10 ms."""
+
     def __init__(self, start: float = 1_000.0) -> None:
         self.entries: list[dict[str, Any]] = []
         self._clock = start
         self._ids = itertools.count(1)
 
-    def _add(self, type_: str, **fields: Any) -> dict[str, Any]:
+    def add(self, record: Record, process: str = "test") -> dict[str, Any]:
+        """Append any record, as written by ``process``; returns its line."""
         self._clock += 0.01
-        entry = {
-            "mono": self._clock,
-            "wall": self._clock,
-            "process": fields.pop("process", "test"),
-            "type": type_,
-            **fields,
-        }
-        entry["ref"] = f"built:{len(self.entries) + 1}"
-        self.entries.append(entry)
-        return entry
+        line = to_line(record, mono=self._clock, wall=self._clock, process=process)
+        line["ref"] = f"{REF_PREFIX}:{len(self.entries) + 1}"
+        self.entries.append(line)
+        return line
 
     def wait(self, seconds: float) -> None:
+        """Let ``seconds`` pass before the next line."""
         self._clock += seconds
+
+    def meta(self, run_id: str = "built", **fields: Any) -> dict[str, Any]:
+        """Who the run is (a :class:`~saga_harness.history.Meta`; ``fields`` as its fields)."""
+        return self.add(Meta(run_id, **fields), process="runner")
 
     def saga(
         self,
@@ -64,9 +85,18 @@ class HistoryBuilder:
     ) -> None:
         """One request with ``key`` and its answer (``ok`` below 300, else ``fail``): a start or a resubmission."""
         op = next(self._ids)
-        base = {"process": "client", "f": "start_saga", "op": op, "key": key, "trigger": trigger}
-        self._add("invoke", **base, request=request or {"trigger": trigger})
-        self._add("ok" if status < 300 else "fail", **base, status=status, value={"saga_id": saga_id}, saga_id=saga_id)
+        self.add(Invoke("start_saga", op, key, trigger, request or {"trigger": trigger}), process="client")
+        outcome: Literal["ok", "fail"] = "ok" if status < 300 else "fail"
+        self.add(
+            Completion(outcome, "start_saga", op, key, trigger, status, {"saga_id": saga_id}, saga_id),
+            process="client",
+        )
+
+    def lost(self, key: str, trigger: str = "ok", error: str = "timed out") -> None:
+        """A request with ``key`` that got no answer (``info``: it may or may not have taken effect)."""
+        op = next(self._ids)
+        self.add(Invoke("start_saga", op, key, trigger, {"trigger": trigger}), process="client")
+        self.add(Completion("info", "start_saga", op, key, trigger, error=error), process="client")
 
     def event(
         self,
@@ -78,7 +108,7 @@ class HistoryBuilder:
         **data: Any,
     ) -> dict[str, Any]:
         """A captured CloudEvent whose data carries ``saga_id`` and ``data``."""
-        event = {
+        event: dict[str, Any] = {
             "specversion": "1.0",
             "id": event_id or f"ev-{next(self._ids)}",
             "source": source,
@@ -87,13 +117,33 @@ class HistoryBuilder:
         }
         if time is not None:
             event["time"] = time
-        return self._add("event", process="sink", event=event)
+        return self.add(CapturedEvent(event), process="sink")
 
-    def status(self, saga_id: str, state: str, outcome: str | None = None) -> None:
-        self._add("status", process="client", saga_id=saga_id, state=state, outcome=outcome)
+    def status(self, saga_id: str, state: Any, outcome: str | None = None) -> None:
+        """The harness read saga ``saga_id``'s state (``outcome`` once it is terminal)."""
+        self.add(StatusSeen(saga_id, state, outcome), process="client")
 
-    def snapshot(self, service: str, data: dict[str, Any]) -> None:
-        self._add("snapshot", process="runner", service=service, data=data)
+    def snapshot(self, service: str, data: Any, baseline: bool = False) -> None:
+        """A service's state (``baseline``: read before the workload)."""
+        self.add(Snapshot(service, data, baseline), process="runner")
+
+    def fault(self, phase: Literal["start", "stop"], fault: dict[str, Any]) -> None:
+        """A fault window starts or stops (``fault`` as ``FaultWindow.describe()`` gives it)."""
+        self.add(FaultChange(phase, fault), process="nemesis")
+
+    def phase(self, name: str, **detail: Any) -> None:
+        """A run marker: workload-start, workload-end, converged …"""
+        self.add(Phase(name, detail), process="runner")
 
     def check(self, model: SagaModel, names: list[str] | None = None) -> Verdicts:
+        """Every checker (or the ones named) over this history."""
         return run_checks(self.entries, model, names)
+
+    def write(self, run_dir: str | Path) -> Path:
+        """Store the history as ``run_dir/history.jsonl`` (a reader cites its lines ``history.jsonl:<n>``)."""
+        path = shard_path(run_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            for line in self.entries:
+                f.write(json.dumps({k: v for k, v in line.items() if k != "ref"}, default=str) + "\n")
+        return path

@@ -7,11 +7,24 @@ cost one streaming pass plus work proportional to the number of sagas.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from saga_harness.history.records import (
+    CapturedEvent,
+    Completion,
+    Entry,
+    FaultChange,
+    Invoke,
+    Meta,
+    Phase,
+    Snapshot,
+    StatusSeen,
+    parse,
+)
 from saga_harness.model import Match, SagaModel
 from saga_harness.pointer import resolve
 
@@ -72,9 +85,9 @@ class History:
     snapshots: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
     # State before this run's workload, when the SUT was not fresh (a shared pytest session).
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
-    faults: list[dict[str, Any]] = field(default_factory=list)
-    phases: dict[str, float] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
+    faults: list[Entry] = field(default_factory=list)  # each fault window's start and stop (FaultChange)
+    phases: dict[str, float] = field(default_factory=dict)  # run marker -> wall time it was first seen
+    meta: Meta | None = None  # who the run is (the first meta line)
     entries: int = 0
     events: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
@@ -128,11 +141,13 @@ def _compile(model: SagaModel) -> dict[str, list[_Compiled]]:
     }
 
 
-def build_index(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
-    """Index ``entries`` (from :func:`~saga_harness.history.read_history`) by saga, in one pass.
+def build_index(entries: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
+    """Index the lines of a history (from :func:`~saga_harness.history.read_history`, or
+    :attr:`HistoryBuilder.entries <saga_harness.testing.HistoryBuilder>`) by saga, in one pass.
 
-    With ``keep_events`` the index also keeps every captured event as recorded
-    (``History.captured``), for checkers that judge the events themselves.
+    Each line is read through its record class (:func:`~saga_harness.history.records.parse`),
+    the same classes the writers use. With ``keep_events`` the index also keeps every
+    captured event as recorded (``History.captured``), for checkers that judge the events themselves.
     """
     # The index only grows and holds no cycles: the cyclic GC would rescan it
     # again and again (quadratic in the history's size) for nothing.
@@ -145,100 +160,113 @@ def build_index(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events
             gc.enable()
 
 
-def _build(entries: Iterable[dict[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
-    import json
-
+def _build(lines: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
     h = History()
     captured = h.captured = [] if keep_events else None
     lookup = _compile(model)
     terminal = model.states.terminal
     position = 0
-    for entry in entries:
+    for line in lines:
         h.entries += 1
-        kind = entry.get("type")
-        wall = entry.get("wall", 0.0)
+        wall = line.get("wall", 0.0)
         h.end = wall
-        if kind == "event":
-            event = entry.get("event") or {}
+        record = parse(line)
+        # Most frequent first: this chain runs once per line.
+        if isinstance(record, CapturedEvent):
             position += 1
-            h.events += 1
-            etype = str(event.get("type"))
-            h.events_by_type[etype] = h.events_by_type.get(etype, 0) + 1
-            if captured is not None:
-                captured.append((entry["ref"], event))
-            for c in lookup.get(etype, ()):
-                if c.where and any(_get(event, path) != want for path, want in c.where):
-                    continue
-                saga_id = _get(event, c.saga_id)
-                if saga_id is None:
-                    continue
-                rec = h.saga(str(saga_id))
-                eid = f"{event.get('source')}#{event.get('id')}"
-                role, name = c.role, c.name
-                if role == "done" or role == "undone":
-                    bucket = (rec.done if role == "done" else rec.undone).setdefault(name, [])
-                    if any(e.event_id == eid for e in bucket):
-                        continue  # the same event delivered twice proves nothing new
-                    bucket.append(Evidence(entry["ref"], eid, etype, event.get("time"), position))
-                    continue
-                per = rec.terms.setdefault(name, {}).setdefault(role, [])
-                if any(e.event_id == eid for _k, _v, e in per):
-                    continue
-                ev = Evidence(entry["ref"], eid, etype, event.get("time"), position)
-                term = c.match
-                items = [event] if term.items is None else resolve(event, term.items, [])  # type: ignore[attr-defined]
-                for item in items if isinstance(items, list) else []:
-                    value = resolve(item, term.value, None)  # type: ignore[attr-defined]
-                    if isinstance(value, (int, float)):
-                        key = str(resolve(item, term.key, "")) if term.key else None  # type: ignore[attr-defined]
-                        per.append((key, float(value), ev))
-        elif kind == "invoke":
-            key = entry.get("key")
-            if key is None:
+            _event(h, record.event, line["ref"], lookup, position, captured)
+        elif isinstance(record, Completion):
+            _completion(h, record, wall, line["ref"])
+        elif isinstance(record, StatusSeen):
+            if not record.saga_id:
                 continue
-            kr = h.keys.get(key) or h.keys.setdefault(key, KeyRecord(key))
-            kr.trigger = kr.trigger or entry.get("trigger")
-            if kr.first_invoke is None:
-                kr.first_invoke = wall
-            if "request" in entry:
-                kr.requests.add(json.dumps(entry["request"], sort_keys=True))
-        elif kind in ("ok", "fail", "info"):
-            key = entry.get("key")
-            if key is None:
-                continue
-            kr = h.keys.get(key) or h.keys.setdefault(key, KeyRecord(key))
-            saga_id = entry.get("saga_id")
-            kr.answers.append((saga_id, entry.get("status"), entry["ref"]))
-            if kind == "ok" and saga_id:
-                rec = h.saga(str(saga_id))
-                rec.keys.add(key)
-                rec.trigger = rec.trigger or kr.trigger
-                if rec.first_invoke is None or (kr.first_invoke or wall) < rec.first_invoke:
-                    rec.first_invoke = kr.first_invoke or wall
-        elif kind == "status":
-            saga_id = entry.get("saga_id")
-            if not saga_id:
-                continue
-            rec = h.saga(str(saga_id))
-            state, outcome = entry.get("state"), entry.get("outcome")
+            rec = h.saga(record.saga_id)
+            state, outcome = record.state, record.outcome
             if outcome is None and state in terminal:
                 outcome = terminal[state]
-            rec.statuses.append((wall, state, outcome, entry["ref"]))
+            rec.statuses.append((wall, state, outcome, line["ref"]))
             if outcome is not None and rec.outcome is None:
-                rec.outcome, rec.outcome_at, rec.outcome_ref = outcome, wall, entry["ref"]
-        elif kind == "snapshot":
-            if entry.get("baseline"):
-                h.baselines[str(entry.get("service"))] = entry.get("data") or {}
+                rec.outcome, rec.outcome_at, rec.outcome_ref = outcome, wall, line["ref"]
+        elif isinstance(record, Invoke):
+            if record.key is None:
+                continue
+            kr = h.keys.get(record.key) or h.keys.setdefault(record.key, KeyRecord(record.key))
+            kr.trigger = kr.trigger or record.trigger
+            if kr.first_invoke is None:
+                kr.first_invoke = wall
+            if record.request is not None:
+                kr.requests.add(json.dumps(record.request, sort_keys=True))
+        elif isinstance(record, Snapshot):
+            if record.baseline:
+                h.baselines[record.service] = record.data or {}
             else:
-                h.snapshots[str(entry.get("service"))] = (entry.get("data") or {}, entry["ref"])
-        elif kind == "fault":
-            h.faults.append(entry)
-        elif kind == "phase":
-            h.phases.setdefault(str(entry.get("name")), wall)
-        elif kind == "meta":
-            h.meta.update({k: v for k, v in entry.items() if k not in ("type", "ref")})
+                h.snapshots[record.service] = (record.data or {}, line["ref"])
+        elif isinstance(record, FaultChange):
+            h.faults.append(Entry(line.get("mono", 0.0), wall, str(line.get("process", "")), line["ref"], record))
+        elif isinstance(record, Phase):
+            h.phases.setdefault(record.name, wall)
+        elif isinstance(record, Meta):
+            h.meta = h.meta or record
     _outcomes_from_snapshot(h, model)
     return h
+
+
+def _event(
+    h: History,
+    event: dict[str, Any],
+    ref: str,
+    lookup: dict[str, list[_Compiled]],
+    position: int,
+    captured: list[tuple[str, dict[str, Any]]] | None,
+) -> None:
+    """A captured event: evidence of the steps, compensations and quantities the model matches it to."""
+    h.events += 1
+    etype = str(event.get("type"))
+    h.events_by_type[etype] = h.events_by_type.get(etype, 0) + 1
+    if captured is not None:
+        captured.append((ref, event))
+    for c in lookup.get(etype, ()):
+        if c.where and any(_get(event, path) != want for path, want in c.where):
+            continue
+        saga_id = _get(event, c.saga_id)
+        if saga_id is None:
+            continue
+        rec = h.saga(str(saga_id))
+        eid = f"{event.get('source')}#{event.get('id')}"
+        role, name = c.role, c.name
+        if role == "done" or role == "undone":
+            bucket = (rec.done if role == "done" else rec.undone).setdefault(name, [])
+            if any(e.event_id == eid for e in bucket):
+                continue  # the same event delivered twice proves nothing new
+            bucket.append(Evidence(ref, eid, etype, event.get("time"), position))
+            continue
+        per = rec.terms.setdefault(name, {}).setdefault(role, [])
+        if any(e.event_id == eid for _k, _v, e in per):
+            continue
+        ev = Evidence(ref, eid, etype, event.get("time"), position)
+        term = c.match
+        items = [event] if term.items is None else resolve(event, term.items, [])  # type: ignore[attr-defined]
+        for item in items if isinstance(items, list) else []:
+            value = resolve(item, term.value, None)  # type: ignore[attr-defined]
+            if isinstance(value, (int, float)):
+                key = str(resolve(item, term.key, "")) if term.key else None  # type: ignore[attr-defined]
+                per.append((key, float(value), ev))
+
+
+def _completion(h: History, record: Completion, wall: float, ref: str) -> None:
+    """An answer to a client request: what the client saw for its key, and the saga it started."""
+    key = record.key
+    if key is None:
+        return
+    kr = h.keys.get(key) or h.keys.setdefault(key, KeyRecord(key))
+    saga_id = record.saga_id
+    kr.answers.append((saga_id, record.status, ref))
+    if record.outcome == "ok" and saga_id:
+        rec = h.saga(saga_id)
+        rec.keys.add(key)
+        rec.trigger = rec.trigger or kr.trigger
+        if rec.first_invoke is None or (kr.first_invoke or wall) < rec.first_invoke:
+            rec.first_invoke = kr.first_invoke or wall
 
 
 def _outcomes_from_snapshot(h: History, model: SagaModel) -> None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from saga_harness.history.records import Record
+from saga_harness.history.records import Record, to_line
 
 MAIN = "history.jsonl"
 SHARDS = "history.d"
@@ -43,13 +43,7 @@ class HistoryWriter:
 
     def append(self, record: Record, process: str | None = None) -> None:
         """Append ``record``; ``process`` names the writer when it is not this writer's own."""
-        entry = {
-            "mono": time.monotonic(),
-            "wall": time.time(),
-            "process": process or self.process,
-            "type": record.type,
-            **record.to_json(),
-        }
+        entry = to_line(record, mono=time.monotonic(), wall=time.time(), process=process or self.process)
         line = json.dumps(entry, separators=(",", ":"), default=str)
         with self._lock:
             self._file.write(line + "\n")

@@ -1,4 +1,8 @@
-"""Reading a history: stream each shard, merge them by time, keep line references."""
+"""Reading a history: stream each shard, merge them by time, keep line references.
+
+:func:`read_history` yields the lines as JSON objects (what :func:`~saga_harness.history.build_index`
+and ``run_checks`` take); :func:`read_entries` yields them typed (:class:`~saga_harness.history.Entry`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 
 from saga_harness.errors import HarnessError
 from saga_harness.history.log import MAIN, SHARDS
+from saga_harness.history.records import Entry, from_line
 
 try:  # orjson parses several times faster; the format is plain JSON either way
     import orjson
@@ -60,3 +65,12 @@ def read_history(path: str | Path) -> Iterator[dict[str, Any]]:
         return
     for *_key, entry in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
         yield entry
+
+
+def read_entries(path: str | Path) -> Iterator[Entry]:
+    """Every entry of a run, typed: as :func:`read_history`, each line parsed into its
+    :class:`~saga_harness.history.Entry` (lines of a type this version does not know are skipped)."""
+    for line in read_history(path):
+        entry = from_line(line)
+        if entry is not None:
+            yield entry

@@ -2,10 +2,12 @@
 
 A line of ``history.jsonl`` is an envelope — ``mono`` (the writer's monotonic
 clock), ``wall`` (unix seconds), ``process`` (who wrote it), ``type`` — and
-the fields of one record. The writer (:class:`~saga_harness.history.log.HistoryWriter`)
-turns a record into a line with :meth:`Record.to_json`; readers turn a line back
-into a record with :func:`parse`. Both use the classes below, so the format
-cannot drift between them.
+the fields of one record. Writers (:class:`~saga_harness.history.log.HistoryWriter`,
+:class:`~saga_harness.testing.HistoryBuilder`) turn a record into a line with
+:func:`to_line`; readers turn a line back into a record with :func:`parse` (or
+into an :class:`Entry`, envelope and record, with :func:`from_line`). Both use
+the classes below, so the format cannot drift between them. A reader adds
+``ref`` (``"history.jsonl:12"``), the line to cite as evidence.
 
 ==============  ============================================================
 ``meta``        :class:`Meta` — who the run is (written first)
@@ -216,3 +218,33 @@ def parse(line: Mapping[str, Any]) -> Record | None:
     """The record a history line holds (None for a type this version does not know)."""
     cls = _BY_TYPE.get(str(line.get("type")))
     return cls.from_json(line) if cls is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of a history read back: its envelope and its record."""
+
+    mono: float  # the writer's monotonic clock (seconds)
+    wall: float  # unix seconds
+    process: str  # who wrote it (runner, client, sink, nemesis, a load worker …)
+    ref: str  # where it is, to cite as evidence: "history.jsonl:12", "history.d/worker-1.jsonl:3"
+    record: Record
+
+
+def to_line(record: Record, *, mono: float, wall: float, process: str) -> dict[str, Any]:
+    """The JSON object a writer appends for ``record``: the envelope, then the record's fields."""
+    return {"mono": mono, "wall": wall, "process": process, "type": record.type, **record.to_json()}
+
+
+def from_line(line: Mapping[str, Any]) -> Entry | None:
+    """The typed form of a line as a reader yields it (None for a type this version does not know)."""
+    record = parse(line)
+    if record is None:
+        return None
+    return Entry(
+        float(line.get("mono") or 0.0),
+        float(line.get("wall") or 0.0),
+        str(line.get("process") or ""),
+        str(line.get("ref") or ""),
+        record,
+    )

@@ -13,7 +13,7 @@ from saga_harness.checkers import run_checks
 from saga_harness.contracts.checker import check
 from saga_harness.contracts.events import EventSummary, SchemaRegistry, bundled_registry, validate_event
 from saga_harness.errors import ConfigError
-from saga_harness.history import build_index
+from saga_harness.history import CapturedEvent, build_index
 from saga_harness.model import SagaModel
 from saga_harness.models import reference_model
 from saga_harness.sink import event_from_wire
@@ -254,7 +254,7 @@ def test_the_checker_names_the_saga_step_pointer_and_evidence_of_an_invalid_even
     b.saga("s7")
     entry = _authorized(b, "s7", event_id="ev-bad")
     entry["event"]["data"]["amount"] = entry["event"]["data"].pop("amount_cents")
-    redelivery = b._add("event", process="sink", event=json.loads(json.dumps(entry["event"])))
+    redelivery = b.add(CapturedEvent(json.loads(json.dumps(entry["event"]))), process="sink")
     verdict = b.check(reference_model(), ["contracts"])["contracts"]
     assert not verdict.ok
     [v] = verdict.violations  # the redelivery is the same event: one violation, both lines as evidence
