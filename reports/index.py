@@ -3,12 +3,13 @@ sortable, linking to each report, with trends across runs of the same scenario."
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
 
+from saga_harness.checkers.verdict import VERDICTS_FILE, RunInfo, Verdicts
 from saga_harness.errors import HarnessError
+from saga_harness.rundir import REPORT_FILE, read_load
 
 _SORT_JS = """
 document.querySelectorAll('th[data-col]').forEach(th => th.addEventListener('click', () => {
@@ -24,35 +25,58 @@ document.querySelectorAll('th[data-col]').forEach(th => th.addEventListener('cli
 """
 
 
-def _runs(runs_dir: Path) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RunRow:
+    """One run as the index lists it."""
+
+    dir: str
+    ok: bool
+    sut: str | None
+    scenario: str
+    seed: int | None
+    bugs: str
+    started_at: float
+    sagas: int
+    p50: float | None
+    violations: int
+    rps: float | None
+    report: bool
+
+
+def _rps(run_dir: Path) -> float | None:
+    try:
+        load = read_load(run_dir)
+    except HarnessError:
+        return None
+    total = ((load or {}).get("locust") or {}).get("total") or {}
+    return total.get("requests_per_s")
+
+
+def _runs(runs_dir: Path) -> list[RunRow]:
     out = []
-    for path in sorted(runs_dir.glob("*/verdicts.json")):
+    for path in sorted(runs_dir.glob(f"*/{VERDICTS_FILE}")):
         try:
-            v = json.loads(path.read_text())
-        except ValueError:
-            continue
-        stats = v.get("stats", {})
-        load = path.parent / "load.json"
-        rps = None
-        if load.exists():
-            rps = json.loads(load.read_text()).get("locust", {}).get("total", {}).get("requests_per_s")
+            v = Verdicts.read(path)
+        except HarnessError:
+            continue  # a run being written, or damaged: the index lists what it can read
+        run = v.run or RunInfo(run_id=path.parent.name)
         out.append(
-            {
-                "dir": path.parent.name,
-                "ok": v.get("ok"),
-                "sut": v.get("sut"),
-                "scenario": v.get("scenario") or "",
-                "seed": v.get("seed"),
-                "bugs": v.get("bugs") or "",
-                "started_at": v.get("started_at") or 0,
-                "sagas": stats.get("sagas_started"),
-                "p50": (stats.get("convergence_s") or {}).get("p50"),
-                "violations": sum(len(c.get("violations", [])) for c in v.get("checks", [])),
-                "rps": rps,
-                "report": (path.parent / "report.html").exists(),
-            }
+            RunRow(
+                dir=path.parent.name,
+                ok=v.ok,
+                sut=run.sut,
+                scenario=run.scenario or "",
+                seed=run.seed,
+                bugs=run.bugs or "",
+                started_at=run.started_at or 0.0,
+                sagas=v.stats.sagas_started,
+                p50=v.stats.convergence_s.get("p50"),
+                violations=len(v.failures),
+                rps=_rps(path.parent),
+                report=(path.parent / REPORT_FILE).exists(),
+            )
         )
-    return sorted(out, key=lambda r: r["started_at"])
+    return sorted(out, key=lambda r: r.started_at)
 
 
 def _spark(values: list[float | None], label: str) -> str:
@@ -72,7 +96,7 @@ def _spark(values: list[float | None], label: str) -> str:
     )
 
 
-def build_index(runs_dir: str | Path = "runs") -> Path:
+def build_run_index(runs_dir: str | Path = "runs") -> Path:
     """Write ``<runs_dir>/index.html``; return its path."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -80,24 +104,24 @@ def build_index(runs_dir: str | Path = "runs") -> Path:
     runs = _runs(runs_dir)
     rows = []
     for r in reversed(runs):
-        link = f'<a href="{escape(r["dir"])}/report.html">{escape(r["dir"])}</a>' if r["report"] else escape(r["dir"])
-        verdict = '<span class="ok">pass</span>' if r["ok"] else '<span class="bad">FAIL</span>'
+        link = f'<a href="{escape(r.dir)}/{REPORT_FILE}">{escape(r.dir)}</a>' if r.report else escape(r.dir)
+        verdict = '<span class="ok">pass</span>' if r.ok else '<span class="bad">FAIL</span>'
         rows.append(
-            f"<tr><td>{link}</td><td data-v='{int(bool(r['ok']))}'>{verdict}</td><td>{escape(str(r['sut']))}</td>"
-            f"<td>{escape(r['scenario'])}</td><td>{r['seed']}</td><td>{escape(str(r['bugs']))}</td>"
-            f"<td>{r['sagas']}</td><td>{r['p50'] if r['p50'] is not None else ''}</td><td>{r['rps'] or ''}</td>"
-            f"<td>{r['violations']}</td></tr>"
+            f"<tr><td>{link}</td><td data-v='{int(r.ok)}'>{verdict}</td><td>{escape(str(r.sut))}</td>"
+            f"<td>{escape(r.scenario)}</td><td>{r.seed}</td><td>{escape(r.bugs)}</td>"
+            f"<td>{r.sagas}</td><td>{r.p50 if r.p50 is not None else ''}</td><td>{r.rps or ''}</td>"
+            f"<td>{r.violations}</td></tr>"
         )
     trends = []
-    by_scenario: dict[str, list[dict[str, Any]]] = {}
+    by_scenario: dict[str, list[RunRow]] = {}
     for r in runs:
-        by_scenario.setdefault(r["scenario"] or "(plain run)", []).append(r)
+        by_scenario.setdefault(r.scenario or "(plain run)", []).append(r)
     for name, rs in sorted(by_scenario.items()):
         trends.append(
             f"<tr><td>{escape(name)}</td><td>{len(rs)}</td>"
-            f"<td>{_spark([x['p50'] for x in rs], 'convergence p50 (s)')}</td>"
-            f"<td>{_spark([x['rps'] for x in rs], 'requests/s')}</td>"
-            f"<td>{_spark([float(x['violations']) for x in rs], 'violations')}</td></tr>"
+            f"<td>{_spark([x.p50 for x in rs], 'convergence p50 (s)')}</td>"
+            f"<td>{_spark([x.rps for x in rs], 'requests/s')}</td>"
+            f"<td>{_spark([float(x.violations) for x in rs], 'violations')}</td></tr>"
         )
     cols = ["run", "verdict", "SUT", "scenario", "seed", "bugs", "sagas", "converge p50 s", "req/s", "violations"]
     head = "".join(f'<th data-col="{i}">{c}</th>' for i, c in enumerate(cols))
@@ -114,3 +138,7 @@ th,td{{padding:5px 8px;border-bottom:1px solid #e6e8ec;text-align:left}}th{{curs
     path = runs_dir / "index.html"
     path.write_text(html, encoding="utf-8")
     return path
+
+
+# The name before saga_harness.reports.build_run_index; front ends still call it (cli/report.py, cli/demo.py).
+build_index = build_run_index

@@ -1,37 +1,35 @@
-"""JUnit XML for CI: one test case per invariant, violations in the failure message.
+"""JUnit XML for CI: one test case per invariant, violations in the failure message, and a
+test case per contract check (pact interaction, event type, fuzzed service).
 
-Built from the ``verdicts.json`` document alone, so it can be rebuilt from a
-run directory at any time.
+Built from the run directory alone (``verdicts.json``, ``contracts.json``), so it can be
+rebuilt at any time.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from saga_harness.checkers.verdict import VERDICTS_FILE, Verdicts, Violation
+from saga_harness.reports.inputs import read_stored
+from saga_harness.rundir import JUNIT_FILE
+
 MAX_LISTED = 50  # a failure message lists this many violations, then counts the rest
+MAX_EVIDENCE = 5
 
 
-def _describe(violation: Mapping[str, Any]) -> str:
-    parts = []
-    for key in ("saga_id", "step"):
-        if violation.get(key):
-            parts.append(f"{key}={violation[key]}")
-    head = " ".join(parts)
-    expected, actual = violation.get("expected"), violation.get("actual")
-    text = f"{head}: expected {expected}; got {actual}" if expected or actual else json.dumps(violation)[:500]
-    evidence = violation.get("evidence") or []
-    if evidence:
-        refs = [e.get("ref", str(e)) if isinstance(e, Mapping) else str(e) for e in evidence[:5]]
-        text += f" [evidence: {', '.join(refs)}]"
+def _describe(violation: Violation) -> str:
+    head = " ".join(f"{k}={v}" for k, v in (("saga_id", violation.saga_id), ("step", violation.step)) if v)
+    text = f"{head}: expected {violation.expected}; got {violation.actual}"
+    if violation.evidence:
+        text += f" [evidence: {', '.join(violation.evidence[:MAX_EVIDENCE])}]"
     return text
 
 
 def _contract_cases(contracts: Mapping[str, Any]) -> list[tuple[str, str, str | None]]:
-    """(classname, name, failure text or None) for every contract check in ``contracts.json``."""
+    """(classname, name, failure text or None) for every contract check."""
     cases: list[tuple[str, str, str | None]] = []
     for i in (contracts.get("pacts") or {}).get("interactions", []):
         text = None
@@ -50,11 +48,15 @@ def _contract_cases(contracts: Mapping[str, Any]) -> list[tuple[str, str, str | 
     return cases
 
 
-def junit_xml(verdicts: Mapping[str, Any], suite: str | None = None, contracts: Mapping[str, Any] | None = None) -> str:
-    """The JUnit XML text for a verdicts document (``verdicts.json``) and the run's ``contracts.json``."""
-    checks = list(verdicts.get("checks", []))
-    name = suite or f"saga-harness {verdicts.get('sut', '')} {verdicts.get('scenario') or ''}".strip()
-    failures = sum(not c.get("ok", False) for c in checks)
+def junit_xml(
+    verdicts: Verdicts | None, contracts: Mapping[str, Any] | None = None, *, suite: str | None = None
+) -> str:
+    """The JUnit XML text for a run's verdicts (None: a run that checked contracts only) and its
+    contract results (as :func:`~saga_harness.reports.inputs.contract_results` gives them)."""
+    checks = verdicts.checks if verdicts is not None else ()
+    run = verdicts.run if verdicts is not None else None
+    name = suite or " ".join(p for p in ("saga-harness", run and run.sut, run and run.scenario) if p)
+    failures = sum(not c.ok for c in checks)
     extra = _contract_cases(contracts or {})
     root = ET.Element(
         "testsuites",
@@ -85,26 +87,29 @@ def junit_xml(verdicts: Mapping[str, Any], suite: str | None = None, contracts: 
         root, "testsuite", name=name, tests=str(len(checks)), failures=str(failures), errors="0", skipped="0"
     )
     props = ET.SubElement(ts, "properties")
-    for key in ("run_id", "seed", "sut", "scenario", "command"):
-        if verdicts.get(key) is not None:
-            ET.SubElement(props, "property", name=key, value=str(verdicts[key]))
+    if run is not None:
+        for key, value in (
+            ("run_id", run.run_id),
+            ("seed", run.seed),
+            ("sut", run.sut),
+            ("scenario", run.scenario),
+            ("bugs", run.bugs),
+            ("command", run.command),
+        ):
+            if value is not None and value != "":
+                ET.SubElement(props, "property", name=key, value=str(value))
     for check in checks:
         case = ET.SubElement(
-            ts,
-            "testcase",
-            classname=f"saga_harness.{name.replace(' ', '_')}",
-            name=str(check.get("name")),
-            time=str(check.get("seconds", 0)),
+            ts, "testcase", classname=f"saga_harness.{name.replace(' ', '_')}", name=check.name, time="0"
         )
-        if not check.get("ok", False):
-            violations = check.get("violations", [])
-            lines = [_describe(v) for v in violations[:MAX_LISTED]]
-            if len(violations) > MAX_LISTED:
-                lines.append(f"… and {len(violations) - MAX_LISTED} more (see verdicts.json)")
+        if not check.ok:
+            lines = [_describe(v) for v in check.violations[:MAX_LISTED]]
+            if len(check.violations) > MAX_LISTED:
+                lines.append(f"… and {len(check.violations) - MAX_LISTED} more (see {VERDICTS_FILE})")
             failure = ET.SubElement(
                 case,
                 "failure",
-                message=f"{check.get('name')}: {len(violations)} violation(s)",
+                message=f"{check.name}: {len(check.violations)} violation(s)",
                 type="InvariantViolation",
             )
             failure.text = "\n".join(lines)
@@ -112,10 +117,9 @@ def junit_xml(verdicts: Mapping[str, Any], suite: str | None = None, contracts: 
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_junit(
-    verdicts: Mapping[str, Any], path: str | Path, suite: str | None = None, contracts: Mapping[str, Any] | None = None
-) -> Path:
-    """Write ``junit.xml`` for ``verdicts`` (and the run's contract results) to ``path``."""
-    path = Path(path)
-    path.write_text(junit_xml(verdicts, suite, contracts), encoding="utf-8")
+def write_junit(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """(Re)write ``junit.xml`` (or ``out``) from a run directory's verdicts and contract results."""
+    stored = read_stored(run_dir)
+    path = Path(out) if out is not None else Path(run_dir) / JUNIT_FILE
+    path.write_text(junit_xml(stored.verdicts, stored.contracts), encoding="utf-8")
     return path

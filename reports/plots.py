@@ -7,7 +7,9 @@ SUT-supplied names (links, processes, event types) render as text.
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+
+from saga_harness.history import CapturedEvent, Completion, Entry, Invoke, StatusSeen
+from saga_harness.reports.timeline import FaultSpan, Figures
 
 W, PAD = 900, 50
 
@@ -16,7 +18,7 @@ def _x(t: float, duration: float) -> float:
     return PAD + (W - 2 * PAD) * min(1.0, max(0.0, t / duration if duration > 0 else 0))
 
 
-def timeline(figures: Any) -> str:
+def timeline(figures: Figures) -> str:
     """Fault windows (one lane per target) over throughput, latency and sagas in flight, one time axis."""
     dur = max(figures.duration, 1.0)
     seconds = int(dur) + 1
@@ -32,7 +34,7 @@ def timeline(figures: Any) -> str:
     for s in range(seconds):
         running += started[s] - finished[s]
         inflight.append(max(running, 0))
-    lanes = sorted({str(f.get("target")) for f in figures.faults})
+    lanes = sorted({f.target for f in figures.faults})
     lane_h = 22
     top = 20 + lane_h * len(lanes)
     chart_h = 120
@@ -44,11 +46,11 @@ def timeline(figures: Any) -> str:
     for i, lane in enumerate(lanes):
         y = 20 + i * lane_h
         out.append(f'<text x="4" y="{y + 14}" class="lane">{escape(lane[:24])}</text>')
-        for fault in (f for f in figures.faults if str(f.get("target")) == lane):
-            x0, x1 = _x(fault["start"], dur), _x(max(fault["end"], fault["start"] + 0.2), dur)
-            label = f"{fault.get('kind')} on {lane}: {fault['start']:.1f}s–{fault['end']:.1f}s"
+        for fault in (f for f in figures.faults if f.target == lane):
+            x0, x1 = _x(fault.start, dur), _x(max(fault.end, fault.start + 0.2), dur)
+            label = f"{fault.kind} on {lane}: {fault.start:.1f}s–{fault.end:.1f}s"
             out.append(
-                f'<rect class="fault fault-{escape(str(fault.get("kind")))}" x="{x0:.1f}" y="{y}" '
+                f'<rect class="fault fault-{escape(fault.kind)}" x="{x0:.1f}" y="{y}" '
                 f'width="{max(x1 - x0, 2):.1f}" height="{lane_h - 4}"><title>{escape(label)}</title></rect>'
             )
 
@@ -107,47 +109,55 @@ def histogram(values: list[float], label: str, bins: int = 20) -> str:
     return "\n".join(out)
 
 
-def swimlane(entries: list[dict[str, Any]], faults: list[dict[str, Any]], t0: float) -> str:
+def _lane(entry: Entry) -> str:
+    """An event's lane is its source (the service that emitted it); any other line's, its writer."""
+    if isinstance(entry.record, CapturedEvent):
+        return str(entry.record.event.get("source", "events"))
+    return entry.process or "client"
+
+
+def _label(entry: Entry) -> str:
+    record = entry.record
+    if isinstance(record, CapturedEvent):
+        return str(record.event.get("type"))
+    if isinstance(record, StatusSeen):
+        return f"state {record.state}"
+    if isinstance(record, Completion):
+        return f"{record.outcome} {record.f} {record.status if record.status is not None else ''}"
+    if isinstance(record, Invoke):
+        return f"invoke {record.f}"
+    return record.type
+
+
+def swimlane(entries: list[Entry], faults: list[FaultSpan], t0: float) -> str:
     """One saga across services: a lane per process / event source, a mark per observation."""
     if not entries:
         return '<p class="muted">no history lines mention this saga</p>'
-
-    def lane_of(e: dict[str, Any]) -> str:
-        if e.get("type") == "event":
-            return str((e.get("event") or {}).get("source", "events"))
-        return str(e.get("process", "client"))
-
-    lanes = list(dict.fromkeys(lane_of(e) for e in entries))
-    start, end = entries[0]["wall"], entries[-1]["wall"]
+    lanes = list(dict.fromkeys(_lane(e) for e in entries))
+    start, end = entries[0].wall, entries[-1].wall
     dur = max(end - start, 0.001)
     lane_h = 28
     height = 30 + lane_h * len(lanes)
     out = [f'<svg class="swimlane" viewBox="0 0 {W} {height}" width="100%" role="img" aria-label="saga trace">']
     for fault in faults:
-        fs, fe = fault["start"] + t0 - start, fault["end"] + t0 - start
+        fs, fe = fault.start + t0 - start, fault.end + t0 - start
         if fe < 0 or fs > dur:
             continue
         x0, x1 = _x(max(fs, 0), dur), _x(min(fe, dur), dur)
         out.append(
             f'<rect class="fault-band" x="{x0:.1f}" y="0" width="{max(x1 - x0, 2):.1f}" height="{height}">'
-            f"<title>{escape(str(fault.get('kind')))} on {escape(str(fault.get('target')))}</title></rect>"
+            f"<title>{escape(fault.kind)} on {escape(fault.target)}</title></rect>"
         )
     for i, lane in enumerate(lanes):
         y = 20 + i * lane_h
         out.append(f'<text x="4" y="{y + 4}" class="lane">{escape(lane[:26])}</text>')
         out.append(f'<line x1="{PAD + 120}" y1="{y}" x2="{W - 10}" y2="{y}" class="lane-line"/>')
     for e in entries:
-        y = 20 + lanes.index(lane_of(e)) * lane_h
-        x = PAD + 120 + (W - 10 - PAD - 120) * ((e["wall"] - start) / dur)
-        if e.get("type") == "event":
-            label = str((e.get("event") or {}).get("type"))
-        elif e.get("type") == "status":
-            label = f"state {e.get('state')}"
-        else:
-            label = f"{e.get('type')} {e.get('f', '')} {e.get('status', '')}"
-        text = f"{label} @ +{e['wall'] - start:.3f}s ({e.get('ref')})"
+        y = 20 + lanes.index(_lane(e)) * lane_h
+        x = PAD + 120 + (W - 10 - PAD - 120) * ((e.wall - start) / dur)
+        text = f"{_label(e)} @ +{e.wall - start:.3f}s ({e.ref})"
         out.append(
-            f'<circle class="mark mark-{escape(str(e.get("type")))}" cx="{x:.1f}" cy="{y}" r="5">'
+            f'<circle class="mark mark-{escape(e.record.type)}" cx="{x:.1f}" cy="{y}" r="5">'
             f"<title>{escape(text)}</title></circle>"
         )
     out.append("</svg>")

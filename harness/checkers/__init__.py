@@ -1,8 +1,13 @@
 """Checkers: pure functions ``check(history, model) -> Verdict``, registered by name.
 
 ``history`` is the per-saga index (:class:`saga_harness.history.History`); no
-checker does I/O or reads a clock. Third-party checkers register through the
-entry-point group ``saga_harness.checkers``.
+checker does I/O or reads a clock. Register one with :func:`register`, or, from
+another package, through the entry-point group ``saga_harness.checkers``;
+:func:`run_checks` indexes a history once and runs them::
+
+    @register("no_orphans")
+    def check(history: History, model: SagaModel) -> Verdict:
+        ...
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ def register(name: str) -> Callable[[Checker], Checker]:
 
 def checkers() -> dict[str, Checker]:
     """Every registered checker, built-in ones first, then entry points."""
+    # Imported here, not at the top: each built-in checker module registers itself with
+    # this module's `register`, so it can only be imported once this module is complete.
     from saga_harness.checkers import compensation, conservation, convergence, idempotency, outcome, state_machine  # noqa: F401
 
     for ep in entry_points(group="saga_harness.checkers"):
@@ -90,6 +97,5 @@ __all__ = [
     "checkers",
     "register",
     "run_checks",
-    "summary",
     "verdict",
 ]
