@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from saga_harness.checkers import Verdict, Verdicts
 from saga_harness.contracts.events import bundled_registry
 from shopclient import Shop, start_shop
 
@@ -81,9 +82,8 @@ def saga_harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def contracts_verdict(run_dir: Path) -> dict:
-    verdicts = json.loads((run_dir / "verdicts.json").read_text())
-    return next(c for c in verdicts["checks"] if c["name"] == "contracts")
+def contracts_verdict(run_dir: Path) -> Verdict:
+    return Verdicts.read(run_dir)["contracts"]
 
 
 def test_a_clean_run_has_a_passing_contracts_verdict(tmp_path):
@@ -91,9 +91,9 @@ def test_a_clean_run_has_a_passing_contracts_verdict(tmp_path):
     proc = saga_harness(*run, "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     verdict = contracts_verdict(tmp_path / "r")
-    assert verdict["ok"] is True, verdict["violations"][:3]
-    assert verdict["stats"]["events_checked"] > 0 and verdict["stats"]["unknown_types"] == []
-    assert verdict["stats"]["valid"] == verdict["stats"]["events_checked"]
+    assert verdict.ok, verdict.violations[:3]
+    assert verdict.stats["events_checked"] > 0 and verdict.stats["unknown_types"] == []
+    assert verdict.stats["valid"] == verdict.stats["events_checked"]
 
 
 def test_the_renamed_field_bug_fails_the_contracts_verdict(tmp_path):
@@ -101,12 +101,12 @@ def test_the_renamed_field_bug_fails_the_contracts_verdict(tmp_path):
     proc = saga_harness(*run, "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     verdict = contracts_verdict(tmp_path / "r")
-    assert verdict["ok"] is False
-    violations = verdict["violations"]
-    assert violations and all(v["evidence"] and v["saga_id"] for v in violations)
-    assert all("/data/amount_cents" in v["actual"] and "com.sagashop.payment." in v["expected"] for v in violations)
-    assert verdict["stats"]["by_type"]["com.sagashop.payment.authorized"]["invalid"] > 0
-    assert verdict["stats"]["by_type"]["com.sagashop.order.created"]["invalid"] == 0
+    assert not verdict.ok
+    violations = verdict.violations
+    assert violations and all(v.evidence and v.saga_id for v in violations)
+    assert all("/data/amount_cents" in v.actual and "com.sagashop.payment." in v.expected for v in violations)
+    assert verdict.stats["by_type"]["com.sagashop.payment.authorized"]["invalid"] > 0
+    assert verdict.stats["by_type"]["com.sagashop.order.created"]["invalid"] == 0
 
 
 def test_the_bus_refuses_a_binary_publish_without_an_id(shop):

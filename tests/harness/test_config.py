@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from saga_harness.config import find_config, load_config
+from saga_harness.durations import parse_duration
 from saga_harness.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,3 +82,16 @@ def test_mistakes_name_the_file_the_key_and_the_fix(tmp_path, mutate, needles):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30.0), ("2m", 120.0), ("500ms", 0.5), ("90", 90.0), (" 1.5 h ", 5400.0), (2, 2.0)]
+)
+def test_durations_as_people_write_them(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["30 sec", "-1s", "", "1e3", True])
+def test_a_bad_duration_names_the_option_and_the_fix(text):
+    with pytest.raises(ConfigError, match=r"^--deadline: .* is not a duration; write e\.g\. 30s, 2m or 500ms$"):
+        parse_duration(text, "--deadline")
