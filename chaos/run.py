@@ -1,42 +1,30 @@
-"""Running a scenario: the workload and the nemesis at once, then heal, converge, judge."""
+"""Running a scenario: the workload and the nemesis at once, then heal, converge, judge.
+
+A driver of the :class:`~saga_harness.lifecycle.Lifecycle`: it builds the fault
+schedule from the scenario and the seed, states what the schedule needs of the
+SUT (refused before anything starts when the SUT lacks it), puts proxies on the
+links it faults, and inside the run applies the schedule while the workload runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import aiohttp
-from saga_harness.chaos.guard import check_targets
 from saga_harness.chaos.nemesis import Nemesis
-from saga_harness.chaos.scenario import DELIVERY_FAULTS, Scenario
-from saga_harness.chaos.schedule import FaultWindow, build
-from saga_harness.chaos.wiring import proxied_links
+from saga_harness.chaos.scenario import Scenario
+from saga_harness.chaos.schedule import for_sut, needs
+from saga_harness.chaos.wiring import check_links, faulted_links, proxied_links
 from saga_harness.errors import ScenarioError
-from saga_harness.history import HistoryWriter, shard_path
-from saga_harness.run import (
-    RunResult,
-    RunSpec,
-    identity,
-    judge,
-    model_with_triggers,
-    new_run_dir,
-    shutdown,
-    workload_for,
-)
-from saga_harness.runner import SETTLE_AFTER_FAULTS_S, Progress, Runner, RunOptions
-from saga_harness.sut import SystemUnderTest, load_sut
+from saga_harness.history import Phase
+from saga_harness.lifecycle import Lifecycle, Run, RunRequest
+from saga_harness.progress import Listener, PhaseStarted, ignore
+from saga_harness.run import RunResult
+from saga_harness.runner import SETTLE_AFTER_FAULTS_S
+from saga_harness.workload import PlannedSaga
 
-
-@dataclass
-class ChaosProgress:
-    run: Progress
-    active_faults: list[str] = field(default_factory=list)
-    faults_done: int = 0
-    faults_total: int = 0
+_TICK_S = 0.25
 
 
 def execute_scenario(
@@ -46,115 +34,78 @@ def execute_scenario(
     sagas: int | None = None,
     bugs: str | None = None,
     out: Path | None = None,
+    sut: str | None = None,
     config: Path | None = None,
     database_url: str | None = None,
+    env: Mapping[str, str] | None = None,
     command: str = "",
-    on_progress: Callable[[ChaosProgress], None] | None = None,
+    listener: Listener = ignore,
 ) -> RunResult:
     """Run ``scenario`` against the SUT and return its verdicts (all faults healed, whatever happens)."""
-    spec = RunSpec(
-        sagas=sagas if sagas is not None else scenario.workload.sagas,
-        concurrency=scenario.workload.concurrency,
-        seed=seed,
-        mix=dict(scenario.workload.mix),
-        duplicates=scenario.workload.duplicates,
-        deadline_s=scenario.deadline,
-        out=out,
-        config=config,
-        bugs=bugs,
-        database_url=database_url,
-        command=command,
-        scenario=scenario.name,
-    )
     if "postgres" in scenario.requires and not database_url:
         raise ScenarioError(
             f"scenario {scenario.name!r} needs the PostgreSQL backend: add --database-url "
             f"postgresql://postgres@127.0.0.1:5432/test"
         )
-    run_dir = new_run_dir(out, scenario.name)
-    sut = load_sut(run_dir / "sut", config=config, bugs=bugs, database_url=database_url)
-    model = model_with_triggers(sut)
-    workload = workload_for(sut, spec)
-    links = [link.name for link in sut.links()]
-    processes = list(sut.services())
-    windows = build(scenario, seed, links, processes)
-    allowed = getattr(getattr(sut, "config", None), "allowed_hosts", [])
-    check_targets([(f"link {link.name}", link.upstream) for link in sut.links()], allowed)
-    if any(w.kind in DELIVERY_FAULTS for w in windows) and not hasattr(sut, "delivery_fault"):
-        raise ScenarioError(
-            f"scenario {scenario.name!r} has delivery faults, and {sut.name} exposes no delivery "
-            f"hooks; pick a scenario without them"
-        )
-    started = time.time()
-    with HistoryWriter(shard_path(run_dir), process="runner") as history:
-        history(
-            "meta",
-            run_id=run_dir.name,
-            seed=seed,
-            sut=sut.name,
-            scenario=scenario.name,
+    n = sagas if sagas is not None else scenario.workload.sagas
+    life = Lifecycle(
+        RunRequest(
+            label=scenario.name,
+            out=out,
+            sut=sut,
+            config=config,
             bugs=bugs,
-            config=str(config) if config else None,
+            database_url=database_url,
+            env=dict(env or {}),
+            seed=seed,
+            scenario=scenario.name,
             command=command,
-            sagas=spec.sagas,
-            schedule=[w.describe() for w in windows],
-        )
-        with proxied_links(sut, windows) as proxies:
-            try:
-                sut.start()
-                asyncio.run(_drive(sut, spec, workload, windows, proxies, history, on_progress))
-            finally:
-                shutdown(sut)
-    who = identity(
-        run_dir,
-        sut,
-        seed=seed,
-        scenario=scenario.name,
-        bugs=bugs,
-        command=command,
-        started=started,
-        faults=[w.describe() for w in windows],
+            extra={"sagas": n, "concurrency": scenario.workload.concurrency},
+        ),
+        listener,
     )
-    return RunResult(run_dir, judge(run_dir, model, who))
+    windows = for_sut(scenario, seed, life.sut)
+    life.require(needs(windows), f"scenario {scenario.name!r}")
+    check_links(life.sut, faulted_links(windows))
+    life.schedule(w.describe() for w in windows)
+    workload = life.plan(n, mix=dict(scenario.workload.mix), duplicates=scenario.workload.duplicates)
+    with proxied_links(life.sut, windows) as proxies, life as run:
+        nemesis = Nemesis.for_sut(windows, run.history, run.sut, run.http, proxies)
+        run.call(drive_with_faults(run, nemesis, workload, scenario.workload.concurrency, scenario.deadline))
+        verdicts = run.judge()
+    return RunResult(life.run_dir, verdicts)
 
 
-async def _drive(
-    sut: SystemUnderTest,
-    spec: RunSpec,
-    workload: list,
-    windows: list[FaultWindow],
-    proxies: dict[str, Any],
-    record: Callable[..., None],
-    on_progress: Callable[[ChaosProgress], None] | None,
+async def drive_with_faults(
+    run: Run, nemesis: Nemesis, workload: list[PlannedSaga], concurrency: int, deadline_s: float
 ) -> None:
-    settle = SETTLE_AFTER_FAULTS_S if windows else 0.0
-    runner = Runner(sut, record, RunOptions(concurrency=spec.concurrency, deadline_s=spec.deadline_s, settle_s=settle))
-    await runner.open()
-    async with aiohttp.ClientSession() as http:
-        nemesis = Nemesis.for_sut(windows, record, sut, http, proxies)
-        progress = ChaosProgress(runner.progress, faults_total=len(windows))
-
-        async def report() -> None:
-            while True:
-                progress.active_faults = [f"{w.kind} {w.target}" for w in nemesis.active.values()]
-                progress.faults_done = nemesis.done
-                if on_progress:
-                    on_progress(progress)
-                await asyncio.sleep(0.25)
-
-        reporter = asyncio.create_task(report())
+    """The workload and the fault schedule at once; heal every fault, then converge."""
+    ticker = asyncio.create_task(report_faults(run, nemesis))
+    try:
+        chaos = asyncio.create_task(nemesis.run())
         try:
-            chaos = asyncio.create_task(nemesis.run())
-            await runner.drive(workload)
+            await run.runner.drive(workload, concurrency)
             await chaos
         finally:
-            await nemesis.heal_all()
-            record("phase", name="healed")
-        try:
-            await runner.converge()
-        finally:
-            await runner.close()
-            reporter.cancel()
-            progress.active_faults = []
-            if on_progress:
-                on_progress(progress)
+            await heal(run, nemesis, chaos)
+        settle = SETTLE_AFTER_FAULTS_S if nemesis.windows else 0.0
+        await run.runner.converge(deadline_s, settle_s=settle)
+    finally:
+        ticker.cancel()
+        run.emit(nemesis.counts(run.elapsed()))
+
+
+async def heal(run: Run, nemesis: Nemesis, chaos: asyncio.Task[None]) -> None:
+    """Stop the schedule and heal every active fault (recorded in the history)."""
+    chaos.cancel()
+    await asyncio.gather(chaos, return_exceptions=True)
+    run.emit(PhaseStarted(run.elapsed(), "healing"))
+    await nemesis.heal_all()
+    run.history.append(Phase("healed"))
+
+
+async def report_faults(run: Run, nemesis: Nemesis) -> None:
+    """Hand the nemesis's fault counts to the run's listener, a few times a second (until cancelled)."""
+    while True:
+        run.emit(nemesis.counts(run.elapsed()))
+        await asyncio.sleep(_TICK_S)

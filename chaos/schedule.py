@@ -8,6 +8,7 @@ from typing import Any
 
 from saga_harness.chaos.scenario import DELIVERY_FAULTS, LINK_FAULTS, PROCESS_FAULTS, Fault, Scenario
 from saga_harness.errors import ScenarioError
+from saga_harness.sut import LinkRouting, Needs, ProcessControl, SystemUnderTest
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,37 @@ DEFAULT_ATTRIBUTES = {
 }
 
 
-def build(scenario: Scenario, seed: int, links: list[str], processes: list[str]) -> list[FaultWindow]:
-    """Every fault window of ``scenario`` for this ``seed``, checked against the SUT's names."""
+def build(
+    scenario: Scenario,
+    seed: int,
+    links: list[str] | None,
+    processes: list[str],
+    services: list[str] | None = None,
+) -> list[FaultWindow]:
+    """Every fault window of ``scenario`` for this ``seed``, checked against the SUT's names.
+
+    ``links``: the links a proxy can sit on (None: the SUT routes none — :func:`needs` then says
+    so); ``processes``: the processes random faults may draw from (the ones the harness owns);
+    ``services``: every name a process or delivery fault may name (default: ``processes``).
+    Whether the SUT can act on each window is :func:`needs`' to say, not this function's.
+    """
+    known = services if services is not None else processes
     windows = [_window(i, f) for i, f in enumerate(scenario.faults)]
     if scenario.random is not None:
         r = scenario.random
         rng = random.Random(seed)
-        pool_links = r.links or links
+        pool_links = r.links or links or []
         pool_procs = r.processes or processes
         for i in range(r.count):
             kind = rng.choice(r.kinds)
             start = round(rng.uniform(0, r.window), 3)
             dur = round(rng.uniform(0.5, r.max_duration), 3)
             if kind in LINK_FAULTS:
+                if not pool_links:
+                    raise ScenarioError(
+                        f"scenario {scenario.name!r} draws {kind} faults on links, and this SUT has no link a "
+                        f"proxy can sit on; list them under random.links or pick a scenario without link faults"
+                    )
                 target = rng.choice(pool_links)
                 params: dict[str, Any] = {
                     "stream": rng.choice(["upstream", "downstream"]),
@@ -74,24 +93,44 @@ def build(scenario: Scenario, seed: int, links: list[str], processes: list[str])
                     "attributes": dict(DEFAULT_ATTRIBUTES[kind]),
                 }
             elif kind in PROCESS_FAULTS:
+                if not pool_procs:
+                    raise ScenarioError(
+                        f"scenario {scenario.name!r} draws {kind} faults on processes, and the harness owns none "
+                        f"of this SUT's; list them under random.processes or pick a scenario without process faults"
+                    )
                 target, params = rng.choice(pool_procs), {}
             else:
                 target, params = f"{rng.choice(r.targets)}:*", {"copies": 1, "delay_s": 0.3, "probability": 0.5}
             windows.append(FaultWindow(f"r{i}-{kind}", kind, target, start, start + dur, params))
     for w in windows:
-        if w.kind in LINK_FAULTS and w.target not in links:
+        if w.kind in LINK_FAULTS and links is not None and w.target not in links:
             raise ScenarioError(
                 f"scenario {scenario.name!r}: fault {w.id} names link {w.target!r}, which this SUT "
                 f"does not have; links: {', '.join(sorted(links))}"
             )
-        if w.kind in PROCESS_FAULTS and w.target not in processes:
+        if w.kind in PROCESS_FAULTS and w.target not in known:
             raise ScenarioError(
                 f"scenario {scenario.name!r}: fault {w.id} names process {w.target!r}; "
-                f"processes: {', '.join(sorted(processes))}"
+                f"processes: {', '.join(sorted(known))}"
             )
-        if w.kind in DELIVERY_FAULTS and w.target.split(":")[0] not in processes:
+        if w.kind in DELIVERY_FAULTS and w.target.split(":")[0] not in known:
             raise ScenarioError(
-                f"scenario {scenario.name!r}: fault {w.id} targets {w.target!r}; "
-                f"processes: {', '.join(sorted(processes))}"
+                f"scenario {scenario.name!r}: fault {w.id} targets {w.target!r}; processes: {', '.join(sorted(known))}"
             )
     return sorted(windows, key=lambda w: (w.start_s, w.id))
+
+
+def for_sut(scenario: Scenario, seed: int, sut: SystemUnderTest) -> list[FaultWindow]:
+    """:func:`build` with the names ``sut`` declares (nothing is started)."""
+    links = [link.name for link in sut.links()] if isinstance(sut, LinkRouting) else None
+    processes = sut.processes() if isinstance(sut, ProcessControl) else []
+    return build(scenario, seed, links, processes, list(sut.services()))
+
+
+def needs(windows: list[FaultWindow]) -> Needs:
+    """What a SUT must be able to do for these windows (checked by :func:`saga_harness.sut.require`)."""
+    return Needs(
+        processes=frozenset(w.target for w in windows if w.kind in PROCESS_FAULTS),
+        links=frozenset(w.target for w in windows if w.kind in LINK_FAULTS),
+        deliveries=frozenset(w.target.split(":")[0] for w in windows if w.kind in DELIVERY_FAULTS),
+    )

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from saga_harness.chaos.guard import check_targets
+from saga_harness.chaos.scenario import LINK_FAULTS
+from saga_harness.chaos.schedule import FaultWindow
+from saga_harness.chaos.toxiproxy import client as toxiproxy_client
 from saga_harness.errors import ScenarioError
-from saga_harness.sut import SystemUnderTest
+from saga_harness.sut import LinkRouting, SystemUnderTest
 
 
 def proxy_name(link: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", link.replace("->", "__to__"))
 
 
-def proxy_links(sut: SystemUnderTest, client: Any, names: set[str]) -> dict[str, Any]:
-    """Create a proxy per named link and point the SUT's link at it (call before ``sut.start()``)."""
+def faulted_links(windows: Iterable[FaultWindow]) -> set[str]:
+    """The links a fault schedule touches."""
+    return {w.target for w in windows if w.kind in LINK_FAULTS}
+
+
+def check_links(sut: SystemUnderTest, names: set[str]) -> None:
+    """The safety guard for link faults: each faulted link's upstream is on loopback or allowed."""
+    if names and isinstance(sut, LinkRouting):
+        upstreams = [(f"link {link.name}", link.upstream) for link in sut.links() if link.name in names]
+        check_targets(upstreams, sut.allowed_hosts())
+
+
+def proxy_links(sut: LinkRouting, client: Any, names: set[str]) -> dict[str, Any]:
+    """Create a proxy per named link and route the SUT's link through it (call before ``sut.start()``)."""
     by_name = {link.name: link for link in sut.links()}
     unknown = sorted(names - set(by_name))
     if unknown:
-        raise ScenarioError(f"links {unknown} are not links of {sut.name}; links: {', '.join(sorted(by_name))}")
+        raise ScenarioError(f"links {unknown} are not links of the SUT; links: {', '.join(sorted(by_name))}")
     proxies = {}
-    addresses = getattr(sut, "addresses", None)
-    if addresses is None:
-        raise ScenarioError(f"{sut.name} cannot route its links through proxies (no `addresses`)")
     for name in sorted(names):
         link = by_name[name]
         pname = proxy_name(name)
@@ -33,11 +46,11 @@ def proxy_links(sut: SystemUnderTest, client: Any, names: set[str]) -> dict[str,
             client.destroy(existing)
         proxy = client.create(upstream=link.upstream, name=pname, listen="127.0.0.1:0")
         proxies[name] = proxy
-        addresses[name] = f"http://{proxy.listen}"
+        sut.route(name, f"http://{proxy.listen}")
     return proxies
 
 
-def remove_proxies(client: Any, proxies: dict[str, Any]) -> None:
+def remove_proxies(proxies: dict[str, Any]) -> None:
     for proxy in proxies.values():
         try:
             proxy.destroy()
@@ -45,21 +58,20 @@ def remove_proxies(client: Any, proxies: dict[str, Any]) -> None:
             pass
 
 
-@contextmanager
-def proxied_links(sut: SystemUnderTest, windows: Iterable[Any]) -> Iterator[dict[str, Any]]:
-    """Proxies on every link a fault schedule touches (none: no Toxiproxy needed); removed at exit."""
-    from saga_harness.chaos.scenario import LINK_FAULTS
-
-    names = {w.target for w in windows if w.kind in LINK_FAULTS}
+@contextlib.contextmanager
+def proxied_links(sut: SystemUnderTest, windows: Iterable[FaultWindow]) -> Iterator[dict[str, Any]]:
+    """Proxies on every link a fault schedule touches (none: no Toxiproxy needed); removed at exit.
+    The run must have required link routing for them (:func:`saga_harness.chaos.schedule.needs`)."""
+    names = faulted_links(windows)
     if not names:
         yield {}
         return
-    from saga_harness.chaos.toxiproxy import client as toxiproxy_client
-
+    if not isinstance(sut, LinkRouting):
+        raise RuntimeError(f"{sut.name} routes no links; require() should have refused the run")
     client = toxiproxy_client()
     proxies: dict[str, Any] = {}
     try:
         proxies = proxy_links(sut, client, names)
         yield proxies
     finally:
-        remove_proxies(client, proxies)
+        remove_proxies(proxies)

@@ -21,8 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from saga_harness.contracts.signing import SigningProxy
 from saga_harness.errors import ConfigError
-from saga_harness.sut import ProviderInfo
+from saga_harness.lifecycle import Lifecycle, RunRequest
+from saga_harness.progress import Listener, ignore
+from saga_harness.rundir import write_contracts_section
+from saga_harness.sut import ContractProviders, ProviderInfo
 
 CHECKS = ("not_a_server_error", "response_schema_conformance", "status_code_conformance", "content_type_conformance")
 PHASES = ("examples", "fuzzing", "stateful")
@@ -80,8 +84,6 @@ def fuzz_service(
     timeout_s: float = 600,
 ) -> ServiceFuzz:
     """Fuzz one service's OpenAPI operations; its reports go under ``out_dir/<service>``."""
-    from saga_harness.contracts.signing import SigningProxy
-
     report_dir = out_dir / service.name
     report_dir.mkdir(parents=True, exist_ok=True)
     report = report_dir / "schemathesis.json"
@@ -195,31 +197,45 @@ def fuzz(
 
 
 def fuzz_sut(
-    run_dir: Path,
     *,
+    out: Path | None = None,
+    sut: str | None = None,
     config: str | Path | None = None,
     bugs: str | None = None,
     only: list[str] | None = None,
     max_examples: int = 25,
     seed: int = 0,
     phases: tuple[str, ...] = PHASES,
-) -> FuzzResults:
-    """Start the SUT, fuzz its services, stop it; results in ``contracts.json`` (section ``fuzz``)."""
-    from saga_harness.contracts.results import write_section
-    from saga_harness.run import shutdown
-    from saga_harness.sut import load_sut
-
+    command: str = "",
+    listener: Listener = ignore,
+) -> tuple[FuzzResults, Path]:
+    """Start the SUT, fuzz its services, stop it; the results (also in ``contracts.json``, section
+    ``fuzz``) and the run directory."""
     bad = [p for p in phases if p not in ("examples", "coverage", "fuzzing", "stateful")]
     if bad:
         raise ConfigError(f"--phases: unknown phase(s) {bad}; use examples, coverage, fuzzing, stateful")
-    sut = load_sut(run_dir / "sut", config=config, bugs=bugs)
-    sut.start()
-    try:
+    life = Lifecycle(
+        RunRequest(
+            label="fuzz",
+            out=out,
+            sut=sut,
+            config=Path(config) if config else None,
+            bugs=bugs,
+            seed=seed,
+            command=command,
+            observe=False,
+        ),
+        listener,
+    )
+    unknown = [n for n in only or [] if n not in life.sut.services()]
+    if unknown:  # before anything starts
+        raise ConfigError(
+            f"--service {', '.join(unknown)}: no such service; services: {', '.join(sorted(life.sut.services()))}"
+        )
+    with life as run:
         # Every service the SUT runs; the providers it names bring their signing along.
-        named = sut.contract_providers() if hasattr(sut, "contract_providers") else {}
-        providers = {n: named.get(n) or ProviderInfo(n, s.url) for n, s in sut.services().items()}
-        results = fuzz(providers, run_dir / "fuzz", only=only, max_examples=max_examples, seed=seed, phases=phases)
-    finally:
-        shutdown(sut)
-    write_section(run_dir, "fuzz", results.to_json())
-    return results
+        named = run.sut.contract_providers() if isinstance(run.sut, ContractProviders) else {}
+        providers = {n: named.get(n) or ProviderInfo(n, s.url) for n, s in run.sut.services().items()}
+        results = fuzz(providers, run.run_dir / "fuzz", only=only, max_examples=max_examples, seed=seed, phases=phases)
+    write_contracts_section(life.run_dir, "fuzz", results.to_json())
+    return results, life.run_dir

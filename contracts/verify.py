@@ -21,8 +21,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pact import Verifier
+from saga_harness.config import load_config
+from saga_harness.contracts.signing import SigningProxy
 from saga_harness.errors import ConfigError
-from saga_harness.sut import ProviderInfo
+from saga_harness.lifecycle import Lifecycle, RunRequest
+from saga_harness.progress import Listener, ignore
+from saga_harness.rundir import write_contracts_section
+from saga_harness.sut import ContractProviders, Needs, ProviderInfo
 
 os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
 
@@ -147,9 +153,6 @@ def verify_provider(
     log: Path | None = None,
 ) -> list[InteractionResult]:
     """Verify one provider against the pacts at ``source`` (a folder or a Pact Broker URL)."""
-    from pact import Verifier
-    from saga_harness.contracts.signing import SigningProxy
-
     kinds = {(e.consumer, e.description): e.kind for e in expected}
     with contextlib.ExitStack() as stack:
         url = provider.url
@@ -249,8 +252,6 @@ def contract_setup(config: str | Path | None) -> tuple[Path, dict[str, str]]:
     """The pact folder and the env that switches on provider-state hooks, for the SUT ``config`` describes."""
     if config is None:
         return bundled_pacts(), {"SAGASHOP_TEST_MODE": "1"}
-    from saga_harness.config import load_config
-
     contracts = load_config(config).contracts
     if contracts is None:
         raise ConfigError(
@@ -261,32 +262,52 @@ def contract_setup(config: str | Path | None) -> tuple[Path, dict[str, str]]:
 
 
 def verify_sut(
-    run_dir: Path,
     *,
+    out: Path | None = None,
+    sut: str | None = None,
     config: str | Path | None = None,
     bugs: str | None = None,
     pacts: str | Path | None = None,
     only: list[str] | None = None,
     broker_url: str | None = None,
     broker_token: str | None = None,
-) -> PactResults:
-    """Start the SUT with its contract hooks on, verify its providers, stop it; results in ``contracts.json``."""
-    from saga_harness.contracts.results import write_section
-    from saga_harness.run import shutdown
-    from saga_harness.sut import load_sut
-
+    command: str = "",
+    listener: Listener = ignore,
+) -> tuple[PactResults, Path]:
+    """Start the SUT with its contract hooks on, verify its providers, stop it; the results (also in
+    the run directory's ``contracts.json``) and the run directory."""
     default, env = contract_setup(config)
     folder = Path(pacts) if pacts else default
-    if not broker_url:
-        read_pacts(folder)  # a missing or empty folder is a usage error before anything starts
-    sut = load_sut(run_dir / "sut", config=config, bugs=bugs, extra_env=env)
-    sut.start()
-    try:
-        providers = sut.contract_providers() if hasattr(sut, "contract_providers") else {}
+    if not broker_url:  # a missing or empty folder, an unknown provider: usage errors before anything starts
+        expected = read_pacts(folder)
+        unknown = [n for n in only or [] if n not in expected]
+        if unknown:
+            raise ConfigError(
+                f"--provider {', '.join(unknown)}: no pact in {folder} names it; providers: {sorted(expected)}"
+            )
+    life = Lifecycle(
+        RunRequest(
+            label="contracts",
+            out=out,
+            sut=sut,
+            config=Path(config) if config else None,
+            bugs=bugs,
+            env=env,
+            command=command,
+            observe=False,
+        ),
+        listener,
+    )
+    life.require(Needs(contracts=True), "`saga-harness contracts verify`")
+    with life as run:
+        assert isinstance(run.sut, ContractProviders)  # require() refused the run otherwise
         results = verify(
-            folder, providers, only=only, broker_url=broker_url, broker_token=broker_token, log=run_dir / "pact.log"
+            folder,
+            run.sut.contract_providers(),
+            only=only,
+            broker_url=broker_url,
+            broker_token=broker_token,
+            log=run.run_dir / "pact.log",
         )
-    finally:
-        shutdown(sut)
-    write_section(run_dir, "pacts", results.to_json())
-    return results
+    write_contracts_section(life.run_dir, "pacts", results.to_json())
+    return results, life.run_dir

@@ -5,10 +5,10 @@ The plan is data. Each of the reference system's seeded bugs is declared once, i
 scenarios, or the runs below) and the checkers that must catch it;
 the runs without a scenario (a plain run, a load run) are :data:`RUNS` below.
 :func:`plan` turns them into jobs, :func:`calibrate`
-runs each job with the existing runners (``chaos.run.execute_scenario``,
-``saga_harness.run.execute``, ``load.runner.execute_load``) in its own run
-directory, one seeded bug at a time, and :func:`summarise` makes
-``calibration.json``.
+runs each job with the drivers (``saga_harness.chaos.run.execute_scenario``,
+``saga_harness.run.execute``, ``saga_harness.load.runner.execute_load``) in its own
+run directory, one seeded bug at a time, and :func:`summarise` makes
+``calibration.json``. Each job's progress comes as the drivers' typed events.
 
 A bug run *detects* its bug when at least one of the bug's expected checkers
 fails; a clean run is a *false positive* when any checker fails. A run that
@@ -21,6 +21,7 @@ import json
 import shlex
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -28,7 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from saga_harness.adapters import load_sut
+from saga_harness.chaos.run import execute_scenario
+from saga_harness.chaos.scenario import CATALOGUE, LINK_FAULTS, Scenario, catalogue, load_scenario
+from saga_harness.chaos.toxiproxy import close as close_toxiproxy
+from saga_harness.checkers import DEFAULT
+from saga_harness.checkers import checkers as registered_checkers
 from saga_harness.errors import ConfigError, HarnessError
+from saga_harness.lifecycle import new_run_dir
+from saga_harness.load.runner import LoadSpec, execute_load
+from saga_harness.progress import Listener, ProgressEvent, ProgressState, ignore
+from saga_harness.reports import write_reports
+from saga_harness.reports.calibration import build_calibration_report
+from saga_harness.run import RunResult, RunSpec, execute
+from saga_harness.sut import LinkRouting
+from sagashop.bugs import BUGS
 
 QUICK_SAGAS = 40  # sagas per scenario in --quick (scenarios with fewer keep theirs)
 QUICK_SEED = 1
@@ -127,24 +142,17 @@ RUNS: tuple[PlainRun | LoadRun, ...] = (
 
 def exposed_by(bug: str) -> set[str]:
     """The runs (catalogue scenarios and :data:`RUNS`) that expose ``bug``."""
-    from sagashop.bugs import BUGS
-
     return set(BUGS[bug].exposed_by)
 
 
 def caught_by(bug: str) -> tuple[str, ...]:
     """The checkers, any of which must flag ``bug``."""
-    from sagashop.bugs import BUGS
-
     return BUGS[bug].caught_by
 
 
 def check_bug_runs() -> None:
     """Every run a seeded bug names exists (a catalogue scenario or one of :data:`RUNS`): a typo
     there would silently drop the bug from calibration."""
-    from saga_harness.chaos.scenario import CATALOGUE
-    from sagashop.bugs import BUGS
-
     known = {p.stem for p in CATALOGUE.glob("*.yaml")} | {r.name for r in RUNS}
     for bug in BUGS.values():
         unknown = sorted(set(bug.exposed_by) - known)
@@ -198,10 +206,8 @@ class Plan:
     skipped: list[dict[str, str]] = field(default_factory=list)  # scenarios whose `requires` cannot be met
 
 
-def _unmet(scenario: Any, links: set[str], database_url: str | None) -> str | None:
+def _unmet(scenario: Scenario, links: set[str], database_url: str | None) -> str | None:
     """Why ``scenario`` cannot run on the reference system here, or None."""
-    from saga_harness.chaos.scenario import LINK_FAULTS
-
     if "postgres" in scenario.requires and not database_url:
         return "requires the PostgreSQL backend (give --database-url)"
     wanted = {f.link for f in scenario.faults if f.kind in LINK_FAULTS}
@@ -213,10 +219,9 @@ def _unmet(scenario: Any, links: set[str], database_url: str | None) -> str | No
 
 
 def _reference_links(database_url: str | None) -> set[str]:
-    from saga_harness.sut import load_sut
-
     with tempfile.TemporaryDirectory() as tmp:  # nothing is started: ports are only allocated
-        return {link.name for link in load_sut(Path(tmp) / "sut", database_url=database_url).links()}
+        sut = load_sut(Path(tmp) / "sut", sut="reference", database_url=database_url)
+        return {link.name for link in sut.links()} if isinstance(sut, LinkRouting) else set()
 
 
 def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -> Plan:
@@ -228,9 +233,6 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
     variants of the :data:`RUNS` marked ``quick``. ``database_url``: PostgreSQL for the scenarios that require it
     (the others run on the default backend); without it they are skipped.
     """
-    from saga_harness.chaos.scenario import catalogue
-    from sagashop.bugs import BUGS
-
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1 (got {seeds}); each run needs a seed")
     check_bug_runs()
@@ -252,10 +254,10 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
         chosen += [s for s in usable if s not in chosen and any(s.name in exposed_by(b) for b in set(BUGS) - covered)]
         runs += [r for r in RUNS if r not in runs and any(r.name in exposed_by(b) for b in set(BUGS) - covered)]
 
-    def sagas(scenario: Any) -> int | None:
+    def sagas(scenario: Scenario) -> int | None:
         return min(QUICK_SAGAS, scenario.workload.sagas) if quick else None
 
-    def scenario_job(scenario: Any, seed: int, bug: str | None) -> Job:
+    def scenario_job(scenario: Scenario, seed: int, bug: str | None) -> Job:
         url = database_url if "postgres" in scenario.requires else None
         return Job("scenario", scenario.name, seed, bug, sagas(scenario), quick, database_url=url)
 
@@ -277,36 +279,21 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
 
 @dataclass
 class JobProgress:
-    """What the live display shows while a job runs."""
+    """A job in flight, for a live display: which job, and its run's progress so far."""
 
     job: Job
     index: int
     total: int
-    phase: str = "starting"
+    state: ProgressState = field(default_factory=ProgressState)
     started: float = field(default_factory=time.monotonic)
 
 
-def _phase(progress: Any) -> str:
-    """One line from any runner's progress object (chaos, plain or load)."""
-    run = getattr(progress, "run", progress)  # ChaosProgress wraps a runner Progress
-    text = str(getattr(run, "phase", ""))
-    if hasattr(run, "planned"):
-        text += f" · {run.finished}/{run.planned} sagas"
-    elif hasattr(progress, "elapsed_s"):
-        text += f" · {progress.elapsed_s:.0f}/{progress.duration_s:.0f}s of load"
-    faults = getattr(progress, "active_faults", None)
-    if faults:
-        text += " · faults: " + ", ".join(faults)
-    return text
-
-
-def run_job(job: Job, run_dir: Path, on_phase: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run one job in ``run_dir`` with the existing runner; its record for ``calibration.json``.
+def run_job(job: Job, run_dir: Path, listener: Listener = ignore) -> dict[str, Any]:
+    """Run one job in ``run_dir`` with its driver; its record for ``calibration.json``.
 
     A run that crashes is recorded as an ``error`` (its traceback in ``calibration-error.txt``)
     so one broken run does not lose the rest of the calibration.
     """
-    show = (lambda p: on_phase(_phase(p))) if on_phase else None
     command = job.command()
     started = time.monotonic()
     record: dict[str, Any] = {
@@ -317,56 +304,7 @@ def run_job(job: Job, run_dir: Path, on_phase: Callable[[str], None] | None = No
         "command": command,
     }
     try:
-        if job.kind == "scenario":
-            from saga_harness.chaos.run import execute_scenario
-            from saga_harness.chaos.scenario import load_scenario
-
-            scenario, _ = load_scenario(job.name)
-            result = execute_scenario(
-                scenario,
-                seed=job.seed,
-                sagas=job.sagas,
-                bugs=job.bug,
-                out=run_dir,
-                database_url=job.database_url,
-                command=command,
-                on_progress=show,
-            )
-        elif isinstance(job.run, PlainRun):
-            from saga_harness.run import RunSpec, execute
-
-            r = job.run
-            spec = RunSpec(
-                sagas=r.quick_sagas if job.quick else r.sagas,
-                concurrency=r.concurrency,
-                seed=job.seed,
-                mix=r.mix,
-                duplicates=r.duplicates,
-                deadline_s=r.deadline_s,
-                out=run_dir,
-                bugs=job.bug,
-                command=command,
-            )
-            result = execute(spec, on_progress=show)
-        elif isinstance(job.run, LoadRun):
-            from saga_harness.load.runner import LoadSpec, execute_load
-
-            lr = job.run
-            load_spec = LoadSpec(
-                users=lr.users,
-                spawn_rate=lr.spawn_rate,
-                duration_s=lr.quick_duration_s if job.quick else lr.duration_s,
-                mix=lr.mix,
-                duplicates=lr.duplicates,
-                scenario=lr.scenario,
-                seed=job.seed,
-                bugs=job.bug,
-                out=run_dir,
-                command=command,
-            )
-            result = execute_load(load_spec, on_progress=show)
-        else:  # pragma: no cover - plan() makes no other job
-            raise AssertionError(job)
+        result = _drive(job, run_dir, command, listener)
     except Exception as exc:  # noqa: BLE001 - recorded; the calibration then fails with it
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "calibration-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
@@ -380,11 +318,11 @@ def run_job(job: Job, run_dir: Path, on_phase: Callable[[str], None] | None = No
             "detected": None,
             "seconds": seconds,
         }
-    failed = sorted(c["name"] for c in result.verdicts.get("checks", []) if not c.get("ok"))
+    failed = sorted(c.name for c in result.verdicts.checks if not c.ok)
     expected = set(caught_by(job.bug)) if job.bug else set()
     return {
         **record,
-        "verdict": "pass" if result.verdicts.get("ok") else "fail",
+        "verdict": "pass" if result.verdicts.ok else "fail",
         "failed_checkers": failed,
         # Detected: flagged by a checker meant to catch this bug (not merely by any checker).
         "detected": bool(set(failed) & expected) if job.bug else None,
@@ -392,12 +330,59 @@ def run_job(job: Job, run_dir: Path, on_phase: Callable[[str], None] | None = No
     }
 
 
+def _drive(job: Job, run_dir: Path, command: str, listener: Listener) -> RunResult:
+    """The job, by the driver of its kind."""
+    if job.kind == "scenario":
+        scenario, _ = load_scenario(job.name)
+        return execute_scenario(
+            scenario,
+            seed=job.seed,
+            sagas=job.sagas,
+            bugs=job.bug,
+            out=run_dir,
+            sut="reference",
+            database_url=job.database_url,
+            command=command,
+            listener=listener,
+        )
+    if isinstance(job.run, PlainRun):
+        r = job.run
+        spec = RunSpec(
+            sagas=r.quick_sagas if job.quick else r.sagas,
+            concurrency=r.concurrency,
+            seed=job.seed,
+            mix=r.mix,
+            duplicates=r.duplicates,
+            deadline_s=r.deadline_s,
+            out=run_dir,
+            sut="reference",
+            bugs=job.bug,
+            command=command,
+        )
+        return execute(spec, listener)
+    if isinstance(job.run, LoadRun):
+        lr = job.run
+        load_spec = LoadSpec(
+            users=lr.users,
+            spawn_rate=lr.spawn_rate,
+            duration_s=lr.quick_duration_s if job.quick else lr.duration_s,
+            mix=lr.mix,
+            duplicates=lr.duplicates,
+            scenario=lr.scenario,
+            seed=job.seed,
+            bugs=job.bug,
+            out=run_dir,
+            sut="reference",
+            command=command,
+        )
+        return execute_load(load_spec, listener)
+    raise AssertionError(job)  # plan() makes no other job
+
+
 def summarise(
     records: Iterable[dict[str, Any]], seconds: float, plan_: Plan | None = None, checkers: Iterable[str] = ()
 ) -> dict[str, Any]:
     """``calibration.json``: per bug detected_in / runs / checkers that flagged it / scenarios; clean runs."""
-    from sagashop.bugs import BUGS
-
     records = list(records)
     bugs: dict[str, dict[str, Any]] = {}
     for bug, record in BUGS.items():
@@ -435,8 +420,6 @@ def summarise(
 
 def prepare_out(out: Path | None) -> Path:
     """The calibration's directory; refuses one that already holds runs (histories append)."""
-    from saga_harness.run import new_run_dir
-
     if out is not None and (out / "runs").is_dir() and any((out / "runs").iterdir()):
         raise ConfigError(
             f"{out} already holds a calibration (its runs/ is not empty); runs would append to old "
@@ -449,39 +432,42 @@ def calibrate(
     plan_: Plan,
     out: Path,
     on_start: Callable[[JobProgress], None] | None = None,
-    on_phase: Callable[[JobProgress], None] | None = None,
+    on_event: Callable[[JobProgress, ProgressEvent], None] | None = None,
     on_finish: Callable[[JobProgress, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every job of ``plan_`` in ``out/runs/…``; write ``calibration.json`` and ``calibration.html``."""
-    from saga_harness.checkers import DEFAULT, checkers
-    from saga_harness.run import report
+    """Run every job of ``plan_`` in ``out/runs/…``; write ``calibration.json`` and ``calibration.html``.
 
+    ``on_start`` and ``on_finish`` bracket each job; ``on_event`` hears its progress events (from the
+    run's thread), ``progress.state`` being their fold so far."""
     started = time.monotonic()
     records: list[dict[str, Any]] = []
+    lock = threading.Lock()
     try:
         for i, job in enumerate(plan_.jobs):
             progress = JobProgress(job, i, len(plan_.jobs))
             if on_start:
                 on_start(progress)
 
-            def phase(text: str, progress: JobProgress = progress) -> None:
-                progress.phase = text
-                if on_phase:
-                    on_phase(progress)
+            def listen(event: ProgressEvent, progress: JobProgress = progress) -> None:
+                with lock:
+                    progress.state = progress.state.apply(event)
+                if on_event:
+                    on_event(progress, event)
 
             run_dir = out / "runs" / job.dirname
-            record = run_job(job, run_dir, phase)
+            record = run_job(job, run_dir, listen)
             if record["verdict"] == "error":
                 # An error is no verdict, and on a shared machine it is most often the machine (a port
                 # taken between its allocation and the bind): keep the evidence beside, run once more.
                 kept = run_dir.with_name(run_dir.name + "-error")
                 run_dir.rename(kept)
                 first = {"error": record["error"], "dir": str(kept.relative_to(out)), "seconds": record["seconds"]}
-                record = run_job(job, run_dir, phase)
+                progress.state = ProgressState()
+                record = run_job(job, run_dir, listen)
                 record["retried_after"] = first
             record["dir"] = str(run_dir.relative_to(out))
             if record["verdict"] != "error":
-                path = report(run_dir)  # each run keeps its own report; calibration.html links to it
+                path = write_reports(run_dir).html  # each run keeps its own report; calibration.html links to it
                 record["report"] = str(path.relative_to(out)) if path else None
                 # The history is the evidence (`saga-harness check` re-judges it); the SUT's SQLite
                 # files are ~30 MB a run, which would make a full calibration gigabytes.
@@ -491,13 +477,10 @@ def calibrate(
                 on_finish(progress, record)
     finally:
         # The embedded Toxiproxy server, if a link-fault scenario started one, goes with the calibration.
-        from saga_harness.chaos.toxiproxy import close
-
-        close()
-    judged = [c for c in DEFAULT if c in checkers()] + [c for c in checkers() if c not in DEFAULT]
+        close_toxiproxy()
+    known = registered_checkers()
+    judged = [c for c in DEFAULT if c in known] + [c for c in known if c not in DEFAULT]
     result = summarise(records, time.monotonic() - started, plan_, judged)
     (out / "calibration.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    from saga_harness.reports.calibration import build_calibration_report
-
     build_calibration_report(out / "calibration.json")
     return result

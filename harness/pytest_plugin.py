@@ -5,38 +5,51 @@
         saga_run.wait_converged(timeout=60)
         saga_run.check().assert_ok()
 
-Options: ``--saga-config FILE`` (a saga-harness.toml; default: the reference
-system), ``--saga-run-dir DIR`` (default ``runs/pytest-<time>``), ``--saga-bugs``.
+Options: ``--saga-config FILE`` (a saga-harness.toml) or ``--saga-sut NAME`` (a SUT
+plugin: ``reference``, the default, or ``fake``), ``--saga-run-dir DIR`` (default
+``runs/pytest-<time>``), ``--saga-bugs``, ``--saga-report FILE``.
+
+The session's SUT goes through the run lifecycle (:mod:`saga_harness.lifecycle`),
+like every run: started once, shut down completely at the session's end; each test's
+``saga_run`` is a recorded run of its own on it (:meth:`saga_harness.lifecycle.Run.child`).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import shutil
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from saga_harness.checkers import RunInfo, Verdicts, run_checks
-from saga_harness.errors import ScenarioError
-from saga_harness.history import HistoryWriter, read_history, shard_path
-from saga_harness.run import RunSpec, model_with_triggers, workload_for
-from saga_harness.runner import Runner, RunOptions
-from saga_harness.sut import SystemUnderTest, load_sut
+
+# The plugin is imported at every pytest start-up, in every project that installed saga-harness:
+# the lifecycle, chaos and report modules (aiohttp, pydantic, jinja2 …) are imported only when a
+# test asks for a saga fixture, in the functions below.
+if TYPE_CHECKING:
+    from saga_harness.chaos.nemesis import Nemesis
+    from saga_harness.checkers import Verdicts
+    from saga_harness.lifecycle import Run
+    from saga_harness.progress import ProgressEvent
+    from saga_harness.sut import SystemUnderTest
 
 _RUN_DIR = pytest.StashKey[Path]()
-_CHECKED = pytest.StashKey[list]()  # (test name, run dir, verdicts dict) of each checked run
+_CHECKED = pytest.StashKey[list]()  # (test id, run dir, Verdicts) of each checked run
+_SAGA_RUN = pytest.StashKey["SagaRun"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("saga-harness", "saga-harness: sagas under test")
     group.addoption("--saga-config", default=None, help="saga-harness.toml describing the SUT (default: reference)")
+    group.addoption("--saga-sut", default=None, help="a SUT plugin by name: reference (default), fake, …")
     group.addoption("--saga-run-dir", default=None, help="where runs are written (default runs/pytest-<time>)")
-    group.addoption("--saga-bugs", default=None, help="reference system's seeded bugs to switch on")
+    group.addoption("--saga-bugs", default=None, help="the SUT's seeded bugs to switch on")
     group.addoption("--saga-report", default=None, help="write one HTML report for the whole session to FILE")
 
 
@@ -52,110 +65,79 @@ def _run_dir(config: pytest.Config) -> Path:
     return config.stash[_RUN_DIR]
 
 
-class _Loop:
-    """An asyncio loop on a thread, so synchronous tests can drive async clients."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="saga-harness-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any, timeout: float | None = None) -> Any:
-        fut: Future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return fut.result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
 class SagaRun:
     """One test's run against the session's SUT: drive sagas, wait, check."""
 
-    def __init__(self, sut: SystemUnderTest, run_dir: Path) -> None:
-        self.sut = sut
-        self.run_dir = run_dir
-        self.history_path = shard_path(run_dir)
-        self._writer = HistoryWriter(self.history_path, process="pytest")
-        self._writer("meta", run_id=run_dir.name, sut=sut.name)
-        self._loop = _Loop()
-        self._runner = Runner(sut, self._writer, RunOptions())
-        self._loop.run(self._runner.open())
-        # The session's SUT is shared: what earlier tests left is this run's baseline.
-        for service, data in self._loop.run(self._snapshot()).items():
-            self._writer("snapshot", service=service, data=data, baseline=True)
-        self._closed = False
-        self._nemesis: Any = None
-        self._chaos: Any = None
-        self.verdicts: dict[str, Any] | None = None
+    def __init__(self, run: Run) -> None:
+        from saga_harness.progress import ProgressState
+
+        self.run = run
+        self.sut = run.sut
+        self.run_dir = run.run_dir
+        self.history_path = run.history.path
+        self.progress = ProgressState()  # this test's run, folded from its progress events
+        self._lock = threading.Lock()
+        self._nemesis: Nemesis | None = None
+        self._chaos: Future[None] | None = None
+        self.verdicts: Verdicts | None = None
+
+    def hear(self, event: ProgressEvent) -> None:
+        """The run's listener (called from its loop thread)."""
+        with self._lock:
+            self.progress = self.progress.apply(event)
 
     def start_sagas(
         self, n: int, *, mix: str | dict[str, float] = "", seed: int = 0, duplicates: float = 0.0, concurrency: int = 20
     ) -> list[str]:
         """Start ``n`` sagas (``mix`` of the SUT's triggers); return the saga ids started."""
-        spec = RunSpec(sagas=n, mix=mix, seed=seed, duplicates=duplicates, concurrency=concurrency)
-        workload = workload_for(self.sut, spec)
-        before = set(self._runner.saga_ids)
-        self._runner.options = RunOptions(concurrency=concurrency)
-        self._loop.run(self._runner.drive(workload))
-        return [s for s in self._runner.saga_ids if s not in before]
+        from saga_harness.lifecycle import plan_workload
+
+        workload = plan_workload(self.sut, n, mix=mix, duplicates=duplicates, seed=seed)
+        return self.run.call(self.run.runner.drive(workload, concurrency))
 
     def wait_converged(self, timeout: float = 60.0) -> bool:
         """Wait until every saga started so far has an outcome (False if ``timeout`` passed)."""
-        return bool(self._loop.run(self._runner.converge(timeout)))
-
-    async def _snapshot(self) -> dict[str, Any]:
-        return await self.sut.snapshot(self._runner._http)
+        return self.run.call(self.run.runner.converge(timeout))
 
     def start_scenario(self, name: str, seed: int = 0) -> None:
         """Apply a catalogue scenario's fault schedule from now on (process and delivery faults)."""
         from saga_harness.chaos.nemesis import Nemesis
         from saga_harness.chaos.scenario import LINK_FAULTS, load_scenario
-        from saga_harness.chaos.schedule import build
+        from saga_harness.chaos.schedule import for_sut, needs
+        from saga_harness.errors import ScenarioError
+        from saga_harness.sut import require
 
         scenario, _ = load_scenario(name)
-        windows = build(scenario, seed, [link.name for link in self.sut.links()], list(self.sut.services()))
+        windows = for_sut(scenario, seed, self.sut)
         links = [w.id for w in windows if w.kind in LINK_FAULTS]
         if links:
             raise ScenarioError(
                 f"scenario {name!r} has link faults ({', '.join(links)}); in pytest only process "
                 f"and delivery faults apply — use `saga-harness chaos run {name}` for link faults"
             )
-        self._nemesis = Nemesis.for_sut(windows, self._writer, self.sut, self._runner._http)
-        self._chaos = asyncio.run_coroutine_threadsafe(self._nemesis.run(), self._loop.loop)
+        require(self.sut, needs(windows), f"scenario {name!r}")
+        self._nemesis = Nemesis.for_sut(windows, self.run.history, self.sut, self.run.http)
+        self._chaos = self.run.submit(self._nemesis.run())
 
     def _heal(self) -> None:
         if self._nemesis is not None:
             if self._chaos is not None:
                 self._chaos.cancel()
-            self._loop.run(self._nemesis.heal_all(), timeout=60)
+            self.run.call(self._nemesis.heal_all(), timeout=60)
             self._nemesis = None
 
     def check(self, names: list[str] | None = None) -> Verdicts:
-        """Snapshot the services and judge everything recorded so far."""
+        """Heal the faults, let the services settle, snapshot them and judge everything recorded so far."""
         self._heal()
-        if not self._closed:
-            self._loop.run(self._runner.close())
-            self._closed = True
-            self._writer.close()
-        verdicts = run_checks(read_history(self.run_dir), model_with_triggers(self.sut), names)
-        self.verdicts = verdicts.with_run(RunInfo(self.run_dir.name, sut=self.sut.name)).to_json()
-        return verdicts
+        self.verdicts = self.run.judge(names)
+        return self.verdicts
 
     @property
     def history(self) -> list[dict[str, Any]]:
         """Every entry recorded so far."""
-        return list(read_history(self.run_dir))
+        from saga_harness.history import read_history
 
-    def close(self) -> None:
-        self._heal()
-        if not self._closed:
-            try:
-                self._loop.run(self._runner.close(), timeout=60)
-            finally:
-                self._closed = True
-                self._writer.close()
-        self._loop.close()
+        return list(read_history(self.run_dir))
 
 
 class SagaChaos:
@@ -172,16 +154,19 @@ class SagaChaos:
     @contextmanager
     def _window(self, kind: str, target: str, **params: Any) -> Iterator[None]:
         from saga_harness.chaos.nemesis import Nemesis
-        from saga_harness.chaos.schedule import FaultWindow
+        from saga_harness.chaos.schedule import FaultWindow, needs
+        from saga_harness.sut import require
 
         self._n += 1
         window = FaultWindow(f"test-{self._n}-{kind}", kind, target, 0.0, 0.0, params)
-        nemesis = Nemesis.for_sut([], self.run._writer, self.run.sut, self.run._runner._http)
-        self.run._loop.run(nemesis._apply(window))
+        require(self.run.sut, needs([window]), f"saga_chaos: {kind} {target}")
+        run = self.run.run
+        nemesis = Nemesis.for_sut([window], run.history, run.sut, run.http)
+        run.call(nemesis.apply(window))
         try:
             yield
         finally:
-            self.run._loop.run(nemesis._heal(window))
+            run.call(nemesis.heal(window))
 
     def kill(self, process: str) -> Any:
         """SIGKILL ``process`` for the block; restart it at the end."""
@@ -213,44 +198,74 @@ def saga_chaos(saga_run: SagaRun) -> SagaChaos:
 
 
 @pytest.fixture(scope="session")
-def saga_sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
-    """The system under test, started once for the session and stopped at its end."""
+def _saga_session(request: pytest.FixtureRequest) -> Iterator[Run]:
+    """The session's run: the SUT started once through the run lifecycle, shut down at the end."""
+    from saga_harness.lifecycle import Lifecycle, RunRequest
+
     config = request.config
-    sut = load_sut(
-        _run_dir(config) / "sut", config=config.getoption("--saga-config"), bugs=config.getoption("--saga-bugs")
+    saga_config = config.getoption("--saga-config")
+    life = Lifecycle(
+        RunRequest(
+            label="pytest",
+            out=_run_dir(config),
+            sut=config.getoption("--saga-sut"),
+            config=Path(saga_config) if saga_config else None,
+            bugs=config.getoption("--saga-bugs"),
+            observe=False,
+        )
     )
-    sut.start()
-    try:
-        yield sut
-    finally:
-        sut.stop()
+    with life as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def saga_sut(_saga_session: Run) -> SystemUnderTest:
+    """The system under test, started once for the session and shut down at its end."""
+    return _saga_session.sut
 
 
 @pytest.fixture
-def saga_run(saga_sut: SystemUnderTest, request: pytest.FixtureRequest) -> Iterator[SagaRun]:
+def saga_run(_saga_session: Run, request: pytest.FixtureRequest) -> Iterator[SagaRun]:
     """A run bound to the session's SUT, recorded in its own run directory."""
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)[:80]
-    run = SagaRun(saga_sut, _run_dir(request.config) / name)
-    marker = request.node.get_closest_marker("saga_scenario")
-    if marker is not None:
-        run.start_scenario(*marker.args, **marker.kwargs)
-    try:
-        yield run
-    finally:
-        run.close()
-        if run.verdicts is not None:
-            request.config.stash.setdefault(_CHECKED, []).append((request.node.nodeid, run.run_dir, run.verdicts))
+    with contextlib.ExitStack() as stack:
+        holder: list[SagaRun] = []
+        run = stack.enter_context(
+            _saga_session.child(_run_dir(request.config) / name, process="pytest", listener=lambda e: _hear(holder, e))
+        )
+        saga = SagaRun(run)
+        holder.append(saga)
+        request.node.stash[_SAGA_RUN] = saga
+        stack.callback(saga._heal)
+        marker = request.node.get_closest_marker("saga_scenario")
+        if marker is not None:
+            saga.start_scenario(*marker.args, **marker.kwargs)
+        yield saga
+    if saga.verdicts is not None:
+        request.config.stash.setdefault(_CHECKED, []).append((request.node.nodeid, saga.run_dir, saga.verdicts))
+
+
+def _hear(holder: list[SagaRun], event: ProgressEvent) -> None:
+    if holder:
+        holder[0].hear(event)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    saga = item.stash.get(_SAGA_RUN, None)
+    if saga is not None and report.failed and call.when == "call":
+        # Where the run was when the test failed: the same line the CLI prints in a log.
+        report.sections.append(("saga-harness", f"{saga.progress.line()}\nrun directory: {saga.run_dir}"))
+    return report
 
 
 def _session_report(config: pytest.Config, target: Path) -> Path | None:
     """One report for the session: each test's checks, histories as shards of one run."""
-    import json
-    import shutil
+    from saga_harness.checkers import RunInfo, RunStats, Verdicts
+    from saga_harness.reports import write_reports
 
-    from saga_harness.reports.junit import write_junit
-    from saga_harness.run import report
-
-    checked = config.stash.get(_CHECKED, [])
+    checked: list[tuple[str, Path, Verdicts]] = config.stash.get(_CHECKED, [])
     if not checked:
         return None
     session = _run_dir(config) / "session"
@@ -260,20 +275,12 @@ def _session_report(config: pytest.Config, target: Path) -> Path | None:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in nodeid)[:100]
         if (run_dir / "history.jsonl").exists():
             shutil.copyfile(run_dir / "history.jsonl", session / "history.d" / f"{safe}.jsonl")
-        checks += [{**c, "name": f"{nodeid} :: {c['name']}"} for c in verdicts["checks"]]
-        started += verdicts.get("stats", {}).get("sagas_started", 0)
-    doc = {
-        "ok": all(c["ok"] for c in checks),
-        "run_id": "pytest-session",
-        "seed": None,
-        "sut": checked[0][2].get("sut"),
-        "scenario": "pytest session",
-        "checks": checks,
-        "stats": {"sagas_started": started, "by_outcome": {}, "convergence_s": {}},
-    }
-    (session / "verdicts.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    write_junit(doc, session / "junit.xml")
-    built = report(session)
+        checks += [replace(c, name=f"{nodeid} :: {c.name}") for c in verdicts.checks]
+        started += verdicts.stats.sagas_started
+    sut = checked[0][2].run.sut if checked[0][2].run is not None else None
+    info = RunInfo("pytest-session", sut=sut, scenario="pytest session")
+    Verdicts(tuple(checks), RunStats(sagas_started=started), info).write(session)
+    built = write_reports(session).html
     if built is None:
         return None
     target.parent.mkdir(parents=True, exist_ok=True)

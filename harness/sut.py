@@ -1,18 +1,18 @@
 """The system under test, as the harness sees it: one small protocol.
 
-Two adapters implement it: the bundled reference system
-(:mod:`saga_harness.adapters.reference`) and any HTTP saga system described by a
-``saga-harness.toml`` (:mod:`saga_harness.adapters.declarative`). Third parties
-register more under the entry-point group ``saga_harness.sut``. Checkers never
-see a SUT: they see its history and its saga model.
+Three adapters implement it: the bundled reference system
+(:mod:`saga_harness.adapters.reference`), any HTTP saga system described by a
+``saga-harness.toml`` (:mod:`saga_harness.adapters.declarative`) and an
+in-process fake for fast tests (:mod:`saga_harness.adapters.fake`). Third
+parties register more under the entry-point group ``saga_harness.sut``;
+:func:`saga_harness.adapters.load_sut` is the one loader. Checkers never see a
+SUT: they see its history and its saga model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
@@ -202,21 +202,27 @@ class EventTap(Protocol):
 
 
 ABILITIES: dict[str, tuple[type, str]] = {
-    # name -> (protocol, what would provide it)
+    # name -> (protocol, what would provide it: in a saga-harness.toml; a SUT plugin implements the protocol)
     "process control": (
         ProcessControl,
-        "let the harness start the process (a `command` under [services.NAME], not `external = true`)",
+        "let the harness start the process (a `command` under [services.NAME], not `external = true`); "
+        "a SUT plugin implements saga_harness.sut.ProcessControl",
     ),
     "link routing": (
         LinkRouting,
-        "declare the link under [[links]] and pass ${link:SOURCE->TARGET} to the source instead of the target's URL",
+        "declare the link under [[links]] and pass ${link:SOURCE->TARGET} to the source instead of the target's "
+        "URL; a SUT plugin implements saga_harness.sut.LinkRouting",
     ),
     "delivery hooks": (
         DeliveryHooks,
         "a SUT plugin whose adapter implements saga_harness.sut.DeliveryHooks (the reference system's task "
         "queue and bus have them); or use link and process faults instead",
     ),
-    "contract providers": (ContractProviders, "name your providers under [contracts.providers.NAME]"),
+    "contract providers": (
+        ContractProviders,
+        "name your providers under [contracts.providers.NAME]; a SUT plugin implements "
+        "saga_harness.sut.ContractProviders",
+    ),
     "snapshots": (Snapshots, "list each service's read endpoints under [snapshots]"),
     "event tap": (EventTap, "describe [events.subscribe] (the SUT pushes to ${sink_url}) or [events.log]"),
 }
@@ -256,9 +262,9 @@ def require(sut: SystemUnderTest, needs: Needs, what: str) -> None:
         )
 
     if needs.processes:
-        if not has(sut, "process control"):
+        if not isinstance(sut, ProcessControl):
             raise missing("process control", f"it faults process(es) {', '.join(sorted(needs.processes))}")
-        owned = set(sut.processes())  # type: ignore[attr-defined]
+        owned = set(sut.processes())
         lacking = sorted(needs.processes - owned)
         if lacking:
             raise missing(
@@ -267,20 +273,20 @@ def require(sut: SystemUnderTest, needs: Needs, what: str) -> None:
                 f"{', '.join(sorted(owned)) or 'none'}",
             )
     if needs.links:
-        if not has(sut, "link routing"):
+        if not isinstance(sut, LinkRouting):
             raise missing("link routing", f"it faults link(s) {', '.join(sorted(needs.links))}")
-        known = {link.name for link in sut.links()}  # type: ignore[attr-defined]
+        known = {link.name for link in sut.links()}
         lacking = sorted(needs.links - known)
         if lacking:
             raise missing(
                 "link routing", f"it faults {', '.join(lacking)}; its links are {', '.join(sorted(known)) or 'none'}"
             )
     if needs.deliveries:
-        if not has(sut, "delivery hooks"):
+        if not isinstance(sut, DeliveryHooks):
             raise missing(
                 "delivery hooks", f"it duplicates, delays or drops deliveries of {', '.join(sorted(needs.deliveries))}"
             )
-        known = set(sut.delivery_components())  # type: ignore[attr-defined]
+        known = set(sut.delivery_components())
         lacking = sorted(needs.deliveries - known)
         if lacking:
             raise missing(
@@ -288,37 +294,8 @@ def require(sut: SystemUnderTest, needs: Needs, what: str) -> None:
                 f"it faults the deliveries of {', '.join(lacking)}; components with hooks: "
                 f"{', '.join(sorted(known)) or 'none'}",
             )
-    if needs.contracts and not has(sut, "contract providers"):
+    if needs.contracts and not isinstance(sut, ContractProviders):
         raise missing("contract providers", "it verifies pacts against the SUT's services")
 
 
-ENTRY_POINT_GROUP = "saga_harness.sut"
-
-
-def load_sut(
-    run_dir: str | Path,
-    *,
-    config: str | Path | None = None,
-    bugs: str | None = None,
-    database_url: str | None = None,
-    extra_env: Mapping[str, str] | None = None,
-) -> SystemUnderTest:
-    """The SUT to test: the one ``config`` describes, else a ``saga-harness.toml`` (or
-    ``[tool.saga-harness]``) in the current directory, else the reference system."""
-    from saga_harness.config import find_config
-    from saga_harness.errors import ConfigError
-
-    path = Path(config) if config else find_config()
-    if path is not None:
-        from saga_harness.adapters.declarative import DeclarativeSystem
-
-        if bugs:
-            raise ConfigError(f"--bugs switches on the reference system's seeded bugs; {path} describes another SUT")
-        if database_url:
-            raise ConfigError(f"--database-url configures the reference system; {path} describes another SUT")
-        return DeclarativeSystem.from_file(path, run_dir, extra_env=extra_env)
-    eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    if "reference" not in eps:
-        raise ConfigError("no SUT: give --config FILE, or reinstall saga-harness (its reference system is missing)")
-    factory = eps["reference"].load()
-    return factory(run_dir=run_dir, bugs=bugs or (), database_url=database_url, extra_env=extra_env)
+ENTRY_POINT_GROUP = "saga_harness.sut"  # SUT plugins: name -> factory(run_dir=, bugs=, database_url=, extra_env=)

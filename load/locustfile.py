@@ -4,9 +4,9 @@ the same idempotency key (immediately, concurrently, after a delay), poll status
 Run directly: ``locust -f load/locustfile.py --host http://127.0.0.1:PORT`` (web UI),
 with the SUT described by environment variables (``saga-harness load run`` sets them):
 
-- ``SAGA_HARNESS_SUT``: JSON — ``start`` (path, idempotency_header, saga_id pointer),
-  ``status`` (path with {saga_id}, state pointer), ``terminal`` (state → outcome),
-  ``triggers`` (name → request template), ``mix`` (name → weight).
+- ``SAGA_HARNESS_SUT``: JSON — ``start`` (path, method, idempotency_header, saga_id pointer,
+  headers), ``status`` (``url`` — or ``path`` on the host — with {saga_id}, state pointer),
+  ``terminal`` (state → outcome), ``triggers`` (name → request template), ``mix`` (name → weight).
   Without it, the reference system's API and triggers are used.
 - ``SAGA_HARNESS_DUPLICATES``: share of sagas resent with the same key (default 0.1).
 - ``SAGA_HARNESS_RUN_DIR``: where this process writes its history shard.
@@ -26,6 +26,7 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, between, events, task
 from saga_harness.history.log import HistoryWriter, shard_path
+from saga_harness.history.records import Completion, Invoke, Record, StatusSeen
 from saga_harness.pointer import resolve
 from saga_harness.workload import render
 
@@ -49,13 +50,14 @@ _history: HistoryWriter | None = None
 _op = 0
 
 
-def record(kind: str, **fields: Any) -> None:
+def record(entry: Record) -> None:
+    """Append ``entry`` to this process's shard of the run's history (none without a run directory)."""
     global _history
     if RUN_DIR is None:
         return
     if _history is None:
         _history = HistoryWriter(shard_path(RUN_DIR, f"locust-{os.getpid()}"), process=f"locust-{os.getpid()}")
-    _history.write(kind, **fields)
+    _history.append(entry)
 
 
 @events.quitting.add_listener
@@ -78,14 +80,20 @@ class SagaUser(FastHttpUser):
         global _op
         _op += 1
         op = _op
-        base = {"process": f"locust-{os.getpid()}", "f": "start_saga", "op": op, "key": key, "trigger": trigger}
-        record("invoke", **base, request=body)
+        f = "start_saga"
+        record(Invoke(f, op, key, trigger, body))
         start = SUT["start"]
-        with self.client.post(
-            start["path"], json=body, headers={start["idempotency_header"]: key}, name="start saga", catch_response=True
+        headers = {**start.get("headers", {}), start["idempotency_header"]: key}
+        with self.client.request(
+            start.get("method", "POST"),
+            start["path"],
+            json=body,
+            headers=headers,
+            name="start saga",
+            catch_response=True,
         ) as resp:
             if resp.status_code == 0 or resp.status_code is None:
-                record("info", **base, status=None, value=None, error=str(resp.error))
+                record(Completion("info", f, op, key, trigger, error=str(resp.error)))
                 resp.failure(f"no answer: {resp.error}")
                 return None
             try:
@@ -94,9 +102,9 @@ class SagaUser(FastHttpUser):
                 payload = None
             saga_id = resolve(payload, start["saga_id"], None) if isinstance(payload, dict) else None
             if 200 <= resp.status_code < 300 and saga_id:
-                record("ok", **base, status=resp.status_code, value=payload, saga_id=str(saga_id))
+                record(Completion("ok", f, op, key, trigger, resp.status_code, payload, str(saga_id)))
                 return str(saga_id)
-            record("fail", **base, status=resp.status_code, value=payload, error=f"HTTP {resp.status_code}")
+            record(Completion("fail", f, op, key, trigger, resp.status_code, payload, error=f"HTTP {resp.status_code}"))
             resp.failure(f"HTTP {resp.status_code}")
             return None
 
@@ -126,16 +134,15 @@ class SagaUser(FastHttpUser):
 
     def _poll(self, saga_id: str) -> None:
         status = SUT["status"]
+        where = status.get("url") or status["path"]  # an absolute URL, or a path on the host
         for _ in range(20):
             gevent.sleep(0.25)
-            with self.client.get(
-                status["path"].replace("{saga_id}", saga_id), name="saga status", catch_response=True
-            ) as resp:
+            with self.client.get(where.replace("{saga_id}", saga_id), name="saga status", catch_response=True) as resp:
                 if resp.status_code != 200:
                     resp.failure(f"HTTP {resp.status_code}")
                     return
                 state = resolve(resp.json(), status["state"], None)
                 outcome = SUT["terminal"].get(str(state))
                 if outcome is not None:
-                    record("status", process=f"locust-{os.getpid()}", saga_id=saga_id, state=state, outcome=outcome)
+                    record(StatusSeen(saga_id, state, outcome))
                     return

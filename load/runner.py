@@ -12,20 +12,26 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from saga_harness.chaos.guard import check_targets
-from saga_harness.chaos.wiring import proxied_links
+from saga_harness.chaos.nemesis import Nemesis
+from saga_harness.chaos.run import heal, report_faults
+from saga_harness.chaos.scenario import load_scenario
+from saga_harness.chaos.schedule import FaultWindow, for_sut, needs
+from saga_harness.chaos.wiring import check_links, faulted_links, proxied_links
 from saga_harness.errors import ConfigError, ScenarioError
-from saga_harness.history import HistoryWriter, read_history, shard_path
+from saga_harness.history import Completion, Phase
+from saga_harness.history.reader import read_entries
+from saga_harness.lifecycle import Lifecycle, Run, RunRequest
 from saga_harness.ports import free_port
-from saga_harness.run import RunResult, identity, judge, model_with_triggers, new_run_dir, shutdown
-from saga_harness.runner import SETTLE_AFTER_FAULTS_S, Runner, RunOptions
+from saga_harness.progress import Listener, LoadCounts, PhaseStarted, ignore
+from saga_harness.run import RunResult, sut_label
+from saga_harness.runner import SETTLE_AFTER_FAULTS_S
 from saga_harness.supervisor import ProcessSpec, Supervisor
-from saga_harness.sut import SystemUnderTest, load_sut
 from saga_harness.workload import parse_mix
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -43,41 +49,12 @@ class LoadSpec:
     seed: int = 0
     bugs: str | None = None
     out: Path | None = None
+    sut: str | None = None
     config: Path | None = None
     database_url: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
     deadline_s: float = 60.0
     command: str = ""
-
-
-@dataclass
-class LoadProgress:
-    phase: str = "starting"
-    elapsed_s: float = 0.0
-    duration_s: float = 0.0
-    users: int = 0
-    events: int = 0
-    active_faults: list[str] = field(default_factory=list)
-
-
-def saga_api(sut: SystemUnderTest) -> dict[str, Any]:
-    """The saga API as the locustfile needs it (from the SUT's description)."""
-    config = getattr(sut, "config", None)
-    if config is not None:
-        return {
-            "start": config.saga.start.model_dump(),
-            "status": config.saga.status.model_dump(),
-            "terminal": dict(config.saga.terminal),
-        }
-    from saga_harness.models import reference_description
-
-    saga = reference_description()["saga"]
-    return {"start": saga["start"], "status": saga["status"], "terminal": saga["terminal"]}
-
-
-def client_url(sut: SystemUnderTest, api: dict[str, Any]) -> str:
-    if hasattr(sut, "client_url"):
-        return sut.client_url()  # type: ignore[attr-defined]
-    return sut.url(api["start"]["service"])  # type: ignore[attr-defined]
 
 
 def locust_specs(spec: LoadSpec, run_dir: Path, host: str, env: dict[str, str]) -> list[ProcessSpec]:
@@ -152,134 +129,103 @@ def locust_summary(run_dir: Path) -> dict[str, Any]:
     return out
 
 
-def execute_load(spec: LoadSpec, on_progress: Callable[[LoadProgress], None] | None = None) -> RunResult:
-    """Start the SUT, run Locust (and a scenario), heal, converge, judge; write load.json."""
+def execute_load(spec: LoadSpec, listener: Listener = ignore) -> RunResult:
+    """Start the SUT, run Locust (and a scenario), heal, converge, judge; write ``load.json``."""
     if spec.duration_s <= 0 or spec.users <= 0:
         raise ConfigError("--duration and --users must be positive")
-    run_dir = new_run_dir(spec.out, f"load-{spec.scenario or 'plain'}")
-    sut = load_sut(run_dir / "sut", config=spec.config, bugs=spec.bugs, database_url=spec.database_url)
-    model = model_with_triggers(sut)
-    triggers = sut.triggers()
-    mix = parse_mix(spec.mix or getattr(sut, "default_mix", lambda: {})() or None, triggers)
-    api = saga_api(sut)
-    windows: list[Any] = []
-    scenario = None
-    if spec.scenario:
-        from saga_harness.chaos.scenario import load_scenario
-        from saga_harness.chaos.schedule import build
-
-        scenario, _ = load_scenario(spec.scenario)
-        windows = build(scenario, spec.seed, [link.name for link in sut.links()], list(sut.services()))
-    started = time.time()
-    progress = LoadProgress(duration_s=spec.duration_s, users=spec.users)
-    locusts = Supervisor(run_dir / "locust-processes")
-    with HistoryWriter(shard_path(run_dir), process="runner") as history:
-        history(
-            "meta",
-            run_id=run_dir.name,
-            seed=spec.seed,
-            sut=sut.name,
-            scenario=spec.scenario,
+    scenario = load_scenario(spec.scenario)[0] if spec.scenario else None
+    life = Lifecycle(
+        RunRequest(
+            label=f"load-{spec.scenario or sut_label(spec.sut, spec.config)}",
+            out=spec.out,
+            sut=spec.sut,
+            config=spec.config,
             bugs=spec.bugs,
+            database_url=spec.database_url,
+            env=spec.env,
+            seed=spec.seed,
+            scenario=spec.scenario,
             command=spec.command,
-            load={"users": spec.users, "workers": spec.workers, "duration_s": spec.duration_s},
-        )
-        converge_s = None
-        with proxied_links(sut, windows) as proxies:
-            try:
-                sut.start()
-                host = client_url(sut, api)
-                allowed = getattr(getattr(sut, "config", None), "allowed_hosts", [])
-                check_targets([("load", host)], allowed)
-                env = {
-                    "SAGA_HARNESS_SUT": json.dumps(
-                        {**api, "mix": mix, "triggers": {n: dict(t.request) for n, t in triggers.items()}}
-                    ),
-                    "SAGA_HARNESS_DUPLICATES": str(spec.duplicates),
-                    "SAGA_HARNESS_RUN_DIR": str(run_dir),
-                }
-                processes = locust_specs(spec, run_dir, host, env)
-                converge_s = asyncio.run(
-                    _drive(sut, spec, locusts, processes, windows, proxies, history, progress, on_progress, run_dir)
-                )
-            finally:
-                locusts.stop()
-                shutdown(sut)
-    who = identity(
-        run_dir, sut, seed=spec.seed, scenario=spec.scenario, bugs=spec.bugs, command=spec.command, started=started
+            extra={"load": {"users": spec.users, "workers": spec.workers, "duration_s": spec.duration_s}},
+        ),
+        listener,
     )
-    verdicts = judge(run_dir, model, who)
+    triggers = life.sut.triggers()
+    mix = parse_mix(spec.mix or life.sut.default_mix() or None, triggers)
+    windows: list[FaultWindow] = for_sut(scenario, spec.seed, life.sut) if scenario is not None else []
+    life.require(needs(windows), f"scenario {spec.scenario!r}")
+    check_links(life.sut, faulted_links(windows))
+    life.schedule(w.describe() for w in windows)
+    locusts = Supervisor(life.run_dir / "locust-processes")
+    with proxied_links(life.sut, windows) as proxies, life as run:
+        api = run.sut.saga_api()
+        check_targets([("load", api.client_url)], run.sut.allowed_hosts())
+        sut_env = {
+            "start": api.start,
+            "status": api.status,
+            "terminal": api.terminal,
+            "mix": mix,
+            "triggers": {n: dict(t.request) for n, t in triggers.items()},
+        }
+        env = {
+            "SAGA_HARNESS_SUT": json.dumps(sut_env),
+            "SAGA_HARNESS_DUPLICATES": str(spec.duplicates),
+            "SAGA_HARNESS_RUN_DIR": str(run.run_dir),
+        }
+        processes = locust_specs(spec, run.run_dir, api.client_url, env)
+        nemesis = Nemesis.for_sut(windows, run.history, run.sut, run.http, proxies)
+        try:
+            converge_s = run.call(_drive(run, spec, nemesis, locusts, processes))
+        finally:
+            locusts.stop()
+        verdicts = run.judge()
     summary = {
         "users": spec.users,
         "workers": spec.workers,
         "duration_s": spec.duration_s,
-        "locust": locust_summary(run_dir),
-        "sagas_started": verdicts["stats"]["sagas_started"],
-        "by_outcome": verdicts["stats"]["by_outcome"],
+        "locust": locust_summary(life.run_dir),
+        "sagas_started": verdicts.stats.sagas_started,
+        "by_outcome": verdicts.stats.by_outcome,
         "convergence_after_load_s": converge_s,
-        "convergence_s": verdicts["stats"]["convergence_s"],
+        "convergence_s": verdicts.stats.convergence_s,
     }
-    (run_dir / "load.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return RunResult(run_dir, verdicts)
+    (life.run_dir / "load.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return RunResult(life.run_dir, verdicts)
 
 
-async def _drive(
-    sut: SystemUnderTest,
-    spec: LoadSpec,
-    locusts: Supervisor,
-    specs: list[ProcessSpec],
-    windows: list[Any],
-    proxies: dict[str, Any],
-    record: Callable[..., None],
-    progress: LoadProgress,
-    on_progress: Callable[[LoadProgress], None] | None,
-    run_dir: Path,
-) -> float:
-    import aiohttp
-    from saga_harness.chaos.nemesis import Nemesis
-
-    settle = SETTLE_AFTER_FAULTS_S if windows else 0.0
-    runner = Runner(sut, record, RunOptions(deadline_s=spec.deadline_s, settle_s=settle))
-    await runner.open()
+async def _drive(run: Run, spec: LoadSpec, nemesis: Nemesis, locusts: Supervisor, specs: list[ProcessSpec]) -> float:
+    """Locust for ``spec.duration_s`` with the fault schedule; heal, learn the sagas it started, converge."""
+    run.history.append(Phase("workload-start"))
+    run.emit(PhaseStarted(run.elapsed(), "load"))
+    t0 = time.monotonic()
+    await asyncio.to_thread(locusts.start, specs)
+    chaos = asyncio.create_task(nemesis.run())
+    ticker = asyncio.create_task(report_faults(run, nemesis))
+    master = specs[0].name
     try:
-        async with aiohttp.ClientSession() as http:
-            nemesis = Nemesis.for_sut(windows, record, sut, http, proxies)
-            record("phase", name="workload-start")
-            t0 = time.monotonic()
-            await asyncio.to_thread(locusts.start, specs)
-            chaos = asyncio.create_task(nemesis.run())
-            progress.phase = "load"
-            master = specs[0].name
-            try:
-                while locusts.status()[master].alive:
-                    progress.elapsed_s = time.monotonic() - t0
-                    progress.active_faults = [f"{w.kind} {w.target}" for w in nemesis.active.values()]
-                    progress.events = runner.progress.events
-                    if on_progress:
-                        on_progress(progress)
-                    if progress.elapsed_s > spec.duration_s + 60:
-                        raise ScenarioError(
-                            f"Locust did not stop {spec.duration_s + 60:.0f}s after starting; "
-                            f"see {run_dir / 'locust-processes' / 'logs'}"
-                        )
-                    await asyncio.sleep(0.5)
-                record("phase", name="workload-end")
-                await asyncio.wait_for(
-                    chaos, timeout=max(0.0, max((w.end_s for w in windows), default=0) - (time.monotonic() - t0)) + 5
+        while (await asyncio.to_thread(locusts.status))[master].alive:
+            elapsed = time.monotonic() - t0
+            run.emit(LoadCounts(run.elapsed(), min(elapsed, spec.duration_s), spec.duration_s, spec.users))
+            if elapsed > spec.duration_s + 60:
+                raise ScenarioError(
+                    f"Locust did not stop {spec.duration_s + 60:.0f}s after starting; "
+                    f"see {run.run_dir / 'locust-processes' / 'logs'}"
                 )
-            finally:
-                chaos.cancel()
-                await nemesis.heal_all()
-                record("phase", name="healed")
-        load_end = time.monotonic()
-        for entry in read_history(run_dir):
-            if entry.get("type") == "ok" and entry.get("saga_id"):
-                runner.saga_ids.setdefault(str(entry["saga_id"]), str(entry.get("key")))
-        progress.phase = "converging"
-        if on_progress:
-            on_progress(progress)
-        await runner.converge()
-        record("phase", name="converged-after-load", seconds=round(time.monotonic() - load_end, 3))
+            await asyncio.sleep(0.5)
+        run.history.append(Phase("workload-end"))
+        remaining = max((w.end_s for w in nemesis.windows), default=0) - (time.monotonic() - t0)
+        await asyncio.wait_for(asyncio.shield(chaos), timeout=max(0.0, remaining) + 5)
     finally:
-        await runner.close()
-    return round(time.monotonic() - load_end, 3)
+        ticker.cancel()
+        await heal(run, nemesis, chaos)
+    load_end = time.monotonic()
+    # The sagas Locust started are in its shards of the history: converge waits for them too.
+    for entry in await asyncio.to_thread(lambda: list(read_entries(run.run_dir))):
+        record = entry.record
+        if isinstance(record, Completion) and record.outcome == "ok" and record.saga_id:
+            run.runner.learn(record.saga_id, str(record.key))
+    settle = SETTLE_AFTER_FAULTS_S if nemesis.windows else 0.0
+    await run.runner.converge(spec.deadline_s, settle_s=settle)
+    seconds = round(time.monotonic() - load_end, 3)
+    run.history.append(Phase("converged-after-load", {"seconds": seconds}))
+    return seconds

@@ -3,14 +3,13 @@ hooks a SUT exposes (the reference system's task queue and bus admin API)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 from saga_harness.chaos.schedule import FaultWindow
+from saga_harness.sut import DeliveryHooks
 
 
 class DeliveryFaults:
-    def __init__(self, sut: Any, http: aiohttp.ClientSession) -> None:
+    def __init__(self, sut: DeliveryHooks, http: aiohttp.ClientSession) -> None:
         self.sut = sut
         self.http = http
         self.ids: dict[str, tuple[str, str]] = {}
@@ -20,7 +19,7 @@ class DeliveryFaults:
         if w.kind == "redeliver":
             await self.sut.redeliver(self.http, component, queue or "*", since_s=60.0)
             return
-        rule = {"target": queue or "*", "probability": w.params.get("probability", 1.0)}
+        rule: dict[str, object] = {"target": queue or "*", "probability": w.params.get("probability", 1.0)}
         if w.kind == "duplicate":
             rule["duplicate"] = max(1, int(w.params.get("copies", 1)))
         elif w.kind == "delay":

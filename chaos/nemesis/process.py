@@ -6,11 +6,11 @@ import asyncio
 import signal
 
 from saga_harness.chaos.schedule import FaultWindow
-from saga_harness.sut import SystemUnderTest
+from saga_harness.sut import ProcessControl
 
 
 class ProcessFaults:
-    def __init__(self, sut: SystemUnderTest) -> None:
+    def __init__(self, sut: ProcessControl) -> None:
         self.sut = sut
 
     async def apply(self, w: FaultWindow) -> None:

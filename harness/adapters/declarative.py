@@ -1,4 +1,12 @@
-"""Any HTTP saga system, described by a ``saga-harness.toml`` (see :mod:`saga_harness.config`)."""
+"""Any HTTP saga system, described by a ``saga-harness.toml`` (see :mod:`saga_harness.config`).
+
+:func:`declarative_system` builds the adapter with exactly the abilities the
+description declares: process control over the services it starts (never the
+``external`` ones) and link routing over its ``[[links]]`` always; contract
+providers with ``[contracts]``, snapshots with ``[snapshots]``, an event tap with
+``[events]``. It has no delivery hooks: nothing in a description reaches into
+a system's own deliveries.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +20,18 @@ from typing import Any
 import aiohttp
 from saga_harness.config import SutConfig, fill, load_config
 from saga_harness.errors import ConfigError, SutError
+from saga_harness.model import SagaModel
+from saga_harness.models import load_model
 from saga_harness.pointer import resolve
 from saga_harness.ports import free_ports
-from saga_harness.supervisor import ProcessSpec, Supervisor
-from saga_harness.sut import LinkInfo, ProviderInfo, SagaStatus, ServiceInfo, Signing, StartResult
+from saga_harness.supervisor import ProcessSpec, Supervisor, check_health
+from saga_harness.sut import LinkInfo, ProviderInfo, SagaApi, SagaStatus, ServiceInfo, Signing, StartResult
 from saga_harness.workload import Trigger
 
 
 class DeclarativeSystem:
-    """A :class:`~saga_harness.sut.SystemUnderTest` built from a SUT description."""
+    """A :class:`~saga_harness.sut.SystemUnderTest` built from a SUT description, with process
+    control and link routing (build one with :func:`declarative_system`)."""
 
     def __init__(
         self,
@@ -38,12 +49,13 @@ class DeclarativeSystem:
         self.extra_env = dict(extra_env or {})
         self.supervisor = Supervisor(self.run_dir)
         self.ports: dict[str, int] = {}
-        self.addresses: dict[str, str] = {}  # link name -> URL override (a chaos proxy)
+        self._routes: dict[str, str] = {}  # link name -> URL override (a chaos proxy), see route()
         self._poller: asyncio.Task | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, run_dir: str | os.PathLike[str], **kw: Any) -> DeclarativeSystem:
-        return cls(load_config(path), run_dir, config_path=Path(path), **kw)
+        """The adapter for the description at ``path`` (see :func:`declarative_system`)."""
+        return declarative_system(load_config(path), run_dir, config_path=Path(path), **kw)
 
     # -- processes ---------------------------------------------------------
     def _pick_ports(self) -> None:
@@ -72,7 +84,7 @@ class DeclarativeSystem:
         for other in self.config.services:
             variables[f"url:{other}"] = self.url(other)
         for link in self.config.links:
-            variables[f"link:{link.name}"] = self.addresses.get(link.name, self.url(link.target))
+            variables[f"link:{link.name}"] = self._routes.get(link.name, self.url(link.target))
         return variables
 
     def specs(self) -> list[ProcessSpec]:
@@ -102,23 +114,15 @@ class DeclarativeSystem:
         self.supervisor.start(self.specs())
         for name, svc in self.config.services.items():
             if svc.external:
-                from saga_harness.supervisor import check_health
-
                 if not check_health(self.url(name) + svc.health):
                     raise SutError(
                         f"external service {name!r} at {self.url(name)}{svc.health} does not answer 200; "
                         f"start it first or fix services.{name}.url in {self.config_path}"
                     )
 
-    def stop(self) -> None:
+    def shutdown(self) -> None:
+        """Stop every process the harness started (external services are left alone)."""
         self.supervisor.stop()
-
-    def __enter__(self) -> DeclarativeSystem:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def services(self) -> dict[str, ServiceInfo]:
         status = self.supervisor.status()
@@ -132,6 +136,10 @@ class DeclarativeSystem:
             )
         return out
 
+    def processes(self) -> list[str]:
+        """The services the harness starts (not the external ones)."""
+        return [n for n, s in self.config.services.items() if not s.external]
+
     def links(self) -> list[LinkInfo]:
         out = []
         for link in self.config.links:
@@ -139,15 +147,35 @@ class DeclarativeSystem:
             out.append(LinkInfo(link.name, link.source, link.target, target))
         return out
 
+    def route(self, link: str, address: str) -> None:
+        known = [link.name for link in self.config.links]
+        if link not in known:
+            raise ConfigError(
+                f"{self.config_path or self.name}: no link {link!r} under [[links]]; "
+                f"links: {', '.join(known) or 'none'}"
+            )
+        self._routes[link] = address
+
     def triggers(self) -> dict[str, Trigger]:
         return {n: Trigger(n, t.request, t.outcome, t.burst) for n, t in self.config.triggers.items()}
 
     def default_mix(self) -> dict[str, float]:
         return dict(self.config.mix)
 
-    def model(self) -> Any:
-        from saga_harness.models import load_model
+    def allowed_hosts(self) -> list[str]:
+        return list(self.config.allowed_hosts)
 
+    def saga_api(self) -> SagaApi:
+        start, status = self.config.saga.start, self.config.saga.status
+        client = self._routes.get(f"client->{start.service}") or self.url(start.service)
+        return SagaApi(
+            client_url=client,
+            start={k: v for k, v in start.model_dump().items() if k != "service"},
+            status={"url": self.url(status.service) + status.path, "state": status.state},
+            terminal=dict(self.config.saga.terminal),
+        )
+
+    def model(self) -> SagaModel:
         where = str(self.config_path or self.name)
         try:
             model = load_model(self.config.model, {n: t.outcome for n, t in self.config.triggers.items()})
@@ -159,6 +187,38 @@ class DeclarativeSystem:
             schemas = [str((self.base_dir / d).resolve()) for d in contracts.schemas]
             model = model.model_copy(update={"event_schemas": schemas})
         return model
+
+    def kill(self, name: str, sig: int) -> None:
+        self.supervisor.kill(name, sig)
+
+    def restart(self, name: str) -> None:
+        self.supervisor.restart(name)
+
+    # -- the saga API ------------------------------------------------------
+    async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, Any]) -> StartResult:
+        s = self.config.saga.start
+        headers = {**s.headers, s.idempotency_header: key}
+        client = self._routes.get(f"client->{s.service}") or self.url(s.service)
+        async with http.request(s.method, client + s.path, json=dict(body), headers=headers) as resp:
+            payload = await resp.json(content_type=None)
+        saga_id = resolve(payload, s.saga_id, None) if isinstance(payload, dict) else None
+        return StartResult(resp.status, str(saga_id) if saga_id is not None else None, payload)
+
+    async def saga_status(self, http: aiohttp.ClientSession, saga_id: str) -> SagaStatus:
+        s = self.config.saga.status
+        async with http.get(self.url(s.service) + s.path.replace("{saga_id}", saga_id)) as resp:
+            payload = await resp.json(content_type=None)
+        if resp.status != 200:
+            return SagaStatus(saga_id, None, None, {"status": resp.status, "body": payload})
+        state = resolve(payload, s.state, None)
+        return SagaStatus(saga_id, state, self.config.saga.terminal.get(str(state)), payload)
+
+
+class _Contracts:
+    """``[contracts]``: its providers can be verified against consumer pacts."""
+
+    config: SutConfig
+    url: Any
 
     def contract_providers(self) -> dict[str, ProviderInfo]:
         """The providers ``[contracts.providers]`` names, at their services' URLs."""
@@ -179,29 +239,12 @@ class DeclarativeSystem:
             )
         return out
 
-    def kill(self, name: str, sig: int) -> None:
-        self.supervisor.kill(name, sig)
 
-    def restart(self, name: str) -> None:
-        self.supervisor.restart(name)
+class _Snapshots:
+    """``[snapshots]``: each service's read endpoints."""
 
-    # -- the saga API ------------------------------------------------------
-    async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, Any]) -> StartResult:
-        s = self.config.saga.start
-        headers = {**s.headers, s.idempotency_header: key}
-        async with http.request(s.method, self.url(s.service) + s.path, json=dict(body), headers=headers) as resp:
-            payload = await resp.json(content_type=None)
-        saga_id = resolve(payload, s.saga_id, None) if isinstance(payload, dict) else None
-        return StartResult(resp.status, str(saga_id) if saga_id is not None else None, payload)
-
-    async def saga_status(self, http: aiohttp.ClientSession, saga_id: str) -> SagaStatus:
-        s = self.config.saga.status
-        async with http.get(self.url(s.service) + s.path.replace("{saga_id}", saga_id)) as resp:
-            payload = await resp.json(content_type=None)
-        if resp.status != 200:
-            return SagaStatus(saga_id, None, None, {"status": resp.status, "body": payload})
-        state = resolve(payload, s.state, None)
-        return SagaStatus(saga_id, state, self.config.saga.terminal.get(str(state)), payload)
+    config: SutConfig
+    url: Any
 
     async def snapshot(self, http: aiohttp.ClientSession) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -218,6 +261,14 @@ class DeclarativeSystem:
                     merged[path] = data
             out[service] = merged
         return out
+
+
+class _Events:
+    """``[events]``: the SUT pushes CloudEvents to the harness's sink, or keeps a log it reads."""
+
+    config: SutConfig
+    url: Any
+    _poller: asyncio.Task | None
 
     async def tap_events(self, http: aiohttp.ClientSession, sink_url: str) -> None:
         events = self.config.events
@@ -257,3 +308,28 @@ class DeclarativeSystem:
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
                 pass  # the SUT may be down for a moment (chaos); read again later
             await asyncio.sleep(0.2)
+
+
+def declarative_system(
+    config: SutConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    config_path: Path | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> DeclarativeSystem:
+    """The adapter for ``config``, with the abilities its description declares (and no others)."""
+    parts: list[type] = []
+    if config.contracts is not None:
+        parts.append(_Contracts)
+    if config.snapshots:
+        parts.append(_Snapshots)
+    if config.events is not None:
+        parts.append(_Events)
+    cls = DeclarativeSystem
+    if parts:
+        name = "DeclarativeSystem[" + ", ".join(p.__name__.strip("_").lower() for p in parts) + "]"
+        cls = _CLASSES.setdefault(name, type(name, (DeclarativeSystem, *parts), {"__module__": __name__}))
+    return cls(config, run_dir, config_path=config_path, extra_env=extra_env)
+
+
+_CLASSES: dict[str, type[DeclarativeSystem]] = {}  # one class per combination of abilities

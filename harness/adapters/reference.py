@@ -1,8 +1,10 @@
 """The bundled reference system (``sagashop``) as a system under test.
 
 Eleven processes on loopback, planned by ``sagashop.topology.plan`` and run by
-one :class:`~saga_harness.supervisor.Supervisor`. Kept small on purpose: it starts,
-stops and describes the system; the full SUT protocol builds on it.
+one :class:`~saga_harness.supervisor.Supervisor`. It implements the
+:class:`~saga_harness.sut.SystemUnderTest` protocol and every ability: process
+control, link routing, delivery hooks (its task queue's and bus's admin API),
+contract providers, snapshots and an event tap.
 """
 
 from __future__ import annotations
@@ -14,10 +16,16 @@ from pathlib import Path
 
 import aiohttp
 from saga_harness.errors import ConfigError, SutError
+from saga_harness.model import SagaModel
+from saga_harness.models import reference_description, reference_model
 from saga_harness.ports import free_ports
 from saga_harness.supervisor import ProcessSpec, Supervisor
-from saga_harness.sut import LinkInfo, ProviderInfo, SagaStatus, ServiceInfo, Signing, StartResult
+from saga_harness.sut import LinkInfo, ProviderInfo, SagaApi, SagaStatus, ServiceInfo, Signing, StartResult
 from saga_harness.workload import Trigger
+from sagashop import signing
+from sagashop.bugs import parse_bugs
+from sagashop.topology import COMPONENTS, DATABASE, database_address, database_link, plan
+from sagashop.topology import links as topology_links
 
 __all__ = ["ReferenceSystem", "ServiceInfo", "parse_bug_names"]
 
@@ -32,8 +40,6 @@ def parse_bug_names(bugs: str | Sequence[str] | None, source: str = "bugs") -> t
     ``source`` names where the value came from (``--bugs``, a config key) so the
     message can point at it.
     """
-    from sagashop.bugs import parse_bugs
-
     text = bugs if isinstance(bugs, str) or bugs is None else ",".join(bugs)
     try:
         return parse_bugs(text)
@@ -63,8 +69,6 @@ class ReferenceSystem:
         extra_env: Mapping[str, str] | None = None,
         ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S,
     ) -> None:
-        from sagashop.topology import COMPONENTS
-
         self.run_dir = Path(run_dir).resolve()
         self.bugs = parse_bug_names(bugs)
         self.database_url = database_url
@@ -85,21 +89,19 @@ class ReferenceSystem:
         self.ports: dict[str, int] = {}
         self.supervisor = Supervisor(self.run_dir)
         self.name = "reference"
-        self.addresses: dict[str, str] = {}  # link name -> URL override (a chaos proxy)
+        self._routes: dict[str, str] = {}  # link name -> URL override (a chaos proxy), see route()
 
     def __enter__(self) -> ReferenceSystem:
+        # For tests of the reference system itself; a harness run goes through the lifecycle.
         self.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        self.shutdown()
 
     def specs(self) -> list[ProcessSpec]:
         """The process specs of every component (picks ports if none are fixed yet)."""
-        from sagashop.topology import COMPONENTS, plan
-
-        if not self.ports:
-            self.ports = self._fixed_ports or dict(zip(COMPONENTS, free_ports(len(COMPONENTS)), strict=True))
+        self._pick_ports()
         data_dir = None
         if not self.database_url:
             data_dir = self.run_dir / "data"
@@ -111,7 +113,7 @@ class ReferenceSystem:
             database_url=self.database_url,
             schema_prefix=self.schema_prefix,
             bugs=self.bugs,
-            addresses=self.addresses,
+            addresses=self._routes,
             extra_env=self.extra_env,
         )
         return [
@@ -126,19 +128,31 @@ class ReferenceSystem:
             for p in plans
         ]
 
+    def _pick_ports(self) -> None:
+        if not self.ports:
+            self.ports = self._fixed_ports or dict(zip(COMPONENTS, free_ports(len(COMPONENTS)), strict=True))
+
     def start(self) -> None:
         """Start every component and wait until all are healthy (SutError otherwise)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.supervisor.start(self.specs())
 
     def stop(self) -> None:
-        """Stop every component (idempotent)."""
+        """Stop every component (idempotent); the data stays (see :meth:`shutdown`)."""
         self.supervisor.stop()
+
+    def shutdown(self) -> None:
+        """Stop every component and drop this run's PostgreSQL schemas (idempotent)."""
+        try:
+            self.stop()
+        finally:
+            self.drop_schemas()
 
     def drop_schemas(self) -> None:
         """Drop this run's PostgreSQL schemas (no-op on SQLite)."""
         if not self.database_url:
             return
+        # Imported here: SQLAlchemy is only needed on the PostgreSQL backend.
         from sqlalchemy import create_engine, text
 
         url = self.database_url
@@ -166,6 +180,7 @@ class ReferenceSystem:
 
     def services(self) -> dict[str, ServiceInfo]:
         """Every component's URL, pid and live health."""
+        self._pick_ports()
         status = self.supervisor.status()
         out = {}
         for name in self.ports:
@@ -178,60 +193,33 @@ class ReferenceSystem:
         return out
 
     # -- the SystemUnderTest protocol --------------------------------------
-    def links(self) -> list[LinkInfo]:
-        """Every link between components, plus the clients' link to the orchestrator."""
-        from sagashop.topology import links
-
-        if not self.ports:
-            self.specs()
-        out = [LinkInfo("client->orchestrator", "client", "orchestrator", f"127.0.0.1:{self.ports['orchestrator']}")]
-        out += [
-            LinkInfo(link.name, link.source, link.target, f"127.0.0.1:{self.ports[link.target]}") for link in links()
-        ]
-        if self.database_url:
-            from sagashop.topology import COMPONENTS, DATABASE, database_address, database_link
-
-            db = database_address(self.database_url)
-            out += [LinkInfo(database_link(c), c, DATABASE, db) for c in COMPONENTS]
-        return out
-
     def triggers(self) -> dict[str, Trigger]:
-        from saga_harness.models import reference_description
-
         return {
             n: Trigger(n, t["request"], t["outcome"], t.get("burst", 1))
             for n, t in reference_description()["triggers"].items()
         }
 
     def default_mix(self) -> dict[str, float]:
-        from saga_harness.models import reference_description
-
         return dict(reference_description().get("mix", {}))
 
-    def model(self) -> object:
-        from saga_harness.models import reference_model
-
+    def model(self) -> SagaModel:
         return reference_model()
 
-    def contract_providers(self) -> dict[str, ProviderInfo]:
-        """Every component as a pact provider (its state and message hooks exist in test mode only)."""
-        from sagashop import signing
+    def allowed_hosts(self) -> list[str]:
+        return []  # loopback only
 
-        sig = Signing(self.secret, signing.TIMESTAMP_HEADER, signing.SIGNATURE_HEADER, "v1=")
-        return {
-            name: ProviderInfo(
-                name,
-                self.url(name),
-                states_url=f"{self.url(name)}/_pact/provider-states",
-                messages_url=f"{self.url(name)}/_pact/messages",
-                signing=sig,
-            )
-            for name in self.ports
-        }
+    def saga_api(self) -> SagaApi:
+        saga = reference_description()["saga"]
+        return SagaApi(
+            client_url=self.client_url(),
+            start={"method": "POST", "headers": {}, **{k: v for k, v in saga["start"].items() if k != "service"}},
+            status={"url": self.client_url() + saga["status"]["path"], "state": saga["status"]["state"]},
+            terminal=dict(saga["terminal"]),
+        )
 
     def client_url(self) -> str:
         """Where clients reach the orchestrator (a chaos proxy when one is on that link)."""
-        return self.addresses.get("client->orchestrator") or self.url("orchestrator")
+        return self._routes.get("client->orchestrator") or self.url("orchestrator")
 
     async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, object]) -> StartResult:
         async with http.post(self.client_url() + "/sagas", json=dict(body), headers={"Idempotency-Key": key}) as resp:
@@ -246,9 +234,53 @@ class ReferenceSystem:
             return SagaStatus(saga_id, None, None, {"status": resp.status, "body": payload})
         return SagaStatus(saga_id, payload.get("state"), payload.get("outcome"), payload)
 
-    async def snapshot(self, http: aiohttp.ClientSession) -> dict[str, object]:
-        from saga_harness.models import reference_description
+    # -- process control ------------------------------------------------------
+    def processes(self) -> list[str]:
+        return list(COMPONENTS)
 
+    def kill(self, name: str, sig: int) -> None:
+        self.supervisor.kill(name, sig)
+
+    def restart(self, name: str) -> None:
+        self.supervisor.restart(name)
+
+    # -- link routing ---------------------------------------------------------
+    def links(self) -> list[LinkInfo]:
+        """Every link between components, plus the clients' link to the orchestrator."""
+        self._pick_ports()
+        out = [LinkInfo("client->orchestrator", "client", "orchestrator", f"127.0.0.1:{self.ports['orchestrator']}")]
+        out += [
+            LinkInfo(link.name, link.source, link.target, f"127.0.0.1:{self.ports[link.target]}")
+            for link in topology_links()
+        ]
+        if self.database_url:
+            db = database_address(self.database_url)
+            out += [LinkInfo(database_link(c), c, DATABASE, db) for c in COMPONENTS]
+        return out
+
+    def route(self, link: str, address: str) -> None:
+        known = {info.name for info in self.links()}
+        if link not in known:
+            raise ConfigError(f"no link {link!r} in the reference system; links: {', '.join(sorted(known))}")
+        self._routes[link] = address
+
+    # -- contract providers ---------------------------------------------------
+    def contract_providers(self) -> dict[str, ProviderInfo]:
+        """Every component as a pact provider (its state and message hooks exist in test mode only)."""
+        sig = Signing(self.secret, signing.TIMESTAMP_HEADER, signing.SIGNATURE_HEADER, "v1=")
+        return {
+            name: ProviderInfo(
+                name,
+                self.url(name),
+                states_url=f"{self.url(name)}/_pact/provider-states",
+                messages_url=f"{self.url(name)}/_pact/messages",
+                signing=sig,
+            )
+            for name in self.ports
+        }
+
+    # -- snapshots and the event tap ------------------------------------------
+    async def snapshot(self, http: aiohttp.ClientSession) -> dict[str, object]:
         out: dict[str, object] = {}
         for service, paths in reference_description()["snapshots"].items():
             merged: dict[str, object] = {}
@@ -276,7 +308,10 @@ class ReferenceSystem:
         async with http.delete(self.url("eventbus") + "/subscriptions/saga-harness-tap") as resp:
             await resp.read()
 
-    # -- delivery-fault hooks (the task queue's and the bus's admin API) ------
+    # -- delivery hooks (the task queue's and the bus's admin API) -------------
+    def delivery_components(self) -> list[str]:
+        return ["taskqueue", "eventbus"]
+
     async def delivery_fault(self, http: aiohttp.ClientSession, component: str, rule: Mapping[str, object]) -> str:
         async with http.post(self.url(component) + "/admin/faults", json=dict(rule)) as resp:
             if resp.status != 201:
@@ -292,9 +327,3 @@ class ReferenceSystem:
             self.url(component) + "/admin/redeliver", json={"target": target, "since_s": since_s}
         ) as resp:
             return int((await resp.json()).get("redelivered", 0))
-
-    def kill(self, name: str, sig: int) -> None:
-        self.supervisor.kill(name, sig)
-
-    def restart(self, name: str) -> None:
-        self.supervisor.restart(name)

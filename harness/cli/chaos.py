@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 from saga_harness.cli import app
-from saga_harness.cli.run import print_summary
+from saga_harness.cli.conclude import conclude
+from saga_harness.cli.display import ProgressDisplay, console, elapsed_since
+from saga_harness.cli.options import CONFIG_HELP, ENV_HELP, SUT_HELP, command_line, parse_env
 
 chaos_app = typer.Typer(
     help="Fault scenarios: Toxiproxy link faults, process and delivery faults.", no_args_is_help=True
 )
 app.add_typer(chaos_app, name="chaos")
-console = Console()
 
 
 @chaos_app.command("list")
@@ -36,50 +33,39 @@ def list_scenarios() -> None:
     console.print(table)
 
 
-def _live(progress: object) -> Table:
-    p = progress
-    table = Table(show_header=False, box=None)
-    run = p.run  # type: ignore[attr-defined]
-    table.add_row("phase", f"[bold]{run.phase}[/]")
-    table.add_row("sagas", f"{run.finished} done / {run.in_flight} in flight / {run.planned} planned")
-    table.add_row(
-        "faults",
-        f"{p.faults_done}/{p.faults_total} done; active: "  # type: ignore[attr-defined]
-        + (escape(", ".join(p.active_faults)) or "none"),
-    )  # type: ignore[attr-defined]
-    table.add_row("events captured", str(run.events))
-    return table
-
-
 @chaos_app.command("run")
 def run_scenario(
     scenario: str = typer.Argument(..., help="a catalogue name (see `chaos list`) or a YAML file"),
     seed: int = typer.Option(0, "--seed", help="the same seed gives the same faults and workload"),
     sagas: int = typer.Option(None, "--sagas", min=0, help="override the scenario's number of sagas"),
-    bugs: str = typer.Option("", "--bugs", help="reference system's seeded bugs to switch on"),
+    bugs: str = typer.Option("", "--bugs", help="the SUT's seeded bugs to switch on"),
     out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-<scenario>)"),
-    config: Path = typer.Option(None, "--config", help="saga-harness.toml describing your SUT"),
+    config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+    sut: str = typer.Option(None, "--sut", help=SUT_HELP),
     database_url: str = typer.Option(None, "--database-url", help="reference system on PostgreSQL"),
+    env: list[str] = typer.Option(None, "--env", help=ENV_HELP),
 ) -> None:
-    """Run one scenario with a live display; heal every fault, converge, check."""
+    """Run one scenario with a progress display; heal every fault, converge, check."""
+    # Imported here: `saga-harness --help` should not load the chaos engine.
     from saga_harness.chaos.run import execute_scenario
     from saga_harness.chaos.scenario import load_scenario
 
     loaded, _path = load_scenario(scenario)
     started = time.monotonic()
-    command = " ".join(shlex.quote(a) for a in ["saga-harness", *sys.argv[1:]])
-    with Live(console=console, refresh_per_second=4, transient=True) as live:
+    with ProgressDisplay() as display:
         result = execute_scenario(
             loaded,
             seed=seed,
             sagas=sagas,
             bugs=bugs or None,
             out=out,
+            sut=sut,
             config=config,
             database_url=database_url,
-            command=command,
-            on_progress=lambda p: live.update(_live(p)),
+            env=parse_env(env),
+            command=command_line(),
+            listener=display,
         )
-    print_summary(result.verdicts, result.run_dir)
-    console.print(f"scenario {loaded.name} finished in {time.monotonic() - started:.1f}s")
-    raise typer.Exit(0 if result.verdicts["ok"] else 1)
+    status = conclude(result.verdicts, result.run_dir)
+    console.print(f"scenario {loaded.name} finished in {elapsed_since(started)}")
+    raise typer.Exit(status)

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 from saga_harness.cli import app
-from saga_harness.cli.run import print_summary
-from saga_harness.run import parse_duration
+from saga_harness.cli.conclude import conclude
+from saga_harness.cli.display import ProgressDisplay, console, elapsed_since
+from saga_harness.cli.options import CONFIG_HELP, ENV_HELP, SUT_HELP, command_line, parse_env
+from saga_harness.durations import parse_duration
 
 load_app = typer.Typer(help="Locust load on a saga system, judged by the same checkers.", no_args_is_help=True)
 app.add_typer(load_app, name="load")
-console = Console()
-
-
-def _live(p: object) -> Table:
-    table = Table(show_header=False, box=None)
-    table.add_row("phase", f"[bold]{p.phase}[/]")  # type: ignore[attr-defined]
-    table.add_row("elapsed", f"{p.elapsed_s:.0f}s of {p.duration_s:.0f}s, {p.users} users")  # type: ignore[attr-defined]
-    table.add_row("events captured", str(p.events))  # type: ignore[attr-defined]
-    table.add_row("active faults", escape(", ".join(p.active_faults)) or "none")  # type: ignore[attr-defined]
-    return table
 
 
 @load_app.command("run")
@@ -43,10 +30,13 @@ def run_load(
     seed: int = typer.Option(0, "--seed"),
     bugs: str = typer.Option("", "--bugs"),
     out: Path = typer.Option(None, "--out"),
-    config: Path = typer.Option(None, "--config"),
+    config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+    sut: str = typer.Option(None, "--sut", help=SUT_HELP),
+    env: list[str] = typer.Option(None, "--env", help=ENV_HELP),
     deadline: str = typer.Option("60s", "--deadline", help="how long sagas may take to converge after load"),
 ) -> None:
     """Run Locust headless against the SUT, then heal, converge and check every invariant."""
+    # Imported here: `saga-harness --help` should not load the load driver (and the chaos engine).
     from saga_harness.load.runner import LoadSpec, execute_load
 
     spec = LoadSpec(
@@ -60,13 +50,15 @@ def run_load(
         seed=seed,
         bugs=bugs or None,
         out=out,
+        sut=sut,
         config=config,
+        env=parse_env(env),
         deadline_s=parse_duration(deadline, "--deadline"),
-        command=" ".join(shlex.quote(a) for a in ["saga-harness", *sys.argv[1:]]),
+        command=command_line(),
     )
     started = time.monotonic()
-    with Live(console=console, refresh_per_second=2, transient=True) as live:
-        result = execute_load(spec, on_progress=lambda p: live.update(_live(p)))
+    with ProgressDisplay() as display:
+        result = execute_load(spec, display)
     summary = json.loads((result.run_dir / "load.json").read_text())
     total = summary.get("locust", {}).get("total", {})
     table = Table(title="load")
@@ -82,6 +74,6 @@ def run_load(
         f"{summary.get('convergence_after_load_s')}s",
     )
     console.print(table)
-    print_summary(result.verdicts, result.run_dir)
-    console.print(f"load run finished in {time.monotonic() - started:.1f}s")
-    raise typer.Exit(0 if result.verdicts["ok"] else 1)
+    status = conclude(result.verdicts, result.run_dir)
+    console.print(f"load run finished in {elapsed_since(started)}")
+    raise typer.Exit(status)

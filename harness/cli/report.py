@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from saga_harness.cli import app
-
-console = Console()
+from saga_harness.cli.display import show_paths
 
 
 @app.command()
@@ -18,11 +16,10 @@ def report(
     output: Path = typer.Option(None, "-o", "--output", help="where to write the report (default RUN_DIR/report.html)"),
 ) -> None:
     """(Re)build a run's self-contained HTML report, or with `index` the run index with trends."""
+    # Imported here: `saga-harness --help` should not load the report templates.
+    from saga_harness.reports import build_report, build_run_index
+
     if target == "index":
-        from saga_harness.reports.index import build_index
-
-        console.print(f"run index: [cyan]{build_index(runs_dir or Path('runs'))}[/]")
+        show_paths([("run index", build_run_index(runs_dir or Path("runs")))])
         return
-    from saga_harness.reports.html import build_report
-
-    console.print(f"report: [cyan]{build_report(Path(target), output)}[/]")
+    show_paths([("report", build_report(Path(target), output))])

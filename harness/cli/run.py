@@ -1,72 +1,19 @@
-"""``saga-harness run`` and ``saga-harness check``: drive, record, judge."""
+"""``saga-harness run`` and ``saga-harness check``: drive, record, judge; judge again offline."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
 from saga_harness.cli import app
+from saga_harness.cli.conclude import conclude
+from saga_harness.cli.display import ProgressDisplay, console, elapsed_since
+from saga_harness.cli.options import CONFIG_HELP, ENV_HELP, SUT_HELP, command_line, parse_env
+from saga_harness.durations import parse_duration
 from saga_harness.errors import ConfigError
-from saga_harness.run import RunSpec, check_history, execute, parse_duration
-
-console = Console()
-
-
-def _live_table(progress: object) -> Table:
-    p = progress  # harness.runner.Progress
-    table = Table(show_header=False, box=None)
-    table.add_row("phase", f"[bold]{p.phase}[/]")  # type: ignore[attr-defined]
-    table.add_row(
-        "sagas",
-        f"{p.started}/{p.planned} started, {p.finished} finished, "  # type: ignore[attr-defined]
-        f"{p.in_flight} in flight",
-    )  # type: ignore[attr-defined]
-    table.add_row("outcomes", ", ".join(f"{k}={v}" for k, v in sorted(p.by_outcome.items())) or "-")  # type: ignore[attr-defined]
-    table.add_row("events captured", str(p.events))  # type: ignore[attr-defined]
-    if p.failed_requests:  # type: ignore[attr-defined]
-        table.add_row("failed requests", f"[red]{p.failed_requests}[/]")  # type: ignore[attr-defined]
-    return table
-
-
-def print_summary(verdicts: dict, run_dir: Path) -> None:
-    """The end-of-run table: each invariant, its verdict and counts, then the violations."""
-    table = Table(title=f"verdicts — {verdicts.get('sut')} seed {verdicts.get('seed')}")
-    for col in ("check", "verdict", "violations", "stats"):
-        table.add_column(col)
-    for check in verdicts["checks"]:
-        verdict = "[green]ok[/]" if check["ok"] else "[bold red]VIOLATED[/]"
-        stats = ", ".join(f"{k}={v}" for k, v in list(check.get("stats", {}).items())[:4])
-        table.add_row(escape(check["name"]), verdict, str(len(check.get("violations", []))), escape(stats))
-    console.print(table)
-    stats = verdicts.get("stats", {})
-    conv = stats.get("convergence_s", {})
-    console.print(
-        f"sagas started: {stats.get('sagas_started')}  by outcome: {stats.get('by_outcome')}  "
-        f"time to converge p50={conv.get('p50')} p99={conv.get('p99')} max={conv.get('max')}"
-    )
-    for check in verdicts["checks"]:
-        for v in check.get("violations", [])[:5]:
-            console.print(
-                f"[red]✗ {check['name']}[/] saga [bold]{escape(str(v.get('saga_id')))}[/] "
-                f"step {escape(str(v.get('step')))}: expected {escape(str(v.get('expected')))}; "
-                f"got {escape(str(v.get('actual')))}",
-                highlight=False,
-            )
-    if not verdicts["ok"]:
-        console.print(f"reproduce with: [bold]{escape(str(verdicts.get('command')))}[/]", highlight=False)
-    from saga_harness.run import report
-
-    path = report(run_dir)
-    console.print(f"run directory: [cyan]{run_dir}[/]")
-    if path is not None:
-        console.print(f"report: [cyan]{path}[/]")
+from saga_harness.lifecycle import rejudge
+from saga_harness.run import RunSpec, execute
 
 
 @app.command()
@@ -80,9 +27,11 @@ def run(
     ),
     deadline: str = typer.Option("30s", "--deadline", help="how long sagas may take to converge"),
     out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-<sut>)"),
-    config: Path = typer.Option(None, "--config", help="saga-harness.toml describing your SUT"),
-    bugs: str = typer.Option("", "--bugs", help="reference system's seeded bugs to switch on"),
+    config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+    sut: str = typer.Option(None, "--sut", help=SUT_HELP),
+    bugs: str = typer.Option("", "--bugs", help="the SUT's seeded bugs to switch on"),
     database_url: str = typer.Option(None, "--database-url", help="reference system on PostgreSQL"),
+    env: list[str] = typer.Option(None, "--env", help=ENV_HELP),
 ) -> None:
     """Start the SUT, drive sagas, wait for convergence, check every invariant."""
     spec = RunSpec(
@@ -93,21 +42,19 @@ def run(
         duplicates=duplicates,
         deadline_s=parse_duration(deadline, "--deadline"),
         out=out,
+        sut=sut,
         config=config,
         bugs=bugs or None,
         database_url=database_url,
-        command=" ".join(shlex.quote(a) for a in ["saga-harness", *sys.argv[1:]]),
+        env=parse_env(env),
+        command=command_line(),
     )
     started = time.monotonic()
-    with Live(console=console, refresh_per_second=4, transient=True) as live:
-
-        def show(progress: object) -> None:
-            live.update(_live_table(progress))
-
-        result = execute(spec, on_progress=show)
-    print_summary(result.verdicts, result.run_dir)
-    console.print(f"finished in {time.monotonic() - started:.1f}s")
-    raise typer.Exit(0 if result.verdicts["ok"] else 1)
+    with ProgressDisplay() as display:
+        result = execute(spec, display)
+    status = conclude(result.verdicts, result.run_dir)
+    console.print(f"finished in {elapsed_since(started)}")
+    raise typer.Exit(status)
 
 
 @app.command()
@@ -115,10 +62,10 @@ def check(
     history: Path = typer.Argument(..., help="a history.jsonl (or a run directory)"),
     out: Path = typer.Option(None, "--out", help="where verdicts.json and junit.xml go (default: beside it)"),
     config: Path = typer.Option(None, "--config", help="the SUT description whose model judges it"),
+    sut: str = typer.Option(None, "--sut", help="the SUT plugin whose model judges it (default: the run's)"),
 ) -> None:
-    """Re-check a recorded history offline."""
+    """Judge a recorded history again, offline (nothing is started): the same verdicts, the same exit status."""
     if not history.exists():
         raise ConfigError(f"{history}: no such file or directory; give a history.jsonl or a run directory")
-    verdicts, run_dir = check_history(history, out=out, config=config)
-    print_summary(verdicts, run_dir)
-    raise typer.Exit(0 if verdicts["ok"] else 1)
+    verdicts, run_dir = rejudge(history, out, config=config, sut=sut)
+    raise typer.Exit(conclude(verdicts, run_dir))

@@ -33,6 +33,7 @@ from rich.table import Table
 from saga_harness.adapters.reference import ReferenceSystem, parse_bug_names
 from saga_harness.cli import app
 from saga_harness.errors import SutError
+from saga_harness.lifecycle import Lifecycle, RunRequest
 from saga_harness.supervisor import check_health, spawn_detached
 
 sut_app = typer.Typer(
@@ -171,24 +172,34 @@ def serve(
     state_file: Path,
     on_ready: Callable[[ReferenceSystem], None],
 ) -> None:
-    """Run the reference system until SIGINT, SIGTERM or SIGHUP; then stop it.
+    """Run the reference system until SIGINT, SIGTERM or SIGHUP; then stop it (through the run
+    lifecycle, like every run: processes reaped, PostgreSQL schemas dropped).
 
     Holds the lock next to ``state_file`` for as long as it runs, writes the
     state file once every component is healthy, calls ``on_ready``, and removes
     the state file on the way out. Start failures raise :class:`SutError`.
     """
     with _hold_lock(state_file), _signals_interrupt():
-        system = ReferenceSystem(run_dir, bugs=bugs, database_url=database_url)
+        life = Lifecycle(
+            RunRequest(
+                label="sut",
+                out=run_dir,
+                sut="reference",
+                bugs=",".join(bugs) or None,
+                database_url=database_url,
+                observe=False,
+            )
+        )
         try:
-            system.start()
-            _write_state(state_file, system)
-            on_ready(system)
-            while True:
-                time.sleep(3600)
+            with life as run:
+                assert isinstance(run.sut, ReferenceSystem)  # `sut up` runs the reference system
+                _write_state(state_file, run.sut)
+                on_ready(run.sut)
+                while True:
+                    time.sleep(3600)
         except KeyboardInterrupt:
             pass  # the way to stop: handled like a normal exit
         finally:
-            system.stop()
             _remove_state_if_ours(state_file)
 
 
@@ -277,7 +288,7 @@ def _up_detached(bugs: tuple[str, ...], database_url: str | None, run_dir: Path,
         raise SutError(str(report["error"]))
     state = _read_state(path) or {}
     console.print(_services_table(state, live=False))
-    console.print(f"logs: {run_dir / 'logs'}")
+    console.print(f"logs: {state.get('run_dir', run_dir)}/logs")
     console.print(f"running in the background (daemon pid {daemon.pid}); stop it with `saga-harness sut down`.")
 
 

@@ -1,0 +1,21 @@
+"""The end of a judged run on the command line: its reports written, its verdicts shown, its exit status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+from saga_harness.checkers import Verdicts
+from saga_harness.cli.display import console, show_paths, show_verdicts
+from saga_harness.reports import write_reports
+
+
+def conclude(verdicts: Verdicts, run_dir: Path) -> int:
+    """Write ``junit.xml`` and ``report.html``, show the verdicts and where everything is;
+    the exit status: 0 when every check holds, 1 on a violation."""
+    paths = write_reports(run_dir)
+    show_verdicts(verdicts)
+    show_paths([("run directory", run_dir), ("report", paths.html)])
+    if paths.html_error:
+        console.print(f"[yellow]{escape(paths.html_error)}[/]", highlight=False)
+    return 0 if verdicts.ok else 1

@@ -1,0 +1,154 @@
+"""How the command line shows a run: its progress while it runs, its verdicts when it is judged.
+
+:class:`ProgressDisplay` is a :data:`~saga_harness.progress.Listener`: it folds the
+run's progress events into a :class:`~saga_harness.progress.ProgressState` and draws
+it — a live table when stdout is a terminal, else one plain line every few seconds
+(so ``saga-harness run … > log`` shows the run as it goes). :func:`show_verdicts`
+prints the verdicts, the violations and the command that reproduces the run, on one
+line whatever the terminal's width.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from saga_harness.checkers import Verdicts
+from saga_harness.progress import ProgressEvent, ProgressState
+
+console = Console()
+PLAIN_EVERY_S = 3.0
+
+
+class ProgressDisplay:
+    """A thread-safe listener that shows a run's progress; use it as a context manager around the run.
+
+    ``console``: where to draw (its ``is_terminal`` picks the live view or plain lines);
+    ``every_s``: how often a plain line is printed.
+    """
+
+    def __init__(self, out: Console | None = None, every_s: float = PLAIN_EVERY_S) -> None:
+        self.console = out or console
+        self.every_s = every_s
+        self.state = ProgressState()
+        self._heard = False  # nothing to show before the first event (a run refused before it starts)
+        self._lock = threading.Lock()
+        self._live: Live | None = None
+        self._stop = threading.Event()
+        self._printer: threading.Thread | None = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        with self._lock:
+            self.state = self.state.apply(event)
+            self._heard = True
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.console.is_terminal:
+            self._live = Live(
+                console=self.console, get_renderable=self.renderable, refresh_per_second=4, transient=True
+            )
+            self._live.start()
+        else:
+            self._printer = threading.Thread(target=self._print_lines, name="progress-lines", daemon=True)
+            self._printer.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        if self._printer is not None:
+            self._stop.set()
+            self._printer.join(5)
+            self._printer = None
+            self._line()  # where it ended
+
+    def _print_lines(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._line()
+
+    def _line(self) -> None:
+        with self._lock:
+            if not self._heard:
+                return
+            line = self.state.line()
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        self.console.file.flush()
+
+    def renderable(self) -> RenderableType:
+        """The live view of the state so far."""
+        with self._lock:
+            s = self.state
+        table = Table(show_header=False, box=None)
+        table.add_row("phase", f"[bold]{escape(s.phase)}[/]")
+        if s.sagas is not None:
+            c = s.sagas
+            planned = f"/{c.planned}" if c.planned else ""
+            table.add_row("sagas", f"{c.started}{planned} started, {c.finished} finished, {c.in_flight} in flight")
+            outcomes = ", ".join(f"{k}={v}" for k, v in sorted(c.by_outcome.items())) or "-"
+            table.add_row("outcomes", escape(outcomes))
+            table.add_row("events captured", str(c.events))
+            if c.failed_requests:
+                table.add_row("requests unanswered", f"[red]{c.failed_requests}[/]")
+        if s.load is not None:
+            table.add_row("load", f"{s.load.load_elapsed_s:.0f}s of {s.load.duration_s:.0f}s, {s.load.users} users")
+        if s.faults is not None and s.faults.total:
+            active = escape(", ".join(s.faults.active)) or "none"
+            table.add_row("faults", f"{s.faults.done}/{s.faults.total} done; active: {active}")
+        table.add_row("elapsed", f"{s.elapsed_s:.0f}s")
+        return table
+
+
+def show_verdicts(verdicts: Verdicts, out: Console | None = None) -> None:
+    """The verdicts table, the run's figures, the first violations, and how to reproduce a failed run."""
+    out = out or console
+    run = verdicts.run
+    title = f"verdicts — {run.sut} seed {run.seed}" if run is not None else "verdicts"
+    table = Table(title=escape(title))
+    for col in ("check", "verdict", "violations", "stats"):
+        table.add_column(col)
+    for check in verdicts.checks:
+        verdict = "[green]ok[/]" if check.ok else "[bold red]VIOLATED[/]"
+        stats = ", ".join(f"{k}={v}" for k, v in list(check.stats.items())[:4])
+        table.add_row(escape(check.name), verdict, str(len(check.violations)), escape(stats))
+    out.print(table)
+    stats, conv = verdicts.stats, verdicts.stats.convergence_s
+    out.print(
+        f"sagas started: {stats.sagas_started}  by outcome: {stats.by_outcome}  "
+        f"time to converge p50={conv.get('p50')} p99={conv.get('p99')} max={conv.get('max')}",
+        markup=False,
+        highlight=False,
+    )
+    for check in verdicts.checks:
+        for v in check.violations[:5]:
+            out.print(
+                f"[red]✗ {escape(check.name)}[/] saga [bold]{escape(str(v.saga_id))}[/] "
+                f"step {escape(str(v.step))}: expected {escape(v.expected)}; got {escape(v.actual)}",
+                highlight=False,
+            )
+    if not verdicts.ok and run is not None and run.command:
+        # One unbroken line, whatever the terminal's width: it is meant to be copied.
+        out.print(Text("reproduce with: ") + Text(run.command, style="bold"), soft_wrap=True, highlight=False)
+
+
+def show_paths(paths: Iterable[tuple[str, Path | None]], out: Console | None = None) -> None:
+    """``label: path`` lines (a path on one line, whatever the width); None paths are skipped."""
+    out = out or console
+    for label, path in paths:
+        if path is not None:
+            out.print(Text(f"{label}: ") + Text(str(path), style="cyan"), soft_wrap=True, highlight=False)
+
+
+def elapsed_since(started: float) -> str:
+    """``12.3s`` since ``started`` (a ``time.monotonic()``)."""
+    return f"{time.monotonic() - started:.1f}s"

@@ -1,0 +1,445 @@
+"""The one run lifecycle: every run of a system under test goes through here (Jepsen's ``core/run!``).
+
+::
+
+    life = Lifecycle(RunRequest("plain", seed=1, command="saga-harness run --seed 1"), listener)
+    workload = life.plan(200, mix="ok=0.8,decline=0.2")          # pure: a mistake is exit 2, nothing started
+    life.require(Needs(processes=frozenset({"payment"})), "scenario 'payment-killed'")
+    with life as run:                                              # run dir, meta, SUT started, events tapped
+        run.call(run.runner.drive(workload))
+        run.call(run.runner.converge(deadline_s=30))
+        verdicts = run.judge()                                     # settle, snapshot, judge, verdicts.json
+    # here the SUT is shut down completely (processes reaped, schemas dropped), on every exit path
+
+Before anything starts, :class:`Lifecycle` loads the SUT (the one loader,
+:func:`~saga_harness.adapters.load_sut`), validates its model, plans the workload
+(:meth:`Lifecycle.plan`) and refuses a run that needs an ability the SUT lacks
+(:meth:`Lifecycle.require`). Entering it creates the run directory, writes the
+history's :class:`~saga_harness.history.Meta`, starts the SUT and opens the
+:class:`Run`: an asyncio loop on a thread of its own (:meth:`Run.call`), an HTTP
+session, the event sink with the SUT's events tapped into it, and the
+:class:`~saga_harness.runner.Runner` that drives sagas and waits for convergence.
+Leaving it shuts everything down, whatever happened inside. Front ends (the CLI,
+the pytest plugin, calibration) and drivers (chaos, load, contracts) keep only
+what happens inside the block.
+
+Progress goes to a :data:`~saga_harness.progress.Listener` as typed events, from
+the run's loop thread: a listener must be thread-safe (the CLI's display is).
+This module imports neither drivers nor report writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+from saga_harness.adapters import load_sut
+from saga_harness.checkers import RunInfo, Verdicts, run_checks
+from saga_harness.history import HistoryWriter, Meta, read_history, shard_path
+from saga_harness.history.reader import read_entries
+from saga_harness.model import SagaModel
+from saga_harness.progress import Listener, PhaseStarted, ProgressEvent, RunFinished, ignore
+from saga_harness.runner import Runner
+from saga_harness.sut import Needs, SystemUnderTest, require
+from saga_harness.workload import PlannedSaga, parse_mix, plan
+
+__all__ = [
+    "Lifecycle",
+    "Run",
+    "RunRequest",
+    "judge",
+    "model_with_triggers",
+    "new_run_dir",
+    "plan_workload",
+    "rejudge",
+]
+
+T = TypeVar("T")
+RUNS = Path("runs")
+# How long a cancelled coroutine (Ctrl-C, a timeout) may take to run its clean-up (healing faults).
+_CANCEL_WAIT_S = 30.0
+_TICK_S = 0.25  # how often the run's saga counts go to the listener
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a run is: which SUT, how it is labelled, how to reproduce it.
+
+    ``label`` names the run directory (``runs/<time>-<label>``) unless ``out`` is given.
+    ``sut`` names a SUT plugin (``reference``, ``fake``), ``config`` a ``saga-harness.toml``;
+    neither: the description in the current directory, else the reference system.
+    ``env`` is handed to the SUT (the reference system's processes, the fake's options) and
+    recorded for replay. ``observe``: capture events and snapshot the services (a run to be
+    judged); off for runs that only need the SUT up (``sut up``, contract verification).
+    ``extra`` goes into the history's ``meta`` record (the workload's shape, the load's).
+    """
+
+    label: str
+    out: Path | None = None
+    sut: str | None = None
+    config: Path | None = None
+    bugs: str | None = None
+    database_url: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    seed: int | None = None
+    scenario: str | None = None
+    command: str = ""
+    observe: bool = True
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def run_dir_for(out: Path | None, label: str, root: Path = RUNS) -> Path:
+    """``out`` if given, else a fresh ``runs/<timestamp>-<label>`` (not created yet)."""
+    if out is not None:
+        return Path(out).resolve()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{stamp}-{label}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{label}-{n}"
+    return path.resolve()
+
+
+def new_run_dir(out: Path | None, label: str, root: Path = RUNS) -> Path:
+    """Like :func:`run_dir_for`, and created."""
+    path = run_dir_for(out, label, root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def model_with_triggers(sut: SystemUnderTest) -> SagaModel:
+    """The SUT's model, with the outcome each of its triggers demands (the outcome oracle's input)."""
+    model = sut.model()
+    demanded = {n: t.expected_outcome for n, t in sut.triggers().items()}
+    return model.model_copy(update={"triggers": {**demanded, **model.triggers}})
+
+
+def judge(
+    history: Path, model: SagaModel, run: RunInfo, out: Path | None = None, checkers: Iterable[str] | None = None
+) -> Verdicts:
+    """Check a recorded history (a run directory or a history file); write ``verdicts.json`` into
+    ``out`` (default: the run directory). Report files are the front ends' to write."""
+    verdicts = run_checks(read_history(history), model, checkers).with_run(run)
+    verdicts.write(out or (history if history.is_dir() else history.parent))
+    return verdicts
+
+
+def rejudge(
+    history: Path, out: Path | None = None, *, config: Path | None = None, sut: str | None = None
+) -> tuple[Verdicts, Path]:
+    """Judge a recorded history again, offline, by the model of the SUT it names in its ``meta``
+    (or of ``config`` / ``sut``); nothing is started. The verdicts and where they were written."""
+    run_dir = history if history.is_dir() else history.parent
+    meta = Meta("")
+    for entry in read_entries(history):
+        if isinstance(entry.record, Meta):
+            meta = entry.record
+        break
+    if config is None and sut is None:
+        config = Path(meta.config) if meta.config else None
+        sut = None if config else (meta.sut or None)
+    system = load_sut(run_dir / "sut", sut=sut, config=config, extra_env=meta.env if not config else None)
+    out_dir = (out or run_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = RunInfo(
+        run_id=meta.run_id or run_dir.name,
+        sut=meta.sut,
+        seed=meta.seed,
+        scenario=meta.scenario,
+        bugs=meta.bugs,
+        env=dict(meta.env),
+        command=meta.command,
+        config=meta.config,
+        faults=tuple(meta.extra.get("schedule") or ()),
+    )
+    return judge(history, model_with_triggers(system), info, out_dir), out_dir
+
+
+def plan_workload(
+    sut: SystemUnderTest, sagas: int, *, mix: str | Mapping[str, float] = "", duplicates: float = 0.0, seed: int = 0
+) -> list[PlannedSaga]:
+    """``sagas`` sagas of ``sut``'s triggers (``mix``: their weights, default the SUT's own); pure."""
+    triggers = sut.triggers()
+    weights = parse_mix(mix or sut.default_mix() or None, triggers)
+    return plan(sagas, triggers=triggers, mix=weights, duplicates=duplicates, seed=seed)
+
+
+class _Loop:
+    """An asyncio loop on a thread of its own, so synchronous callers (the CLI, pytest tests)
+    can drive asynchronous clients and the event sink can run throughout the run."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="saga-harness-run", daemon=True)
+        self.thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        done = threading.Event()
+
+        async def wrapped() -> T:
+            try:
+                return await coro
+            finally:
+                done.set()
+
+        fut = asyncio.run_coroutine_threadsafe(wrapped(), self.loop)
+        try:
+            return fut.result(timeout)
+        except BaseException:
+            # Ctrl-C or a timeout here: cancel the coroutine, and give its clean-up
+            # (healing faults, closing connections) time to run before going on.
+            if not fut.done():
+                fut.cancel()
+                done.wait(_CANCEL_WAIT_S)
+            raise
+
+    def close(self) -> None:
+        async def cancel_the_rest() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self.thread.is_alive():
+            with contextlib.suppress(Exception):
+                self.call(cancel_the_rest(), timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+        if not self.thread.is_alive() and not self.loop.is_closed():
+            self.loop.close()
+
+
+class Run:
+    """One run in progress: the SUT (started), its history, the runner, a loop to drive them on.
+
+    Made by entering a :class:`Lifecycle` (or :meth:`Run.child` for several recorded runs on one
+    started SUT, as the pytest plugin does); not constructed directly.
+    """
+
+    def __init__(
+        self,
+        sut: SystemUnderTest,
+        model: SagaModel,
+        run_dir: Path,
+        history: HistoryWriter,
+        loop: _Loop,
+        listener: Listener,
+        info: RunInfo,
+        observe: bool,
+    ) -> None:
+        self.sut = sut
+        self.model = model
+        self.run_dir = run_dir
+        self.history = history
+        self.info = info
+        self.listener = listener
+        self._loop = loop
+        self._observe = observe
+        self._t0 = time.monotonic()
+        self._finished = False
+        self._ticker: asyncio.Task[None] | None = None
+        self.runner = Runner(sut, history, on_phase=self._phase)
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The run's HTTP session (use it on the run's loop, inside :meth:`call`)."""
+        if self.runner.http is None:
+            raise RuntimeError("the run is not open")
+        return self.runner.http
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the run's loop and return its result (Ctrl-C cancels it, clean-up included)."""
+        return self._loop.call(coro, timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Start ``coro`` on the run's loop and return at once (a fault schedule beside a test's steps)."""
+        return self._loop.submit(coro)
+
+    def elapsed(self) -> float:
+        """Seconds since the run began (the clock of its progress events)."""
+        return time.monotonic() - self._t0
+
+    def emit(self, event: ProgressEvent) -> None:
+        """Hand a progress event to the run's listener."""
+        self.listener(event)
+
+    def judge(self, checkers: Iterable[str] | None = None) -> Verdicts:
+        """End the observation (side effects settle, services snapshotted) and judge the history so far:
+        ``verdicts.json`` in the run directory. Called again, it judges again."""
+        self.call(self._finish())
+        self._phase("judging")
+        verdicts = judge(self.run_dir, self.model, replace(self.info, finished_at=time.time()), checkers=checkers)
+        self.emit(RunFinished(self.elapsed(), str(self.run_dir), verdicts.ok))
+        return verdicts
+
+    @contextlib.contextmanager
+    def child(
+        self, run_dir: Path, *, process: str = "runner", listener: Listener | None = None, **extra: Any
+    ) -> Iterator[Run]:
+        """Another recorded run on this run's started SUT, in ``run_dir``: its own history (with a
+        baseline snapshot of what earlier runs left), sink, runner and listener; judged on its own."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with HistoryWriter(shard_path(run_dir), process=process) as history:
+            info = RunInfo(run_dir.name, sut=self.sut.name, env=dict(self.info.env), started_at=time.time())
+            history.append(Meta(run_dir.name, sut=self.sut.name, env=dict(self.info.env), extra=dict(extra)))
+            hears = listener or self.listener
+            run = Run(self.sut, self.model, run_dir, history, self._loop, hears, info, observe=True)
+            run._open(baseline=True)
+            try:
+                yield run
+            finally:
+                run._close(finish=False)
+
+    # -- the lifecycle's side ----------------------------------------------------------
+    def _phase(self, name: str) -> None:
+        self.emit(PhaseStarted(self.elapsed(), name))
+
+    def _open(self, baseline: bool = False) -> None:
+        async def open_() -> None:
+            await self.runner.open(observe=self._observe)
+            if baseline:
+                await self.runner.baseline()
+            if self.listener is not ignore:
+                self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+        self.call(open_())
+
+    async def _tick(self) -> None:
+        while True:
+            self.emit(self.runner.counts(self.elapsed()))
+            await asyncio.sleep(_TICK_S)
+
+    async def _finish(self) -> None:
+        if self._observe and not self._finished:
+            self._finished = True
+            await self.runner.finish()
+        self.emit(self.runner.counts(self.elapsed()))
+
+    def _close(self, finish: bool) -> None:
+        async def close_() -> None:
+            try:
+                if finish:
+                    await self._finish()
+            finally:
+                if self._ticker is not None:
+                    self._ticker.cancel()
+                    await asyncio.gather(self._ticker, return_exceptions=True)
+                await self.runner.close()
+
+        self.call(close_())
+
+
+class Lifecycle:
+    """One run of a system under test, from loading it to shutting it down (see the module docstring)."""
+
+    def __init__(self, request: RunRequest, listener: Listener = ignore) -> None:
+        self.request = request
+        self.listener = listener
+        self.run_dir = run_dir_for(request.out, request.label)
+        self.sut = load_sut(
+            self.run_dir / "sut",
+            sut=request.sut,
+            config=request.config,
+            bugs=request.bugs,
+            database_url=request.database_url,
+            extra_env=dict(request.env) or None,
+        )
+        self.model = model_with_triggers(self.sut)  # a broken model is a usage error, before anything starts
+        self.faults: tuple[dict[str, Any], ...] = ()
+        self._needs = Needs()
+        self._run: Run | None = None
+        self._loop: _Loop | None = None
+        self._history: HistoryWriter | None = None
+
+    def plan(
+        self, sagas: int, *, mix: str | Mapping[str, float] = "", duplicates: float = 0.0, seed: int | None = None
+    ) -> list[PlannedSaga]:
+        """The sagas to start (pure; a bad mix is a ConfigError, nothing started). ``mix`` defaults
+        to the SUT's own; ``seed`` to the request's."""
+        seed = self.request.seed if seed is None else seed
+        return plan_workload(self.sut, sagas, mix=mix, duplicates=duplicates, seed=seed or 0)
+
+    def require(self, needs: Needs, what: str) -> None:
+        """Refuse the run now (MissingAbilityError, exit 2) if the SUT cannot give what ``what`` needs."""
+        if self._run is not None:
+            raise RuntimeError("require() before the run starts: abilities are checked before anything starts")
+        require(self.sut, needs, what)
+        self._needs = self._needs | needs
+
+    def schedule(self, faults: Iterable[Mapping[str, Any]]) -> None:
+        """The run's fault schedule (each window described), for its ``meta`` and its verdicts."""
+        self.faults = tuple(dict(f) for f in faults)
+
+    def info(self) -> RunInfo:
+        """Who the run is, as its verdicts will say."""
+        r = self.request
+        return RunInfo(
+            run_id=self.run_dir.name,
+            sut=self.sut.name,
+            seed=r.seed,
+            scenario=r.scenario,
+            bugs=r.bugs,
+            env=dict(r.env),
+            command=r.command,
+            config=str(r.config) if r.config else None,
+            started_at=time.time(),
+            faults=self.faults,
+        )
+
+    def __enter__(self) -> Run:
+        r = self.request
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._history = HistoryWriter(shard_path(self.run_dir), process="runner")
+        extra = {**r.extra, **({"schedule": list(self.faults)} if self.faults else {})}
+        info = self.info()
+        self._history.append(
+            Meta(info.run_id, info.sut, r.seed, r.scenario, r.bugs, dict(r.env), info.config, r.command, extra)
+        )
+        self._loop = _Loop()
+        run = Run(self.sut, self.model, self.run_dir, self._history, self._loop, self.listener, info, r.observe)
+        try:
+            run.emit(PhaseStarted(0.0, "starting"))
+            self.sut.start()
+            run._open()
+        except BaseException:
+            self._shutdown(run, finish=False)
+            raise
+        self._run = run
+        return run
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        run, self._run = self._run, None
+        if run is not None:
+            self._shutdown(run, finish=exc_type is None)
+
+    def _shutdown(self, run: Run, finish: bool) -> None:
+        # Every step runs whatever the one before did: the SUT must go down in any case.
+        try:
+            if self._loop is not None:
+                with contextlib.suppress(Exception) if not finish else contextlib.nullcontext():
+                    run._close(finish=finish)
+        finally:
+            try:
+                self.sut.shutdown()
+            finally:
+                if self._loop is not None:
+                    self._loop.close()
+                    self._loop = None
+                if self._history is not None:
+                    self._history.close()
+                    self._history = None
