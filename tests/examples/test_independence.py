@@ -3,7 +3,8 @@
 Every module under fixtures/minishop and fixtures/hotelbus imports only the
 standard library, the web stack a small team would use, and its own package;
 none imports saga_harness (or the reference system), not even by name at run
-time. And every seeded bug a system declares has a test here that shows it.
+time. Every seeded bug a system declares has a test here that shows it, and a
+calibration record in the system's draft saga-harness config.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,15 @@ def test_every_declared_bug_has_a_test_that_shows_it(system: str, test_file: str
     tested = set(re.findall(r'parametrize\("buggy_\w+", \["([^"]+)"\]', (HERE / test_file).read_text()))
     assert declared_bugs(system) == tested
     assert len(tested) >= 3
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_the_draft_config_parses_and_calibrates_every_declared_bug(system: str) -> None:
+    draft = tomllib.loads((FIXTURES / system / "saga-harness.draft.toml").read_text())
+    records = draft["calibration"]["bugs"]
+    assert {r["name"] for r in records} == declared_bugs(system)
+    runs = set(draft["calibration"]["runs"])
+    for record in records:
+        assert record["env"] == {f"{system.upper()}_BUGS": record["name"]}
+        assert record["exposed_by"] and set(record["exposed_by"]) <= runs, record
+        assert record["caught_by"], record
