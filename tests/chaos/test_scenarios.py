@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from saga_harness.chaos.guard import check_targets
 from saga_harness.chaos.scenario import KINDS, catalogue, load_scenario
 from saga_harness.chaos.schedule import build
-from saga_harness.errors import ScenarioError
+from saga_harness.errors import ScenarioError, UnsafeTargetError
 
 LINKS = ["client->orchestrator", "taskqueue->payment", "eventbus->orchestrator", "taskqueue->inventory"]
 PROCESSES = [
@@ -86,9 +87,6 @@ def test_a_fault_on_a_link_the_sut_lacks_is_refused_before_anything_starts(tmp_p
 
 
 def test_guard_refuses_non_loopback_targets():
-    from saga_harness.chaos.guard import check_targets
-    from saga_harness.errors import UnsafeTargetError
-
     check_targets([("a", "127.0.0.1:80"), ("b", "http://localhost:8080/x"), ("c", "[::1]:9")])
     check_targets([("d", "10.0.0.5:80")], allowed_hosts=["10.0.0.5"])
     with pytest.raises(UnsafeTargetError, match="10.1.2.3"):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import saga_harness.checkers as checkers_module
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from handbuilt import SHOP
-from saga_harness.checkers import run_checks
+from saga_harness.checkers import DEFAULT, checkers, run_checks
 from saga_harness.contracts.checker import check
 from saga_harness.contracts.events import EventSummary, SchemaRegistry, bundled_registry, validate_event
 from saga_harness.errors import ConfigError
@@ -282,8 +283,6 @@ def test_the_index_keeps_events_only_when_asked(monkeypatch):
     kept = build_index(b.entries, model, keep_events=True).captured
     assert kept == [(b.entries[-1]["ref"], b.entries[-1]["event"])]
 
-    import saga_harness.checkers as checkers_module
-
     asked: list[bool] = []
     real = checkers_module.build_index
 
@@ -306,6 +305,4 @@ def test_the_checker_refuses_an_index_built_without_events():
 
 
 def test_contracts_is_a_default_and_registered_checker():
-    from saga_harness.checkers import DEFAULT, checkers
-
     assert "contracts" in DEFAULT and checkers()["contracts"] is check

@@ -126,7 +126,7 @@ def test_index_lists_runs_sortably(tmp_path):
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
 @pytest.mark.parametrize("broken", [False, True])
 def test_report_as_a_person_sees_it(tmp_path, broken):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # here: only the browser tests need it, and it is slow to import
 
     path = make_run(tmp_path / ("bad" if broken else "good"), broken=broken)
     errors: list[str] = []
