@@ -138,7 +138,3 @@ th,td{{padding:5px 8px;border-bottom:1px solid #e6e8ec;text-align:left}}th{{curs
     path = runs_dir / "index.html"
     path.write_text(html, encoding="utf-8")
     return path
-
-
-# The name before saga_harness.reports.build_run_index; front ends still call it (cli/report.py, cli/demo.py).
-build_index = build_run_index
