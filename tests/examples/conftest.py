@@ -10,6 +10,7 @@ process of these tests outlived them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -110,33 +111,30 @@ class Processes:
             time.sleep(0.05)
 
     def stop(self, name: str) -> None:
-        """SIGTERM the process group, SIGKILL it if it lingers; afterwards no process of the group is left."""
-        proc = self.procs[name]
-        pgid = proc.popen.pid  # start_new_session: the child leads its own group
-        for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, STOP_TIMEOUT_S)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.popen.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
-            if not _group_alive(pgid):
-                break
-        proc.popen.wait(STOP_TIMEOUT_S)
-        if _group_alive(pgid):
-            raise AssertionError(f"{name}: process group {pgid} still alive after SIGKILL")
+        """Stop one process group (see :meth:`stop_all`)."""
+        self._stop([self.procs[name]])
 
     def stop_all(self) -> None:
-        errors = []
-        for name in list(self.procs):
-            try:
-                self.stop(name)
-            except AssertionError as exc:
-                errors.append(str(exc))
-        if errors:
-            raise AssertionError("; ".join(errors))
+        """Stop every process group, side by side: SIGTERM, then SIGKILL what lingers; none may be left."""
+        self._stop(list(self.procs.values()))
+
+    def _stop(self, procs: list[Proc]) -> None:
+        # start_new_session: each child leads its own process group, whose id is its pid.
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.popen.pid, sig)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            for proc in procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.popen.wait(max(0.0, deadline - time.monotonic()))
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while any(_group_alive(p.popen.pid) for p in procs) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not any(_group_alive(p.popen.pid) for p in procs):
+                return
+        alive = [f"{p.name} (group {p.popen.pid})" for p in procs if _group_alive(p.popen.pid)]
+        raise AssertionError(f"still alive after SIGKILL: {', '.join(alive)}")
 
 
 def _group_alive(pgid: int) -> bool:
