@@ -70,6 +70,8 @@ class Proc:
     popen: subprocess.Popen[bytes]
     port: int
     log: Path
+    argv: list[str]
+    env: Mapping[str, str]
 
     def tail(self, lines: int = 25) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -91,7 +93,7 @@ class Processes:
             popen = subprocess.Popen(
                 argv, cwd=FIXTURES, env=child_env(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        proc = Proc(name, popen, port, log)
+        proc = Proc(name, popen, port, log, list(argv), dict(env))
         self.procs[name] = proc
         return proc
 
@@ -113,6 +115,14 @@ class Processes:
     def stop(self, name: str) -> None:
         """Stop one process group (see :meth:`stop_all`)."""
         self._stop([self.procs[name]])
+
+    def restart(self, name: str) -> None:
+        """Start a stopped process again, as it was started (same port, same database), and wait for it."""
+        proc = self.procs[name]
+        if proc.popen.poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        self.start(name, proc.argv, proc.env, proc.port)
+        self.wait_ready()
 
     def stop_all(self) -> None:
         """Stop every process group, side by side: SIGTERM, then SIGKILL what lingers; none may be left."""

@@ -373,6 +373,31 @@ def test_concurrent_bookings_all_end_and_money_and_rooms_add_up(hotel: Hotel) ->
         assert rooms_after[room_type]["held"] - rooms_before[room_type]["held"] == confirmed
 
 
+def test_nothing_is_lost_while_the_bus_or_a_subscriber_is_down(launcher: Any, tmp_path: Path) -> None:
+    running = start_hotel(launcher, tmp_path)
+    try:
+        # The bus is down: bookings still accepts, its outbox keeps the request until the bus is back.
+        running.procs.stop("bus")
+        first = running.book()
+        time.sleep(1.0)
+        assert running.booking(first)["status"] == "PENDING"
+        running.procs.restart("bus")
+        assert running.settle(first)["status"] == "CONFIRMED"
+
+        # Shuttles is down: the bus retries room.held with backoff until it answers.
+        running.procs.stop("shuttles")
+        second = running.book()
+        eventually(lambda: running.booking(second)["steps"].get("room") == "held", what="the room hold")
+        time.sleep(1.0)
+        assert running.booking(second)["status"] == "PENDING"
+        running.procs.restart("shuttles")
+        assert running.settle(second)["status"] == "CONFIRMED"
+        stats = running.read("bus", "/admin/stats")["deliveries"]
+        assert "dead" not in stats.get("shuttles", {}) and "pending" not in stats.get("shuttles", {})
+    finally:
+        stop_hotel(running)
+
+
 def test_an_unknown_bug_name_refuses_to_start(launcher: Any) -> None:
     done = launcher.run_to_exit([launcher.python, "-m", "hotelbus", "payments"], {"HOTELBUS_BUGS": "payments.no_dedup"})
     assert done.returncode == 2
