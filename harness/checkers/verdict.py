@@ -51,7 +51,7 @@ class Violation:
             None if d.get("step") is None else str(d["step"]),
             str(d.get("expected", "")),
             str(d.get("actual", "")),
-            tuple(str(e) for e in d.get("evidence", ())),
+            tuple(map(str, d.get("evidence", ()))),
         )
 
 
