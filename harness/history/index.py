@@ -23,6 +23,7 @@ from saga_harness.history.records import (
     Phase,
     Snapshot,
     StatusSeen,
+    from_line,
     parse,
 )
 from saga_harness.model import Match, SagaModel
@@ -202,7 +203,7 @@ def _build(lines: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bo
             else:
                 h.snapshots[record.service] = (record.data or {}, line["ref"])
         elif isinstance(record, FaultChange):
-            h.faults.append(Entry(line.get("mono", 0.0), wall, str(line.get("process", "")), line["ref"], record))
+            h.faults.append(from_line(line))  # type: ignore[arg-type] - a fault line parses
         elif isinstance(record, Phase):
             h.phases.setdefault(record.name, wall)
         elif isinstance(record, Meta):
