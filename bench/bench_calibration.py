@@ -15,6 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from saga_harness.calibration import JobProgress, calibrate, plan
+
 RESULTS = Path(__file__).parent / "results"
 SEEDS = int(os.environ.get("BENCH_CALIBRATION_SEEDS", "3"))
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -31,16 +33,14 @@ def _pg_answers(url: str) -> bool:
 
 
 def main() -> None:
-    from saga_harness.calibration import calibrate, plan
-
     RESULTS.mkdir(parents=True, exist_ok=True)
     the_plan = plan(seeds=SEEDS, database_url=PG_URL if _pg_answers(PG_URL) else None)
     with tempfile.TemporaryDirectory() as tmp:
 
-        def finished(progress: object, record: dict) -> None:
-            job = progress.job  # type: ignore[attr-defined]
+        def finished(progress: JobProgress, record: dict) -> None:
+            job = progress.job
             print(
-                f"[{progress.index + 1}/{progress.total}] {job.target} {job.name} seed {job.seed}: "  # type: ignore[attr-defined]
+                f"[{progress.index + 1}/{progress.total}] {job.target} {job.name} seed {job.seed}: "
                 f"{record['verdict']} {record['failed_checkers']} {record['seconds']:.1f}s",
                 flush=True,
             )

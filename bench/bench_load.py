@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+from saga_harness.load.runner import LoadSpec, execute_load
 from saga_harness.ports import free_port
 
 RESULTS = Path(__file__).parent / "results"
@@ -77,8 +78,6 @@ def ceiling(seconds: int = 10) -> float:
 
 
 def reference(database: str) -> dict:
-    from saga_harness.load.runner import LoadSpec, execute_load
-
     with tempfile.TemporaryDirectory() as tmp:
         spec = LoadSpec(
             users=40,
@@ -103,7 +102,7 @@ def reference(database: str) -> dict:
         "converge_after_load_s": summary["convergence_after_load_s"],
         "requests_per_s": total.get("requests_per_s"),
         "failures": total.get("failures"),
-        "ok": result.verdicts["ok"],
+        "ok": result.verdicts.ok,
     }
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from saga_harness.adapters.reference import ReferenceSystem
+from saga_harness.lifecycle import Lifecycle, RunRequest
 from saga_harness.ports import free_ports
 
 RESULTS = Path(__file__).parent / "results"
@@ -123,17 +124,12 @@ async def _drive(sut: ReferenceSystem) -> dict[str, Any]:
 
 def run(database: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        kw: dict[str, Any] = {"run_dir": Path(tmp)}
-        if database == "postgres":
-            kw.update(database_url=PG_URL, schema_prefix=f"bench{uuid.uuid4().hex[:6]}")
-        sut = ReferenceSystem(**kw)
-        sut.start()
-        try:
-            figures = asyncio.run(_drive(sut))
-        finally:
-            sut.stop()
-            if database == "postgres":
-                sut.drop_schemas()
+        url = PG_URL if database == "postgres" else None
+        # Through the run lifecycle, like every run: the SUT shut down (schemas dropped) whatever happens.
+        request = RunRequest(label="bench", out=Path(tmp) / "run", sut="reference", database_url=url, observe=False)
+        with Lifecycle(request) as run:
+            assert isinstance(run.sut, ReferenceSystem)
+            figures = run.call(_drive(run.sut))
     figures.update(database=database, cores=os.cpu_count(), target={"sagas_per_s": 100, "p99_s": 2.0})
     figures["meets_target"] = figures["sagas_per_s"] >= 100 and figures["p99_s"] < 2.0
     return figures

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import IO, Any
@@ -49,6 +50,7 @@ class _Started:
 
 _started: _Started | None = None
 _atexit_registered = False
+_lock = threading.Lock()  # runs on several threads (a parallel calibration) share one server
 
 
 def _bind(host: str, port: int) -> Any:
@@ -138,13 +140,14 @@ def server_url() -> str:
     url = os.environ.get("TOXIPROXY_URL")
     if url:
         return url if "://" in url else f"http://{url}"
-    if _started is None or not _started.alive():
-        binary = shutil.which("toxiproxy-server")
-        _started = _start_binary(binary) if binary else _start_embedded()
-        if not _atexit_registered:
-            atexit.register(close)
-            _atexit_registered = True
-    return _started.url()
+    with _lock:
+        if _started is None or not _started.alive():
+            binary = shutil.which("toxiproxy-server")
+            _started = _start_binary(binary) if binary else _start_embedded()
+            if not _atexit_registered:
+                atexit.register(close)
+                _atexit_registered = True
+        return _started.url()
 
 
 def server_description() -> str:
@@ -168,6 +171,7 @@ def client() -> Any:
 def close() -> None:
     """Stop the server this process started, if any (proxies and connections go with it)."""
     global _started
-    started, _started = _started, None
+    with _lock:
+        started, _started = _started, None
     if started is not None:
         _stop(started)

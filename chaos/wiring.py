@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,8 +16,10 @@ from saga_harness.errors import ScenarioError
 from saga_harness.sut import LinkRouting, SystemUnderTest
 
 
-def proxy_name(link: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", link.replace("->", "__to__"))
+def proxy_name(link: str, run: str = "") -> str:
+    """The proxy's name on the Toxiproxy server: the link's, prefixed by the run's (runs may share a server)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", link.replace("->", "__to__"))
+    return f"{run}__{name}" if run else name
 
 
 def faulted_links(windows: Iterable[FaultWindow]) -> set[str]:
@@ -31,8 +34,9 @@ def check_links(sut: SystemUnderTest, names: set[str]) -> None:
         check_targets(upstreams, sut.allowed_hosts())
 
 
-def proxy_links(sut: LinkRouting, client: Any, names: set[str]) -> dict[str, Any]:
-    """Create a proxy per named link and route the SUT's link through it (call before ``sut.start()``)."""
+def proxy_links(sut: LinkRouting, client: Any, names: set[str], run: str = "") -> dict[str, Any]:
+    """Create a proxy per named link and route the SUT's link through it (call before ``sut.start()``);
+    ``run`` prefixes the proxies' names."""
     by_name = {link.name: link for link in sut.links()}
     unknown = sorted(names - set(by_name))
     if unknown:
@@ -40,7 +44,7 @@ def proxy_links(sut: LinkRouting, client: Any, names: set[str]) -> dict[str, Any
     proxies = {}
     for name in sorted(names):
         link = by_name[name]
-        pname = proxy_name(name)
+        pname = proxy_name(name, run)
         existing = client.get_proxy(pname)
         if existing is not None:
             client.destroy(existing)
@@ -71,7 +75,7 @@ def proxied_links(sut: SystemUnderTest, windows: Iterable[FaultWindow]) -> Itera
     client = toxiproxy_client()
     proxies: dict[str, Any] = {}
     try:
-        proxies = proxy_links(sut, client, names)
+        proxies = proxy_links(sut, client, names, run=uuid.uuid4().hex[:8])
         yield proxies
     finally:
         remove_proxies(proxies)

@@ -42,13 +42,14 @@ from saga_harness.progress import Listener, ProgressEvent, ProgressState, ignore
 from saga_harness.reports import write_reports
 from saga_harness.reports.calibration import build_calibration_report
 from saga_harness.run import RunResult, RunSpec, execute
+from saga_harness.supervisor import install_exit_hooks, stop_all
 from saga_harness.sut import LinkRouting
 from sagashop.bugs import BUGS
 
 QUICK_SAGAS = 40  # sagas per scenario in --quick (scenarios with fewer keep theirs)
 QUICK_SEED = 1
-# --quick's scenarios, clean and for the bugs they expose; a bug that none of them nor
-# any of RUNS exposes brings in the scenarios that do.
+# --quick's scenarios for the bugs they expose (every usable scenario runs clean); a bug that
+# none of them nor any of RUNS exposes brings in the scenarios that do.
 QUICK_SCENARIOS = ("baseline", "duplicate-deliveries", "lost-results", "event-bus-killed", "flaky-payment")
 
 
@@ -229,9 +230,11 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
 
     Full: every catalogue scenario whose ``requires`` can be met, on seeds 1..``seeds``, clean
     and with each bug it exposes, and every :data:`RUNS` entry clean and with each of its bugs.
-    ``quick``: seed 1, :data:`QUICK_SCENARIOS` at :data:`QUICK_SAGAS` sagas, and the short
-    variants of the :data:`RUNS` marked ``quick``. ``database_url``: PostgreSQL for the scenarios that require it
-    (the others run on the default backend); without it they are skipped.
+    ``quick``: seed 1 and at most :data:`QUICK_SAGAS` sagas a scenario; every usable scenario
+    clean, and each bug through :data:`QUICK_SCENARIOS` and the short variants of the :data:`RUNS`
+    marked ``quick`` (or, for a bug none of them exposes, what does). ``database_url``: PostgreSQL
+    for the scenarios that require it (the others run on the default backend); without it they
+    are skipped.
     """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1 (got {seeds}); each run needs a seed")
@@ -245,7 +248,7 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
             skipped.append({"scenario": scenario.name, "reason": why})
         else:
             usable.append(scenario)
-    chosen, runs = usable, list(RUNS)
+    chosen, runs = usable, list(RUNS)  # the scenarios and runs for the bugs
     if quick:
         chosen = [s for s in usable if s.name in QUICK_SCENARIOS]
         runs = [r for r in RUNS if r.quick]
@@ -267,7 +270,7 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
 
     jobs: list[Job] = []
     for seed in seed_list:
-        jobs += [scenario_job(s, seed, None) for s in chosen]
+        jobs += [scenario_job(s, seed, None) for s in usable]  # every scenario the system can run, clean
         if not quick:  # the controls of the runs that expose bugs: the same run without the bug is green
             jobs += [other_job(r, seed, None) for r in runs]
     for bug in BUGS:
@@ -434,47 +437,58 @@ def calibrate(
     on_start: Callable[[JobProgress], None] | None = None,
     on_event: Callable[[JobProgress, ProgressEvent], None] | None = None,
     on_finish: Callable[[JobProgress, dict[str, Any]], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Run every job of ``plan_`` in ``out/runs/…``; write ``calibration.json`` and ``calibration.html``.
+    """Run every job of ``plan_`` in ``out/runs/…``, ``jobs`` at a time; write ``calibration.json``
+    and ``calibration.html``.
 
-    ``on_start`` and ``on_finish`` bracket each job; ``on_event`` hears its progress events (from the
-    run's thread), ``progress.state`` being their fold so far."""
+    ``on_start`` and ``on_finish`` bracket each job; ``on_event`` hears its progress events,
+    ``progress.state`` being their fold so far. With ``jobs`` > 1 they are called from the jobs'
+    threads. Each job has its own SUT, ports and run directory; only the machine is shared.
+    """
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
     started = time.monotonic()
-    records: list[dict[str, Any]] = []
     lock = threading.Lock()
-    try:
-        for i, job in enumerate(plan_.jobs):
-            progress = JobProgress(job, i, len(plan_.jobs))
-            if on_start:
-                on_start(progress)
 
-            def listen(event: ProgressEvent, progress: JobProgress = progress) -> None:
-                with lock:
-                    progress.state = progress.state.apply(event)
-                if on_event:
-                    on_event(progress, event)
+    def one(index: int, job: Job) -> dict[str, Any]:
+        progress = JobProgress(job, index, len(plan_.jobs))
+        if on_start:
+            on_start(progress)
 
-            run_dir = out / "runs" / job.dirname
+        def listen(event: ProgressEvent) -> None:
+            with lock:
+                progress.state = progress.state.apply(event)
+            if on_event:
+                on_event(progress, event)
+
+        run_dir = out / "runs" / job.dirname
+        record = run_job(job, run_dir, listen)
+        if record["verdict"] == "error":
+            # An error is no verdict, and on a shared machine it is most often the machine (a port
+            # taken between its allocation and the bind): keep the evidence beside, run once more.
+            kept = run_dir.with_name(run_dir.name + "-error")
+            run_dir.rename(kept)
+            first = {"error": record["error"], "dir": str(kept.relative_to(out)), "seconds": record["seconds"]}
+            progress.state = ProgressState()
             record = run_job(job, run_dir, listen)
-            if record["verdict"] == "error":
-                # An error is no verdict, and on a shared machine it is most often the machine (a port
-                # taken between its allocation and the bind): keep the evidence beside, run once more.
-                kept = run_dir.with_name(run_dir.name + "-error")
-                run_dir.rename(kept)
-                first = {"error": record["error"], "dir": str(kept.relative_to(out)), "seconds": record["seconds"]}
-                progress.state = ProgressState()
-                record = run_job(job, run_dir, listen)
-                record["retried_after"] = first
-            record["dir"] = str(run_dir.relative_to(out))
-            if record["verdict"] != "error":
-                path = write_reports(run_dir).html  # each run keeps its own report; calibration.html links to it
-                record["report"] = str(path.relative_to(out)) if path else None
-                # The history is the evidence (`saga-harness check` re-judges it); the SUT's SQLite
-                # files are ~30 MB a run, which would make a full calibration gigabytes.
-                shutil.rmtree(run_dir / "sut" / "data", ignore_errors=True)
-            records.append(record)
-            if on_finish:
-                on_finish(progress, record)
+            record["retried_after"] = first
+        record["dir"] = str(run_dir.relative_to(out))
+        if record["verdict"] != "error":
+            path = write_reports(run_dir).html  # each run keeps its own report; calibration.html links to it
+            record["report"] = str(path.relative_to(out)) if path else None
+            # The history is the evidence (`saga-harness check` re-judges it); the SUT's SQLite
+            # files are ~30 MB a run, which would make a full calibration gigabytes.
+            shutil.rmtree(run_dir / "sut" / "data", ignore_errors=True)
+        if on_finish:
+            on_finish(progress, record)
+        return record
+
+    try:
+        if jobs == 1:
+            records = [one(i, job) for i, job in enumerate(plan_.jobs)]
+        else:
+            records = _in_parallel(one, plan_.jobs, jobs)
     finally:
         # The embedded Toxiproxy server, if a link-fault scenario started one, goes with the calibration.
         close_toxiproxy()
@@ -484,3 +498,49 @@ def calibrate(
     (out / "calibration.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     build_calibration_report(out / "calibration.json")
     return result
+
+
+def _in_parallel(one: Callable[[int, Job], dict[str, Any]], jobs_: list[Job], threads: int) -> list[dict[str, Any]]:
+    """``one(i, job)`` for every job on ``threads`` threads; the records in the plan's order.
+
+    The threads are daemons and this thread only waits: Ctrl-C (or a crash of a job's own code)
+    stops every supervisor of the process — every job's SUT, Locust — and is raised here, instead
+    of waiting for the other jobs to run to their end.
+    """
+    install_exit_hooks()  # from this (the main) thread: SIGINT then stops the jobs' processes too
+    todo = list(enumerate(jobs_))
+    records: dict[int, dict[str, Any]] = {}
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+    idle = threading.Semaphore(0)
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not todo or failures:
+                    break
+                index, job = todo.pop(0)
+            try:
+                record = one(index, job)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                with lock:
+                    failures.append(exc)
+                break
+            with lock:
+                records[index] = record
+        idle.release()
+
+    workers = [threading.Thread(target=work, name=f"calibrate-{n}", daemon=True) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in workers:
+            while not idle.acquire(timeout=0.5):  # a timeout: Ctrl-C is heard between waits
+                pass
+    except BaseException:
+        stop_all()
+        raise
+    if failures:
+        stop_all()
+        raise failures[0]
+    return [records[i] for i in sorted(records)]

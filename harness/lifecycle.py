@@ -323,10 +323,20 @@ class Run:
             await asyncio.sleep(_TICK_S)
 
     async def _finish(self) -> None:
-        if self._observe and not self._finished:
-            self._finished = True
+        # Once: the observation ends (side effects settle, snapshot), and the last counts go out.
+        if self._finished:
+            return
+        self._finished = True
+        if self._observe:
             await self.runner.finish()
+        await self._stop_ticking()
         self.emit(self.runner.counts(self.elapsed()))
+
+    async def _stop_ticking(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
 
     def _close(self, finish: bool) -> None:
         async def close_() -> None:
@@ -334,9 +344,7 @@ class Run:
                 if finish:
                     await self._finish()
             finally:
-                if self._ticker is not None:
-                    self._ticker.cancel()
-                    await asyncio.gather(self._ticker, return_exceptions=True)
+                await self._stop_ticking()
                 await self.runner.close()
 
         self.call(close_())

@@ -50,7 +50,9 @@ __all__ = [
     "ProcessStatus",
     "Supervisor",
     "check_health",
+    "install_exit_hooks",
     "spawn_detached",
+    "stop_all",
 ]
 
 DEFAULT_STOP_TIMEOUT_S = 5.0
@@ -356,6 +358,21 @@ def _install_exit_hooks() -> None:
             if getattr(previous, "_saga_harness", False):
                 continue
             signal.signal(sig, _chaining_handler(sig, previous))
+
+
+def install_exit_hooks() -> None:
+    """Stop every supervisor of this process when it exits or gets SIGINT, SIGTERM or SIGHUP.
+
+    The first supervisor started on the main thread does this itself; call it on the main
+    thread first when supervisors will start on other threads (parallel runs), or Ctrl-C
+    would reach the main thread without stopping their processes.
+    """
+    _install_exit_hooks()
+
+
+def stop_all() -> None:
+    """Stop every running supervisor of this process (the processes of runs being abandoned)."""
+    _stop_all()
 
 
 # --- the supervisor -----------------------------------------------------------------

@@ -40,6 +40,12 @@ HEAVY = {
     "saga-harness contracts fuzz": ("tests/contracts/test_fuzz.py", '"contracts", "fuzz", "--max-examples"'),
     "saga-harness calibrate": ("tests/chaos/test_calibrate.py", '"--quick"'),
     "saga-harness contracts verify": ("tests/contracts/test_pact_provider.py", '"contracts", "verify", "--bugs"'),
+    # `sut up` and `sut up --detach` run here; their variants with options in the `sut` command's tests.
+    "saga-harness sut up --database-url": (
+        "tests/harness/test_cli_sut.py",
+        '"sut", "up", "--detach", "--database-url"',
+    ),
+    "saga-harness sut up --bugs": ("tests/harness/test_cli_sut.py", '"sut", "up", "--bugs"'),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,27 +14,86 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from saga_harness.cli import app
-from saga_harness.cli.display import ProgressDisplay, console, show_paths
+from saga_harness.cli.display import PLAIN_EVERY_S, console, show_paths
 from saga_harness.errors import ConfigError
-from saga_harness.progress import ProgressEvent
 
 if TYPE_CHECKING:  # the calibration module loads every driver: imported when the command runs
-    from saga_harness.calibration import JobProgress, Plan
+    from saga_harness.calibration import JobProgress
 
 
-def _current(job: JobProgress) -> Table:
-    """The job in flight: target, scenario/run, seed, its run's progress, elapsed."""
-    table = Table(show_header=True, box=None, header_style="bold")
-    for col in ("bug", "scenario / run", "seed", "status", "elapsed"):
-        table.add_column(col)
-    table.add_row(
-        escape(job.job.target),
-        escape(job.job.name),
-        str(job.job.seed),
-        escape(job.state.line().split("] ", 1)[-1]),
-        f"{time.monotonic() - job.started:.0f}s",
-    )
-    return table
+class JobsView:
+    """The jobs in flight, drawn as the calibration goes: on a terminal a progress bar and a row per
+    job; otherwise a line per job every few seconds. Its methods are the calibration's callbacks
+    (called from the jobs' threads)."""
+
+    def __init__(self, total: int) -> None:
+        self.running: dict[int, JobProgress] = {}
+        self.lock = threading.Lock()
+        self.bar = Progress(
+            TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        )
+        self.task = self.bar.add_task("runs", total=total)
+        self.live: Live | None = None
+        self.stop = threading.Event()
+        self.printer: threading.Thread | None = None
+
+    def __enter__(self) -> JobsView:
+        if console.is_terminal:
+            self.live = Live(console=console, get_renderable=self.renderable, refresh_per_second=4, transient=True)
+            self.live.start()
+        else:
+            self.printer = threading.Thread(target=self._print_lines, name="calibration-lines", daemon=True)
+            self.printer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+        self.stop.set()
+        if self.printer is not None:
+            self.printer.join(5)
+
+    def start(self, job: JobProgress) -> None:
+        with self.lock:
+            self.running[job.index] = job
+        if self.live is None:
+            console.print(f"{self._label(job)}: starting", markup=False, highlight=False, soft_wrap=True)
+
+    def finish(self, job: JobProgress, record: dict[str, Any]) -> None:
+        with self.lock:
+            self.running.pop(job.index, None)
+        self.bar.advance(self.task)
+        console.print(_line(record), highlight=False, soft_wrap=True)
+
+    def renderable(self) -> RenderableType:
+        table = Table(show_header=True, box=None, header_style="bold")
+        for col in ("bug", "scenario / run", "seed", "status", "elapsed"):
+            table.add_column(col)
+        with self.lock:
+            jobs = sorted(self.running.values(), key=lambda j: j.index)
+        for job in jobs:
+            table.add_row(
+                escape(job.job.target),
+                escape(job.job.name),
+                str(job.job.seed),
+                escape(job.state.line().split("] ", 1)[-1]),
+                f"{time.monotonic() - job.started:.0f}s",
+            )
+        return Group(self.bar, table) if jobs else self.bar
+
+    def _print_lines(self) -> None:
+        while not self.stop.wait(PLAIN_EVERY_S):
+            with self.lock:
+                jobs = sorted(self.running.values(), key=lambda j: j.index)
+            for job in jobs:
+                status = job.state.line().split("] ", 1)[-1]
+                elapsed = time.monotonic() - job.started
+                line = f"{self._label(job)}: [{elapsed:6.1f}s] {status}"
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    @staticmethod
+    def _label(job: JobProgress) -> str:
+        return f"[{job.index + 1}/{job.total}] {job.job.target} · {job.job.name} · seed {job.job.seed}"
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -82,7 +141,8 @@ def _summary(result: dict[str, Any]) -> None:
 @app.command()
 def calibrate(
     seeds: int = typer.Option(None, "--seeds", help="seeds per scenario and bug run (default 3; --quick: 1)"),
-    quick: bool = typer.Option(False, "--quick", help="one seed, the shortest scenarios, few sagas (minutes)"),
+    quick: bool = typer.Option(False, "--quick", help="one seed, few sagas, the shortest runs for the bugs"),
+    jobs: int = typer.Option(1, "--jobs", help="runs at once (each its own SUT and ports)"),
     out: Path = typer.Option(None, "--out", help="calibration directory (default runs/<time>-calibration)"),
     database_url: str = typer.Option(
         None, "--database-url", help="PostgreSQL for the scenarios that require it (skipped without it)"
@@ -92,69 +152,22 @@ def calibrate(
     the runs meant to expose it; write calibration.json and calibration.html. Exit 0 when every
     bug is detected in every run and no clean run is flagged."""
     # Imported here: `saga-harness --help` should not load every driver.
+    from saga_harness.calibration import calibrate as run_calibration
     from saga_harness.calibration import plan, prepare_out
 
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be at least 1 (got {seeds})")
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1 (got {jobs}): how many runs go on at once")
     if quick and seeds not in (None, 1):
         raise ConfigError(f"--quick runs one seed; drop --seeds {seeds} or drop --quick for the full calibration")
     the_plan = plan(seeds=seeds or 3, quick=quick, database_url=database_url)
     out_dir = prepare_out(out)
-    if console.is_terminal:
-        result = _live(the_plan, out_dir)
-    else:
-        result = _plain(the_plan, out_dir)
+    with JobsView(len(the_plan.jobs)) as view:
+        result = run_calibration(the_plan, out_dir, on_start=view.start, on_finish=view.finish, jobs=jobs)
     _summary(result)
     show_paths([("calibration", out_dir / "calibration.json"), ("report", out_dir / "calibration.html")])
     console.print(
         f"finished in {result['seconds']:.1f}s — {'[green]calibrated[/]' if result['ok'] else '[bold red]FAILED[/]'}"
     )
     raise typer.Exit(0 if result["ok"] else 1)
-
-
-def calibrate_all(the_plan: Plan, out_dir: Path, **callbacks: Any) -> dict[str, Any]:
-    """The calibration itself (:func:`saga_harness.calibration.calibrate`)."""
-    from saga_harness.calibration import calibrate
-
-    return calibrate(the_plan, out_dir, **callbacks)
-
-
-def _live(the_plan: Plan, out_dir: Path) -> dict[str, Any]:
-    """On a terminal: a progress bar over the jobs, the job in flight, a line per finished job."""
-    bar = Progress(TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
-    task = bar.add_task("runs", total=len(the_plan.jobs))
-    current: list[JobProgress] = []
-
-    def renderable() -> RenderableType:
-        return Group(bar, _current(current[0])) if current else bar
-
-    with Live(console=console, get_renderable=renderable, refresh_per_second=4, transient=True) as live:
-
-        def start(job: JobProgress) -> None:
-            current[:] = [job]
-
-        def finished(_job: JobProgress, record: dict[str, Any]) -> None:
-            bar.advance(task)
-            live.console.print(_line(record), highlight=False)
-
-        return calibrate_all(the_plan, out_dir, on_start=start, on_finish=finished)
-
-
-def _plain(the_plan: Plan, out_dir: Path) -> dict[str, Any]:
-    """Not on a terminal (CI, a log file): each job's progress as plain lines, a line per finished job."""
-    with contextlib.ExitStack() as stack:
-        display: list[ProgressDisplay] = []
-
-        def start(job: JobProgress) -> None:
-            where = f"{job.job.target} · {job.job.name} · seed {job.job.seed}"
-            console.print(f"[{job.index + 1}/{job.total}] {where}", markup=False, highlight=False)
-            display[:] = [stack.enter_context(ProgressDisplay())]
-
-        def event(_job: JobProgress, e: ProgressEvent) -> None:
-            display[0](e)
-
-        def finished(_job: JobProgress, record: dict[str, Any]) -> None:
-            stack.close()  # the job's last progress line
-            console.print(_line(record), highlight=False)
-
-        return calibrate_all(the_plan, out_dir, on_start=start, on_event=event, on_finish=finished)

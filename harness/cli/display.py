@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
@@ -40,6 +41,8 @@ class ProgressDisplay:
         self.every_s = every_s
         self.state = ProgressState()
         self._heard = False  # nothing to show before the first event (a run refused before it starts)
+        self._t0 = 0.0  # the run's start on this process's monotonic clock (from the first event)
+        self._printed = ""
         self._lock = threading.Lock()
         self._live: Live | None = None
         self._stop = threading.Event()
@@ -47,8 +50,16 @@ class ProgressDisplay:
 
     def __call__(self, event: ProgressEvent) -> None:
         with self._lock:
+            if not self._heard:
+                self._t0 = time.monotonic() - event.elapsed_s
             self.state = self.state.apply(event)
             self._heard = True
+
+    def _now(self) -> ProgressState:
+        # The state, aged to now: a phase with no news (a SUT starting) still shows the time passing.
+        if self.state.finished is not None:
+            return self.state
+        return replace(self.state, elapsed_s=max(self.state.elapsed_s, time.monotonic() - self._t0))
 
     def __enter__(self) -> ProgressDisplay:
         if self.console.is_terminal:
@@ -81,14 +92,17 @@ class ProgressDisplay:
         with self._lock:
             if not self._heard:
                 return
-            line = self.state.line()
+            line = self._now().line()
+            if line == self._printed:
+                return
+            self._printed = line
         self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         self.console.file.flush()
 
     def renderable(self) -> RenderableType:
         """The live view of the state so far."""
         with self._lock:
-            s = self.state
+            s = self._now() if self._heard else self.state
         table = Table(show_header=False, box=None)
         table.add_row("phase", f"[bold]{escape(s.phase)}[/]")
         if s.sagas is not None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from saga_harness.calibration import RUNS, check_bug_runs, plan
+from saga_harness.chaos.scenario import catalogue
+from saga_harness.checkers import Verdicts
 from saga_harness.reports.calibration import build_calibration_report
 from sagashop.bugs import BUGS
 
@@ -44,9 +46,11 @@ def _shape_holds(data: dict) -> None:
 @pytest.mark.timeout(900)
 @pytest.mark.xdist_group("timed")  # with the other chaos and load runs, on one worker (see the Makefile)
 def test_quick_calibration_catches_every_bug_and_flags_nothing_clean(tmp_path):
+    # Every catalogue scenario the reference system runs on SQLite, clean (this is make test's
+    # "every scenario is green"), and every seeded bug through its quick runs, two runs at a time.
     out = tmp_path / "cal"
     t0 = time.monotonic()
-    proc = calibrate("--quick", "--out", str(out), cwd=tmp_path)
+    proc = calibrate("--quick", "--jobs", "2", "--out", str(out), cwd=tmp_path)
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     data = json.loads((out / "calibration.json").read_text())
@@ -54,12 +58,18 @@ def test_quick_calibration_catches_every_bug_and_flags_nothing_clean(tmp_path):
     for name, bug in data["bugs"].items():
         assert bug["detected_in"] == bug["runs"] >= 1, (name, bug)
         assert set(bug["checkers"]) & set(BUGS[name].caught_by), (name, bug)
-    assert data["clean"]["false_positives"] == 0 and data["clean"]["runs"] >= 5
-    # Every run has its own directory with its verdicts, and one bug at most.
+    sqlite_scenarios = {s.name for s, _ in catalogue() if "postgres" not in s.requires}
+    assert data["clean"]["false_positives"] == 0 and set(data["clean"]["scenarios"]) == sqlite_scenarios
+    # Every run has its own directory with its verdicts, and one bug at most; every fault that
+    # started in a run stopped in it.
     for run in data["runs"]:
         verdicts = json.loads((out / run["dir"] / "verdicts.json").read_text())
         assert verdicts["bugs"] == run["bug"] and verdicts["seed"] == run["seed"] == 1
         assert (out / run["report"]).exists() and not (out / run["dir"] / "sut" / "data").exists()
+        history = (out / run["dir"] / "history.jsonl").read_text().splitlines()
+        faults = [json.loads(x) for x in history if '"type":"fault"' in x]
+        starts = [f for f in faults if f["phase"] == "start"]
+        assert len(starts) == len(faults) - len(starts) == len(verdicts["faults"]), run["dir"]
     html = (out / "calibration.html").read_text()
     for name in BUGS:
         assert name in html
@@ -74,6 +84,7 @@ def test_quick_calibration_catches_every_bug_and_flags_nothing_clean(tmp_path):
     [
         (["--seeds", "0"], "--seeds"),
         (["--quick", "--seeds", "3"], "--quick"),
+        (["--quick", "--jobs", "0"], "--jobs"),
     ],
 )
 def test_usage_errors_exit_2_with_one_paragraph(tmp_path, args, needle):
@@ -201,13 +212,14 @@ def test_scenarios_that_require_postgres_run_on_it_when_given_a_database_url():
     assert all(j.database_url is None for j in jobs if j.name != "database-latency")
 
 
-def test_quick_keeps_to_its_scenarios_while_every_bug_stays_covered():
+def test_quick_runs_every_scenario_clean_and_keeps_its_bugs_to_its_scenarios():
     from saga_harness.calibration import QUICK_SCENARIOS
 
     jobs = plan(quick=True).jobs
-    assert {j.name for j in jobs if j.kind == "scenario"} <= set(QUICK_SCENARIOS)
+    assert {j.name for j in jobs if j.kind == "scenario" and j.bug} <= set(QUICK_SCENARIOS)
     assert {j.name for j in jobs if j.kind != "scenario"} == {r.name for r in RUNS if r.quick}
-    assert {j.name for j in jobs if j.kind == "scenario" and j.bug is None} == set(QUICK_SCENARIOS)
+    usable = {s.name for s, _ in catalogue()} - {"database-latency"}
+    assert {j.name for j in jobs if j.kind == "scenario" and j.bug is None} == usable
 
 
 def test_a_run_that_crashes_is_run_once_more_and_the_first_attempt_kept(tmp_path, monkeypatch):
@@ -215,9 +227,10 @@ def test_a_run_that_crashes_is_run_once_more_and_the_first_attempt_kept(tmp_path
 
     calls = []
 
-    def fake_run(job, run_dir, on_phase=None):
+    def fake_run(job, run_dir, listener=None):
         calls.append(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+        Verdicts(()).write(run_dir)
         base = {"kind": job.kind, "name": job.name, "bug": job.bug, "seed": job.seed, "command": "c", "seconds": 1.0}
         if len(calls) == 1:
             return {**base, "verdict": "error", "error": "port taken", "failed_checkers": [], "detected": None}
@@ -234,3 +247,27 @@ def test_a_run_that_crashes_is_run_once_more_and_the_first_attempt_kept(tmp_path
     }
     assert (tmp_path / "runs" / "clean" / "baseline-seed1-error").is_dir()
     assert "port taken" in (tmp_path / "calibration.html").read_text()
+
+
+def test_parallel_jobs_keep_the_plan_order_and_a_crash_stops_the_rest(tmp_path, monkeypatch):
+    import saga_harness.calibration as cal
+
+    def fake_run(job, run_dir, listener=None):
+        time.sleep(0.05 * (job.seed % 3))  # finish out of order
+        run_dir.mkdir(parents=True, exist_ok=True)
+        Verdicts(()).write(run_dir)
+        base = {"kind": job.kind, "name": job.name, "bug": job.bug, "seed": job.seed, "command": "c", "seconds": 1.0}
+        return {**base, "verdict": "pass", "failed_checkers": [], "detected": None}
+
+    monkeypatch.setattr(cal, "run_job", fake_run)
+    jobs = [cal.Job("scenario", "baseline", seed) for seed in range(1, 7)]
+    result = cal.calibrate(cal.Plan(jobs, list(range(1, 7)), False), tmp_path / "a", jobs=3)
+    assert [r["seed"] for r in result["runs"]] == list(range(1, 7))
+    assert result["clean"]["runs"] == 6 and result["clean"]["false_positives"] == 0
+
+    def crashing(job, run_dir, listener=None):
+        raise KeyError("a bug in the calibration itself")
+
+    monkeypatch.setattr(cal, "run_job", crashing)
+    with pytest.raises(KeyError, match="a bug in the calibration itself"):
+        cal.calibrate(cal.Plan(jobs, [1], False), tmp_path / "b", jobs=2)

@@ -1,4 +1,9 @@
-"""Scenarios run on the reference system: green when it is correct, red with the seeded bugs."""
+"""Scenarios run on the reference system: green when it is correct, red with the seeded bugs.
+
+In ``make test`` every scenario the reference system can run on SQLite runs clean in
+``calibrate --quick`` (tests/chaos/test_calibrate.py), and each seeded bug through the runs that
+expose it; here: the scenarios that need PostgreSQL, and (``-m slow``) every scenario on three
+seeds and every bug through every scenario that exposes it."""
 
 from __future__ import annotations
 
@@ -12,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from postgres import PG_URL, pg_available
-from saga_harness.calibration import QUICK_SCENARIOS
 from saga_harness.chaos.scenario import LINK_FAULTS, catalogue
 
 BIN = Path(sys.executable).parent / "saga-harness"
@@ -57,7 +61,7 @@ def _params():
                 pytest.mark.postgres,
                 pytest.mark.skipif(not pg_available(), reason="PostgreSQL is not running on 127.0.0.1:5432"),
             ]
-        if scenario.name in QUICK_SCENARIOS:
+        else:
             # `calibrate --quick` runs these clean in make test (no false positive allowed).
             marks.append(pytest.mark.slow)
         out.append(pytest.param(scenario.name, marks=marks))

@@ -53,3 +53,4 @@ def test_the_fuzzer_finds_a_server_error(tmp_path, broken_api):
 def test_unknown_service_is_a_usage_error(tmp_path):
     proc = saga_harness("contracts", "fuzz", "--service", "nope", "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert proc.returncode == 2 and "no such service" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()  # refused before the SUT started

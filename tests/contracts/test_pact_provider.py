@@ -94,9 +94,12 @@ def test_provider_state_hooks_exist_only_in_test_mode(tmp_path):
         (["--pacts", "/no/such/folder"], "no such folder of pact files"),
         (["--provider", "nobody"], "no pact in"),
         (["--config", "fixtures/tripbook/missing.toml"], "no such file"),
+        # a SUT without contract providers is refused before anything starts
+        (["--sut", "fake"], "needs contract providers"),
     ],
 )
 def test_bad_verify_input_is_a_one_paragraph_error(tmp_path, args, needle):
     proc = saga_harness("contracts", "verify", *args, "--out", str(tmp_path / "run"), cwd=ROOT, columns=250)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert needle in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()  # nothing started

@@ -1,10 +1,19 @@
-"""The pytest plugin, tested as pytest plugins are: real pytest sessions (pytester)."""
+"""The pytest plugin, tested as pytest plugins are: real pytest sessions (pytester).
+
+Its mechanics (fixtures, the session's SUT through the run lifecycle, failures explained, the
+session report, faults inside a test, the scenario marker) on the fake SUT (``--saga-sut fake``):
+seconds, not the reference system's eleven processes. The reference system's own behaviour under
+these faults is tested by its chaos scenarios and the calibration.
+"""
 
 from __future__ import annotations
 
+import json
+
 TEST_FILE = """
-def test_sagas_keep_their_promises(saga_run):
-    ids = saga_run.start_sagas(20, mix="ok=0.5,capture_fail=0.5", seed=4, duplicates=0.2)
+def test_sagas_keep_their_promises(saga_run, saga_sut):
+    assert saga_sut.name == "fake"
+    ids = saga_run.start_sagas(20, mix="ok=0.5,fail_charge=0.5", seed=4, duplicates=0.2)
     assert len(ids) == 20
     assert saga_run.wait_converged(timeout=60)
     verdicts = saga_run.check()
@@ -16,61 +25,100 @@ def test_sagas_keep_their_promises(saga_run):
 
 def test_plugin_options_are_registered(pytester):
     result = pytester.runpytest_subprocess("--help")
-    result.stdout.fnmatch_lines(["*--saga-config*", "*--saga-run-dir*", "*--saga-bugs*"])
+    result.stdout.fnmatch_lines(["*--saga-config*", "*--saga-sut*", "*--saga-run-dir*", "*--saga-bugs*"])
 
 
 def test_a_clean_system_passes(pytester):
     pytester.makepyfile(TEST_FILE)
     report = pytester.path / "session.html"
+    runs = pytester.path / "runs"
     result = pytester.runpytest_subprocess(
-        "--saga-run-dir", str(pytester.path / "runs"), "-p", "no:cacheprovider", "--saga-report", str(report)
+        "--saga-sut", "fake", "--saga-run-dir", str(runs), "-p", "no:cacheprovider", "--saga-report", str(report)
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*saga-harness*", "*run directory:*", f"*session report: {report}*"])
-    assert (pytester.path / "runs" / "test_sagas_keep_their_promises" / "history.jsonl").exists()
+    run = runs / "test_sagas_keep_their_promises"
+    assert (run / "history.jsonl").exists()
+    assert json.loads((run / "verdicts.json").read_text())["ok"] is True
     html = report.read_text()
     assert "All invariants hold" in html and "test_sagas_keep_their_promises" in html
+    # The session's SUT went through the run lifecycle: its meta, then nothing left running.
+    assert json.loads((runs / "history.jsonl").read_text().splitlines()[0])["sut"] == "fake"
 
 
 def test_a_seeded_bug_fails_the_test_with_a_readable_explanation(pytester):
     pytester.makepyfile(TEST_FILE)
     result = pytester.runpytest_subprocess(
-        "--saga-run-dir", str(pytester.path / "runs"), "--saga-bugs", "orchestrator.skip_compensation"
+        "--saga-sut", "fake", "--saga-run-dir", str(pytester.path / "runs"), "--saga-bugs", "fake.skip_compensation"
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
             "*violation(s) in compensation*",
-            "*[[]compensation[]] saga *, step reserve_inventory*",
-            "*expected: release_inventory after reserve_inventory completed*",
+            "*[[]compensation[]] saga *, step reserve*",
+            "*expected: undo reserve after reserve completed*",
             "*evidence: history.jsonl:*",
+            # where the run was when it failed: the progress line the CLI prints in a log
+            "*saga-harness*",
+            "*done · sagas 20/20 started, 20 finished, 0 in flight*",
         ]
     )
 
+
+def test_a_bad_option_is_an_error_of_the_session_not_a_traceback(pytester):
+    pytester.makepyfile(TEST_FILE)
+    result = pytester.runpytest_subprocess("--saga-sut", "fake", "--saga-bugs", "fake.nope")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ConfigError: --bugs: the fake SUT has no seeded bug 'fake.nope'*"])
+
+
+SCENARIO = """
+name: kill-and-duplicate
+description: a process killed, deliveries duplicated
+faults:
+  - {kind: kill, process: charge, at: 0s, duration: 0.5s}
+  - {kind: duplicate, target: queue, at: 0s, duration: 2s}
+"""
 
 CHAOS_TEST = """
 import pytest
 
 
 def test_kill_inside_a_test(saga_run, saga_chaos):
-    with saga_chaos.kill("payment"):
+    with saga_chaos.kill("charge"):
         saga_run.start_sagas(10, mix="ok=1", seed=1)
     assert saga_run.wait_converged(timeout=90)
     saga_run.check().assert_ok()
     faults = [e for e in saga_run.history if e["type"] == "fault"]
-    assert [f["phase"] for f in faults] == ["start", "stop"] and faults[0]["fault"]["target"] == "payment"
+    assert [f["phase"] for f in faults] == ["start", "stop"] and faults[0]["fault"]["target"] == "charge"
 
 
-@pytest.mark.saga_scenario("duplicate-deliveries", seed=2)
+def test_deliveries_inside_a_test(saga_run, saga_chaos):
+    with saga_chaos.deliveries("queue", duplicate=1):
+        saga_run.start_sagas(10, mix="ok=0.5,fail_ship=0.5", seed=3)  # keys of their own: the SUT is shared
+        assert saga_run.wait_converged(timeout=90)
+    saga_run.check().assert_ok()
+
+
+def test_a_fault_the_sut_cannot_take_is_refused(saga_run, saga_chaos):
+    from saga_harness.errors import MissingAbilityError
+
+    with pytest.raises(MissingAbilityError, match="process control"):
+        with saga_chaos.kill("gateway"):
+            pass
+
+
+@pytest.mark.saga_scenario("scenario.yaml", seed=2)
 def test_under_a_scenario(saga_run):
-    saga_run.start_sagas(15, mix="ok=0.7,capture_fail=0.3", seed=2)
+    saga_run.start_sagas(15, mix="ok=0.7,fail_charge=0.3", seed=2)
     assert saga_run.wait_converged(timeout=90)
     saga_run.check().assert_ok()
-    assert any(e["type"] == "fault" for e in saga_run.history)
+    assert {e["fault"]["kind"] for e in saga_run.history if e["type"] == "fault"} == {"kill", "duplicate"}
 """
 
 
 def test_saga_chaos_fixture_and_scenario_marker(pytester):
     pytester.makepyfile(CHAOS_TEST)
-    result = pytester.runpytest_subprocess("--saga-run-dir", str(pytester.path / "runs"))
-    result.assert_outcomes(passed=2)
+    (pytester.path / "scenario.yaml").write_text(SCENARIO)
+    result = pytester.runpytest_subprocess("--saga-sut", "fake", "--saga-run-dir", str(pytester.path / "runs"))
+    result.assert_outcomes(passed=4)
