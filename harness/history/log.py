@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from saga_harness.history.records import Record, to_line
 
@@ -48,22 +47,6 @@ class HistoryWriter:
         with self._lock:
             self._file.write(line + "\n")
             self.count += 1
-
-    def write(self, type: str, **fields: Any) -> None:  # noqa: A002 - the field is called "type"
-        entry = {
-            "mono": time.monotonic(),
-            "wall": time.time(),
-            "process": fields.pop("process", self.process),
-            "type": type,
-            **fields,
-        }
-        line = json.dumps(entry, separators=(",", ":"), default=str)
-        with self._lock:
-            self._file.write(line + "\n")
-            self.count += 1
-
-    def __call__(self, type: str, **fields: Any) -> None:  # noqa: A002
-        self.write(type, **fields)
 
     def close(self) -> None:
         with self._lock:
