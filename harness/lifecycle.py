@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
@@ -64,6 +65,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 RUNS = Path("runs")
 # How long a cancelled coroutine (Ctrl-C, a timeout) may take to run its clean-up (healing faults).
 _CANCEL_WAIT_S = 30.0
@@ -436,14 +438,18 @@ class Lifecycle:
             self._shutdown(run, finish=exc_type is None)
 
     def _shutdown(self, run: Run, finish: bool) -> None:
-        # Every step runs whatever the one before did: the SUT must go down in any case.
+        """Close the run and shut the SUT down, each step whatever the one before did. ``finish``:
+        the block ended normally (a failure here is the run's); otherwise an error is on its way
+        up, and a failure here is only logged, so it cannot hide that error."""
+        failed_already = not finish
         try:
-            if self._loop is not None:
-                with contextlib.suppress(Exception) if not finish else contextlib.nullcontext():
+            with _logged_if(failed_already, "closing the run"):
+                if self._loop is not None:
                     run._close(finish=finish)
         finally:
             try:
-                self.sut.shutdown()
+                with _logged_if(failed_already, f"shutting {self.sut.name} down"):
+                    self.sut.shutdown()
             finally:
                 if self._loop is not None:
                     self._loop.close()
@@ -451,3 +457,14 @@ class Lifecycle:
                 if self._history is not None:
                     self._history.close()
                     self._history = None
+
+
+@contextlib.contextmanager
+def _logged_if(quiet: bool, what: str) -> Iterator[None]:
+    """Log (not raise) an exception of the block when ``quiet``: another error is already on its way up."""
+    try:
+        yield
+    except Exception as exc:
+        if not quiet:
+            raise
+        log.warning("while %s after an error: %s: %s", what, type(exc).__name__, exc)

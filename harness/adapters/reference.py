@@ -149,11 +149,12 @@ class ReferenceSystem:
             self.drop_schemas()
 
     def drop_schemas(self) -> None:
-        """Drop this run's PostgreSQL schemas (no-op on SQLite)."""
+        """Drop this run's PostgreSQL schemas (no-op on SQLite); SutError if the database cannot be reached."""
         if not self.database_url:
             return
         # Imported here: SQLAlchemy is only needed on the PostgreSQL backend.
         from sqlalchemy import create_engine, text
+        from sqlalchemy.exc import OperationalError
 
         url = self.database_url
         for prefix in ("postgresql://", "postgres://"):
@@ -168,6 +169,12 @@ class ReferenceSystem:
                 ).all()
                 for (schema,) in rows:
                     conn.execute(text(f'drop schema "{schema}" cascade'))
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise SutError(
+                f"could not drop this run's schemas ({self.schema_prefix}_*) at {self.database_url}: {reason}. "
+                f"Drop them by hand once the database answers."
+            ) from None
         finally:
             engine.dispose()
 
