@@ -74,7 +74,10 @@ class Sink:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # the bus pushes side by side: a backlog of 5 would refuse some
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -382,7 +385,8 @@ def test_nothing_is_lost_while_the_bus_or_a_subscriber_is_down(launcher: Any, tm
         time.sleep(1.0)
         assert running.booking(first)["status"] == "PENDING"
         running.procs.restart("bus")
-        assert running.settle(first)["status"] == "CONFIRMED"
+        # Backoff grew while the bus was down (up to 5 s for the outbox, 10 s for a push).
+        assert running.settle(first, timeout=60)["status"] == "CONFIRMED"
 
         # Shuttles is down: the bus retries room.held with backoff until it answers.
         running.procs.stop("shuttles")
@@ -391,7 +395,7 @@ def test_nothing_is_lost_while_the_bus_or_a_subscriber_is_down(launcher: Any, tm
         time.sleep(1.0)
         assert running.booking(second)["status"] == "PENDING"
         running.procs.restart("shuttles")
-        assert running.settle(second)["status"] == "CONFIRMED"
+        assert running.settle(second, timeout=60)["status"] == "CONFIRMED"
         stats = running.read("bus", "/admin/stats")["deliveries"]
         assert "dead" not in stats.get("shuttles", {}) and "pending" not in stats.get("shuttles", {})
     finally:
