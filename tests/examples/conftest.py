@@ -97,10 +97,10 @@ class Processes:
         self.procs[name] = proc
         return proc
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        """Wait until every started process's port accepts; a process that exits first fails with its log."""
+    def wait_ready(self, names: list[str] | None = None, timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait until these processes' ports accept (all by default); one that exits first fails with its log."""
         deadline = time.monotonic() + timeout
-        waiting = dict(self.procs)
+        waiting = {name: self.procs[name] for name in (names or list(self.procs))}
         while waiting:
             for name, proc in list(waiting.items()):
                 rc = proc.popen.poll()
@@ -122,7 +122,7 @@ class Processes:
         if proc.popen.poll() is None:
             raise RuntimeError(f"{name} is still running")
         self.start(name, proc.argv, proc.env, proc.port)
-        self.wait_ready()
+        self.wait_ready([name])
 
     def stop_all(self) -> None:
         """Stop every process group, side by side: SIGTERM, then SIGKILL what lingers; none may be left."""
