@@ -21,10 +21,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/saga-harness demo
 
-# Two workers: most tests wait on real processes. The chaos, load and calibration
-# runs share one worker (xdist group "timed"), so fault windows never race each other.
+# Two workers: most tests wait on real processes. The reference system's chaos, load and
+# calibration runs share one worker (xdist group "timed"): `calibrate --quick --jobs 2` runs
+# two of them at a time and nothing else timed runs beside it. Front ends are tested on the
+# in-process fake SUT. The slowest tests are listed at the end, to keep an eye on the budget.
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 
 bench: install
 	$(BIN)/python -m bench

@@ -299,11 +299,11 @@ class Run:
             history.append(Meta(run_dir.name, sut=self.sut.name, env=dict(self.info.env), extra=dict(extra)))
             hears = listener or self.listener
             run = Run(self.sut, self.model, run_dir, history, self._loop, hears, info, observe=True)
-            run._open(baseline=True)
             try:
+                run._open(baseline=True)
                 yield run
             finally:
-                run._close(finish=False)
+                run._close(finish=False)  # what opened is closed, also when opening failed half-way
 
     # -- the lifecycle's side ----------------------------------------------------------
     def _phase(self, name: str) -> None:
@@ -404,7 +404,7 @@ class Lifecycle:
             bugs=r.bugs,
             env=dict(r.env),
             command=r.command,
-            config=str(r.config) if r.config else None,
+            config=str(Path(r.config).resolve()) if r.config else None,  # `check` may run from elsewhere
             started_at=time.time(),
             faults=self.faults,
         )

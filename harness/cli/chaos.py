@@ -67,5 +67,5 @@ def run_scenario(
             listener=display,
         )
     status = conclude(result.verdicts, result.run_dir)
-    console.print(f"scenario {loaded.name} finished in {elapsed_since(started)}")
+    console.print(f"scenario {loaded.name} finished in {elapsed_since(started)}", highlight=False)
     raise typer.Exit(status)

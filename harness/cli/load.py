@@ -75,5 +75,5 @@ def run_load(
     )
     console.print(table)
     status = conclude(result.verdicts, result.run_dir)
-    console.print(f"load run finished in {elapsed_since(started)}")
+    console.print(f"load run finished in {elapsed_since(started)}", highlight=False)
     raise typer.Exit(status)

@@ -53,7 +53,7 @@ def run(
     with ProgressDisplay() as display:
         result = execute(spec, display)
     status = conclude(result.verdicts, result.run_dir)
-    console.print(f"finished in {elapsed_since(started)}")
+    console.print(f"finished in {elapsed_since(started)}", highlight=False)
     raise typer.Exit(status)
 
 

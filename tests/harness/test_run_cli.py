@@ -18,6 +18,10 @@ CLI = [sys.executable, "-m", "saga_harness.cli.__main__"]
 REFERENCE_TOML = ROOT / "fixtures" / "sagashop" / "saga-harness.toml"
 
 
+# The tests that share the reference run go to one xdist worker, or each worker would run it.
+SHARES_THE_REFERENCE_RUN = pytest.mark.xdist_group("reference-run")
+
+
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
@@ -27,6 +31,7 @@ def clean_run(tmp_path_factory):
     return proc, tmp / "ref"
 
 
+@SHARES_THE_REFERENCE_RUN
 def test_clean_reference_run_holds_every_invariant(clean_run):
     proc, run_dir = clean_run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -48,6 +53,7 @@ def test_clean_reference_run_holds_every_invariant(clean_run):
     assert "verdicts" in proc.stdout and str(run_dir) in proc.stdout.replace("\n", "")
 
 
+@SHARES_THE_REFERENCE_RUN
 def test_declarative_description_of_the_reference_gives_the_same_verdicts(clean_run, tmp_path):
     _proc, ref_dir = clean_run
     proc = saga_harness(
@@ -72,6 +78,7 @@ def test_declarative_description_of_the_reference_gives_the_same_verdicts(clean_
     assert by_trigger == {c["name"]: c["stats"] for c in b["checks"]}["outcome"]["by_trigger"]
 
 
+@SHARES_THE_REFERENCE_RUN
 def test_check_rejudges_a_recorded_history_offline(clean_run, tmp_path):
     _proc, run_dir = clean_run
     proc = saga_harness("check", str(run_dir / "history.jsonl"), "--out", str(tmp_path), cwd=tmp_path)
