@@ -24,7 +24,7 @@ from typing import Any
 from saga_harness.contracts.signing import SigningProxy
 from saga_harness.errors import ConfigError
 from saga_harness.lifecycle import Lifecycle, RunRequest
-from saga_harness.progress import Listener, ignore
+from saga_harness.progress import Listener, PhaseStarted, ignore
 from saga_harness.rundir import write_contracts_section
 from saga_harness.sut import ContractProviders, ProviderInfo
 
@@ -233,6 +233,7 @@ def fuzz_sut(
             f"--service {', '.join(unknown)}: no such service; services: {', '.join(sorted(life.sut.services()))}"
         )
     with life as run:
+        run.emit(PhaseStarted(run.elapsed(), "fuzzing"))
         # Every service the SUT runs; the providers it names bring their signing along.
         named = run.sut.contract_providers() if isinstance(run.sut, ContractProviders) else {}
         providers = {n: named.get(n) or ProviderInfo(n, s.url) for n, s in run.sut.services().items()}

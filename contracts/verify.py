@@ -26,7 +26,7 @@ from saga_harness.config import load_config
 from saga_harness.contracts.signing import SigningProxy
 from saga_harness.errors import ConfigError
 from saga_harness.lifecycle import Lifecycle, RunRequest
-from saga_harness.progress import Listener, ignore
+from saga_harness.progress import Listener, PhaseStarted, ignore
 from saga_harness.rundir import write_contracts_section
 from saga_harness.sut import ContractProviders, Needs, ProviderInfo
 
@@ -301,6 +301,7 @@ def verify_sut(
     life.require(Needs(contracts=True), "`saga-harness contracts verify`")
     with life as run:
         assert isinstance(run.sut, ContractProviders)  # require() refused the run otherwise
+        run.emit(PhaseStarted(run.elapsed(), "verifying pacts"))
         results = verify(
             folder,
             run.sut.contract_providers(),
