@@ -540,9 +540,9 @@ class FakeSystem:
         rule_id = uuid.uuid4().hex[:8]
         compiled = {
             "target": str(rule.get("target") or "*"),
-            "p": float(rule.get("probability", 1.0)),  # type: ignore[arg-type]
-            "duplicate": int(rule.get("duplicate", 0) or 0),  # type: ignore[call-overload]
-            "delay_s": float(rule.get("delay_s", 0.0) or 0.0),  # type: ignore[arg-type]
+            "p": float(rule.get("probability", 1.0)),
+            "duplicate": int(rule.get("duplicate", 0) or 0),
+            "delay_s": float(rule.get("delay_s", 0.0) or 0.0),
             "drop": bool(rule.get("drop", False)),
         }
 

@@ -5,11 +5,15 @@ on the fake SUT, in seconds."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 from saga_cli import BIN, saga_harness
 
@@ -205,3 +209,34 @@ def test_check_rejudges_a_fake_run_with_the_same_verdicts_and_exit_status(tmp_pa
     rejudged = json.loads((tmp_path / "again" / "verdicts.json").read_text())
     assert rejudged["checks"] == first["checks"] and rejudged["command"] == first["command"]
     assert "reproduce with: saga-harness run --sut fake" in again.stdout
+
+
+def test_ctrl_c_stops_the_run_and_every_process_it_started(tmp_path):
+    marker = uuid.uuid4().hex  # every process the run starts inherits it
+    history = tmp_path / "r" / "history.jsonl"
+    proc = subprocess.Popen(
+        [str(BIN), "run", "--sagas", "5000", "--concurrency", "5", "--out", str(tmp_path / "r")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SAGA_HARNESS_TEST_MARKER": marker},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's Ctrl-C
+    )
+    deadline = time.monotonic() + 120
+    while '"workload-start"' not in (history.read_text() if history.exists() else ""):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+
+    def ours(p: psutil.Process) -> bool:
+        try:
+            return p.environ().get("SAGA_HARNESS_TEST_MARKER") == marker and p.status() != psutil.STATUS_ZOMBIE
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+
+    time.sleep(0.5)
+    left = [p for p in psutil.process_iter() if ours(p) and p.pid != os.getpid()]
+    assert not left, [p.cmdline() for p in left]
