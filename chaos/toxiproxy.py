@@ -54,7 +54,7 @@ _lock = threading.Lock()  # runs on several threads (a parallel calibration) sha
 
 
 def _bind(host: str, port: int) -> Any:
-    from toxiproxy import Toxiproxy
+    from toxiproxy import Toxiproxy  # the client (and requests) only once a link fault needs a server
 
     toxi = Toxiproxy()
     toxi.update_api_consumer(host, port)  # class-level state in toxiproxy-python

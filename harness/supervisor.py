@@ -43,6 +43,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+import psutil
 from saga_harness.errors import SutError
 
 __all__ = [
@@ -100,8 +101,6 @@ class ProcessStatus:
 
 def _listens(pid: int, url: str) -> bool:
     """Whether ``pid`` or one of its descendants listens on ``url``'s port (True when that cannot be told)."""
-    import psutil
-
     port = urlsplit(url).port
     if port is None:
         return True

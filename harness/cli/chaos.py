@@ -22,6 +22,7 @@ app.add_typer(chaos_app, name="chaos")
 @chaos_app.command("list")
 def list_scenarios() -> None:
     """The scenario catalogue (chaos/scenarios/*.yaml)."""
+    # Imported here: `saga-harness --help` should not load the scenario machinery (pydantic, YAML).
     from saga_harness.chaos.scenario import catalogue
 
     table = Table(title="chaos scenarios")

@@ -37,7 +37,7 @@ def validate_events(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (summary and problems) instead."),
 ) -> None:
     """Validate recorded CloudEvents: exit 1 if any is invalid, 0 if all are valid."""
-    from saga_harness.contracts.events import EventSummary, invalid
+    from saga_harness.contracts.events import EventSummary, invalid  # jsonschema: not for `--help`
 
     registry = _registry(schemas)
     try:
@@ -106,7 +106,7 @@ def sink(
     POST /events takes one event (binary or structured mode): 204 valid, 422 invalid (with the
     failures), 400 not one event. GET /summary gives the counts so far.
     """
-    from saga_harness.contracts.sink import ValidatingSink
+    from saga_harness.contracts.sink import ValidatingSink  # jsonschema and aiohttp: not for `--help`
 
     validating = ValidatingSink(_registry(schemas), host=host, port=port, out=out, strict=strict)
 

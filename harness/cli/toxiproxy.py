@@ -22,7 +22,7 @@ def serve_command(
     ),
 ) -> None:
     """Serve until Ctrl-C; point toxiproxy clients (or TOXIPROXY_URL) at the printed URL."""
-    from saga_harness.chaos.server import serve
+    from saga_harness.chaos.server import serve  # the server's modules: not for `--help`
 
     def ready(url: str) -> None:
         console.print(f"toxiproxy API on [bold]{url}[/] (Ctrl-C stops it)", highlight=False)
