@@ -136,7 +136,7 @@ def execute_load(spec: LoadSpec, listener: Listener = ignore) -> RunResult:
     scenario = load_scenario(spec.scenario)[0] if spec.scenario else None
     life = Lifecycle(
         RunRequest(
-            label=f"load-{spec.scenario or sut_label(spec.sut, spec.config)}",
+            label=f"load-{scenario.name if scenario else sut_label(spec.sut, spec.config)}",
             out=spec.out,
             sut=spec.sut,
             config=spec.config,
@@ -144,7 +144,7 @@ def execute_load(spec: LoadSpec, listener: Listener = ignore) -> RunResult:
             database_url=spec.database_url,
             env=spec.env,
             seed=spec.seed,
-            scenario=spec.scenario,
+            scenario=scenario.name if scenario else None,
             command=spec.command,
             extra={"load": {"users": spec.users, "workers": spec.workers, "duration_s": spec.duration_s}},
         ),
@@ -153,7 +153,7 @@ def execute_load(spec: LoadSpec, listener: Listener = ignore) -> RunResult:
     triggers = life.sut.triggers()
     mix = parse_mix(spec.mix or life.sut.default_mix() or None, triggers)
     windows: list[FaultWindow] = for_sut(scenario, spec.seed, life.sut) if scenario is not None else []
-    life.require(needs(windows), f"scenario {spec.scenario!r}")
+    life.require(needs(windows), f"scenario {scenario.name!r}" if scenario else "the load run")
     check_links(life.sut, faulted_links(windows))
     life.schedule(w.describe() for w in windows)
     locusts = Supervisor(life.run_dir / "locust-processes")
