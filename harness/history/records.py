@@ -15,7 +15,7 @@ the classes below, so the format cannot drift between them. A reader adds
 ``ok``/``fail``/``info``  :class:`Completion` — its answer (``info``: no answer,
                 outcome unknown — the request may or may not have taken effect)
 ``event``       :class:`CapturedEvent` — a CloudEvent as it came over the wire
-``status``      :class:`StatusSeen` — a saga's state as the harness read it
+``status``      :class:`StatusSeen` — a saga's state as the harness read it (and chosen ``fields``)
 ``fault``       :class:`FaultChange` — a fault window starts or stops
 ``phase``       :class:`Phase` — run markers (workload-start, converged, …)
 ``snapshot``    :class:`Snapshot` — a service's state (``baseline``: before the workload)
@@ -153,10 +153,13 @@ class StatusSeen(Record):
     saga_id: str
     state: Any = None  # as the SUT gave it (a string, a number, a boolean, null)
     outcome: str | None = None
+    # Chosen fields of the status answer, by the names the checkers read: failed_step,
+    # error_type, reason, compensations_done, compensations_pending, attempts.
+    fields: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> StatusSeen:
-        return cls(str(d.get("saga_id") or ""), d.get("state"), d.get("outcome"))
+        return cls(str(d.get("saga_id") or ""), d.get("state"), d.get("outcome"), dict(d.get("fields") or {}))
 
 
 @dataclass(frozen=True, slots=True)
