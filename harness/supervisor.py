@@ -32,6 +32,7 @@ import os
 import queue
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -66,8 +67,9 @@ class ProcessSpec:
     """How to start one process and how to know it is ready.
 
     ``env`` is laid over the harness's own environment (children need PATH,
-    the virtualenv, ...). ``health_url`` must answer HTTP 200 once the process
-    is ready; without one, a process is ready as soon as it has started.
+    the virtualenv, ...). ``health_url`` must answer one of ``health_status``
+    (HTTP 200) once the process is ready — or, as ``tcp://HOST:PORT``, accept a
+    connection; without one, a process is ready as soon as it has started.
     """
 
     name: str
@@ -76,6 +78,7 @@ class ProcessSpec:
     cwd: str | os.PathLike[str] | None = None
     health_url: str | None = None
     ready_timeout_s: float = 30.0
+    health_status: tuple[int, ...] = (200,)
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -121,15 +124,21 @@ def _listens(pid: int, url: str) -> bool:
     return False
 
 
-def check_health(url: str, timeout: float = _HEALTH_PROBE_TIMEOUT_S) -> bool:
-    """Does ``url`` answer a GET with HTTP 200 within ``timeout`` seconds?"""
-    return _probe(url, timeout)[0]
+def check_health(url: str, timeout: float = _HEALTH_PROBE_TIMEOUT_S, accept: tuple[int, ...] = (200,)) -> bool:
+    """Does ``url`` answer a GET with one of ``accept`` (``tcp://``: accept a connection) within ``timeout`` seconds?"""
+    return _probe(url, timeout, accept)[0]
 
 
-def _probe(url: str, timeout: float) -> tuple[bool, str]:
+def _probe(url: str, timeout: float, accept: tuple[int, ...] = (200,)) -> tuple[bool, str]:
+    parts = urlsplit(url)
+    if parts.scheme == "tcp":
+        try:
+            with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=timeout):
+                return True, "connection accepted"
+        except OSError as exc:
+            return False, f"{type(exc).__name__}: {exc}"
     # http.client rather than urllib: urllib honours *_proxy variables, and a
     # loopback health check must never go through a proxy.
-    parts = urlsplit(url)
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -137,11 +146,19 @@ def _probe(url: str, timeout: float) -> tuple[bool, str]:
         conn.request("GET", path)
         resp = conn.getresponse()
         resp.read()
-        return resp.status == 200, f"HTTP {resp.status}"
+        return resp.status in accept, f"HTTP {resp.status}"
     except (OSError, http.client.HTTPException) as exc:
         return False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     finally:
         conn.close()
+
+
+def _readiness(spec: ProcessSpec) -> str:
+    url = spec.health_url or ""
+    if url.startswith("tcp://"):
+        return f"a connection accepted at {url.removeprefix('tcp://')}"
+    statuses = " or ".join(str(s) for s in spec.health_status)
+    return f"HTTP {statuses} from {url}"
 
 
 # --- children die with their parent -------------------------------------------------
@@ -509,11 +526,11 @@ class Supervisor:
                 if url is None:
                     pending.remove(proc)
                     continue
-                ok, last[proc.spec.name] = _probe(url, _HEALTH_PROBE_TIMEOUT_S)
+                ok, last[proc.spec.name] = _probe(url, _HEALTH_PROBE_TIMEOUT_S, proc.spec.health_status)
                 if ok and not _listens(proc.popen.pid, url):
                     # Someone else answers on that port (ours lost the race to bind it and
                     # is about to exit): not healthy, whatever the answer says.
-                    ok, last[proc.spec.name] = False, f"HTTP 200 from a process other than pid {proc.popen.pid}"
+                    ok, last[proc.spec.name] = False, f"an answer from a process other than pid {proc.popen.pid}"
                 if ok:
                     pending.remove(proc)
                 elif time.monotonic() - begun > proc.spec.ready_timeout_s:
@@ -526,7 +543,7 @@ class Supervisor:
 
     def _exited_message(self, proc: _Proc, rc: int) -> str:
         spec = proc.spec
-        waited = f" (waited for HTTP 200 from {spec.health_url})" if spec.health_url else ""
+        waited = f" (waited for {_readiness(spec)})" if spec.health_url else ""
         return (
             f"process {spec.name!r} (pid {proc.popen.pid}) exited with {_describe_rc(rc)} "
             f"before it became healthy{waited}. Command: {shlex.join(spec.argv)}. "
@@ -536,10 +553,10 @@ class Supervisor:
     def _timeout_message(self, proc: _Proc, last: str) -> str:
         spec = proc.spec
         return (
-            f"process {spec.name!r} (pid {proc.popen.pid}) is running but did not answer "
-            f"HTTP 200 at {spec.health_url} within {spec.ready_timeout_s:g} s (last attempt: "
+            f"process {spec.name!r} (pid {proc.popen.pid}) is running but did not give "
+            f"{_readiness(spec)} within {spec.ready_timeout_s:g} s (last attempt: "
             f"{last}). Check that it listens on that port and that the health route returns "
-            f"200, or allow it more time with ready_timeout_s. Command: "
+            f"that, or allow it more time with ready_timeout_s. Command: "
             f"{shlex.join(spec.argv)}. Full log: {proc.log_path}.{_tail_text(proc.log_path)}"
         )
 
@@ -592,7 +609,7 @@ class Supervisor:
             # wait for the probe to time out to learn what we already know.
             healthy = alive and not proc.paused
             if healthy and proc.spec.health_url:
-                healthy = check_health(proc.spec.health_url)
+                healthy = check_health(proc.spec.health_url, accept=proc.spec.health_status)
             return ProcessStatus(
                 name=proc.spec.name,
                 pid=proc.popen.pid,

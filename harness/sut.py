@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import aiohttp
 from saga_harness.errors import MissingAbilityError
 from saga_harness.model import SagaModel
+from saga_harness.startplan import StartPlan
 from saga_harness.workload import Trigger
 
 
@@ -72,20 +73,43 @@ class StartResult:
 
 @dataclass(frozen=True)
 class SagaStatus:
+    """One status read: the state as the system gave it (a string, a boolean, a number, None when
+    not found), its outcome once terminal, the chosen fields of the answer (``[saga.status] record``)."""
+
     saga_id: str
-    state: str | None
+    state: Any
     outcome: str | None  # None while running, else completed | compensated | failed
     raw: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SagaApi:
-    """The saga API as a client outside the harness process (Locust) needs it: plain data."""
+    """The saga API as a client needs it, as plain data: the runner and Locust both start sagas
+    from it (:class:`~saga_harness.startplan.StartPlan`).
+
+    ``start`` is the one-request description a plugin gives (path, method, idempotency_header,
+    saga_id pointer, headers), used when ``plan`` is None; ``plan`` is the full start sequence
+    (:meth:`StartPlan.to_json`) with status, outcome rules and lookup; ``services`` maps the
+    plan's service names to the URLs clients use (a proxy when one is on the client link).
+    """
 
     client_url: str  # where clients reach the start request (a proxy when one is on the client link)
     start: dict[str, Any]  # path, method, idempotency_header, saga_id pointer, headers
     status: dict[str, Any]  # url (absolute, with {saga_id}), state pointer
     terminal: dict[str, str]  # state -> completed | compensated | failed
+    plan: dict[str, Any] | None = None
+    services: dict[str, str] = field(default_factory=dict)
+
+    def start_plan(self) -> StartPlan:
+        """The start sequence: the plan, or one request to ``client_url`` built from ``start``."""
+        if self.plan is not None:
+            return StartPlan.from_json(self.plan)
+        return StartPlan.single(self.start)
+
+    def service_urls(self) -> dict[str, str]:
+        """Service name -> base URL, the one-request form's ``client`` included."""
+        return {"client": self.client_url, **self.services}
 
 
 @runtime_checkable
@@ -191,6 +215,22 @@ class Snapshots(Protocol):
 
 
 @runtime_checkable
+class PerIdSnapshots(Protocol):
+    """Reads per saga (``/orders/find/{saga_id}``) and per pool member (``/payment/find_user/{user.user_id}``)."""
+
+    async def per_id_snapshot(
+        self,
+        http: aiohttp.ClientSession,
+        sagas: Mapping[str, Mapping[str, Any]],
+        members: Mapping[str, list[Mapping[str, Any]]],
+        baseline: bool = False,
+    ) -> dict[str, Any]:
+        """Snapshot name -> list of reads. ``sagas``: saga id -> the values its start captured;
+        ``members``: pool -> each member's values. ``baseline``: only the reads that have one
+        (per member: per-saga reads have nothing to read before the workload)."""
+
+
+@runtime_checkable
 class EventTap(Protocol):
     """The SUT's CloudEvents can be captured: pushed to a sink the harness runs, or read from its log."""
 
@@ -199,6 +239,23 @@ class EventTap(Protocol):
 
     async def untap_events(self, http: aiohttp.ClientSession) -> None:
         """Stop pushing events to the sink."""
+
+
+@runtime_checkable
+class EventsAtStart(Protocol):
+    """A system told where to push its events when it starts (``${sink_url}`` in a service's env):
+    the harness's sink must listen before it starts."""
+
+    def push_events_to(self, sink_url: str) -> None:
+        """Before :meth:`~SystemUnderTest.start`: the URL of the sink its services are given."""
+
+
+@runtime_checkable
+class SagaPools(Protocol):
+    """Pools of shared setup values (users, items) whose members are set up once, before sagas use them."""
+
+    def pools(self) -> dict[str, Any]:
+        """Pool name -> :class:`~saga_harness.startplan.Pool`."""
 
 
 ABILITIES: dict[str, tuple[type, str]] = {

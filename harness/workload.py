@@ -11,22 +11,35 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from saga_harness.errors import ConfigError
+from saga_harness.startplan import Pool, draw_members, fill
 
 RESUBMIT_KINDS = ("immediate", "concurrent", "delayed")
 
 
 @dataclass(frozen=True)
 class Trigger:
-    """A request that demands an outcome (e.g. a declined card must end compensated)."""
+    """A request that demands an outcome (e.g. a declined card must end compensated).
+
+    ``expected_outcome`` is the one outcome demanded (``any`` when several are accepted);
+    ``expectation`` the full demand as the model's ``triggers`` take it (``outcome`` — one or
+    a list —, ``under_faults``, ``fails_at``, ``reason``, ``error_type``), None when the
+    outcome alone says it. ``uses`` draws pool members: name in the templates -> pool.
+    """
 
     name: str
     request: Mapping[str, Any]
     expected_outcome: str
     burst: int = 1  # sagas started back to back whenever this trigger is drawn (to make them race)
+    uses: Mapping[str, str] = field(default_factory=dict)
+    expectation: Mapping[str, Any] | None = None
+
+    def demand(self) -> str | dict[str, Any]:
+        """What the model's ``triggers`` get for this trigger: the plain outcome, or the full expectation."""
+        return dict(self.expectation) if self.expectation else self.expected_outcome
 
 
 @dataclass(frozen=True)
@@ -39,11 +52,17 @@ class Resubmit:
 
 @dataclass(frozen=True)
 class PlannedSaga:
+    """One saga to start: its trigger, key, request (placeholders the plan could not fill yet —
+    pool members' captured values — stay for the client), resends, and the pool members it
+    drew (``alias -> (pool, index)``). ``variables``: the built-ins its templates use."""
+
     index: int
     key: str
     trigger: str
     body: Mapping[str, Any]
     resubmits: tuple[Resubmit, ...] = ()
+    members: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    variables: Mapping[str, Any] = field(default_factory=dict)
 
 
 def parse_mix(text: str | Mapping[str, float] | None, triggers: Mapping[str, Trigger]) -> dict[str, float]:
@@ -75,17 +94,8 @@ def parse_mix(text: str | Mapping[str, float] | None, triggers: Mapping[str, Tri
 
 
 def render(value: Any, variables: Mapping[str, Any]) -> Any:
-    """Fill ``{i}``-style placeholders in string values of a request template."""
-    if isinstance(value, str):
-        try:
-            return value.format_map(variables) if "{" in value else value
-        except (KeyError, ValueError, IndexError):
-            return value
-    if isinstance(value, list):
-        return [render(v, variables) for v in value]
-    if isinstance(value, dict):
-        return {k: render(v, variables) for k, v in value.items()}
-    return copy.deepcopy(value)
+    """Fill ``{i}``-style placeholders in a request template; names not known yet stay as they are."""
+    return copy.deepcopy(fill(value, variables, partial=True))
 
 
 def plan(
@@ -96,9 +106,11 @@ def plan(
     duplicates: float = 0.0,
     seed: int = 0,
     max_delay_s: float = 1.0,
+    pools: Mapping[str, Pool] | None = None,
 ) -> list[PlannedSaga]:
     """Plan ``n`` sagas. A share ``duplicates`` of them is resent with the same key,
-    cycling through the resubmission kinds (immediately, concurrently, after a delay)."""
+    cycling through the resubmission kinds (immediately, concurrently, after a delay).
+    A trigger that ``uses`` pools draws a member of each (from the same seeded stream)."""
     if n < 0:
         raise ConfigError(f"--sagas must be >= 0, got {n}")
     if not 0.0 <= duplicates <= 1.0:
@@ -122,5 +134,8 @@ def plan(
             kind = RESUBMIT_KINDS[rng.randrange(len(RESUBMIT_KINDS))]
             delay = round(rng.uniform(0.05, max_delay_s), 3) if kind == "delayed" else 0.0
             resubmits = (Resubmit(kind, delay),)
-        out.append(PlannedSaga(i, key, name, render(dict(triggers[name].request), variables), resubmits))
+        trigger = triggers[name]
+        members = draw_members(trigger.uses, pools or {}, rng) if trigger.uses else {}
+        body = render(dict(trigger.request), variables)
+        out.append(PlannedSaga(i, key, name, body, resubmits, members, variables))
     return out

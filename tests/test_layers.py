@@ -66,6 +66,7 @@ PLACES: dict[str, str] = {
             "durations",
             "lazy",
             "testing",
+            "startplan",
         )
     },
     **{f"saga_harness.{m}": SYSTEM for m in ("config", "sut", "adapters", "supervisor", "ports", "sink")},

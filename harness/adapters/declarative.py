@@ -18,15 +18,85 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from saga_harness.config import SutConfig, fill, load_config
+from saga_harness.adapters.http import get, send
+from saga_harness.config import OUTCOMES, SutConfig, check_model, fill, load_config, uses_sink
 from saga_harness.errors import ConfigError, SutError
 from saga_harness.model import SagaModel
-from saga_harness.models import load_model
 from saga_harness.pointer import resolve
 from saga_harness.ports import free_ports
+from saga_harness.startplan import (
+    MISSING,
+    EventStates,
+    Lookup,
+    OutcomeRule,
+    Pool,
+    StartPlan,
+    StartSequence,
+    StatusSpec,
+    Step,
+    as_text,
+)
+from saga_harness.startplan import fill as fill_template
 from saga_harness.supervisor import ProcessSpec, Supervisor, check_health
 from saga_harness.sut import LinkInfo, ProviderInfo, SagaApi, SagaStatus, ServiceInfo, Signing, StartResult
 from saga_harness.workload import Trigger
+
+
+def plan_of(config: SutConfig) -> StartPlan:
+    """The start plan a description gives: its steps, pools, resend step, outcome rules, status and lookup."""
+    saga = config.saga
+    steps = tuple(
+        Step(
+            name=s.name,
+            service=s.service,
+            path=s.path,
+            method=s.method,
+            headers=dict(s.headers),
+            body=s.body,
+            idempotency_header=s.idempotency_header,
+            capture=dict(s.capture),
+            saga_id=s.saga_id,
+            expect=tuple(s.expect),
+            once_per=s.once_per,
+            when=s.when,
+            retry_unknown=s.retry_unknown if s.retry_unknown is not None else bool(s.idempotency_header),
+            timeout_s=s.timeout_s,
+        )
+        for s in saga.start
+    )
+    rules: list[OutcomeRule] = []
+    if saga.outcome is not None:
+        for outcome in OUTCOMES:
+            for r in getattr(saga.outcome, outcome):
+                status = (r.status,) if isinstance(r.status, int) else tuple(r.status or ())
+                rules.append(
+                    OutcomeRule(
+                        r.step or saga.outcome.step,
+                        outcome,
+                        status,
+                        r.text,
+                        r.pointer,
+                        r.equals,
+                        "equals" in r.model_fields_set,
+                        dict(r.record),
+                    )
+                )
+    st = saga.status
+    ev = st.from_events
+    status = StatusSpec(
+        st.service,
+        st.path,
+        st.state,
+        dict(saga.terminal),
+        dict(st.record),
+        st.during_start,
+        tuple(st.found),
+        EventStates(ev.saga_id, ev.state, dict(ev.states), dict(ev.record)) if ev else None,
+    )
+    lk = saga.lookup
+    lookup = Lookup(lk.service, lk.path, lk.saga_id, lk.method, dict(lk.headers), tuple(lk.found)) if lk else None
+    pools = {n: Pool(n, p.kind or n, p.size, dict(p.values)) for n, p in config.pools.items()}
+    return StartPlan(steps, pools, saga.resend.step if saga.resend else None, tuple(rules), status, lookup)
 
 
 class DeclarativeSystem:
@@ -51,6 +121,8 @@ class DeclarativeSystem:
         self.ports: dict[str, int] = {}
         self._routes: dict[str, str] = {}  # link name -> URL override (a chaos proxy), see route()
         self._poller: asyncio.Task | None = None
+        self.plan = plan_of(config)
+        self.sink_url: str | None = None  # the harness's sink, when a service is given ${sink_url}
 
     @classmethod
     def from_file(cls, path: str | Path, run_dir: str | os.PathLike[str], **kw: Any) -> DeclarativeSystem:
@@ -79,6 +151,8 @@ class DeclarativeSystem:
 
     def _variables(self, name: str) -> dict[str, str]:
         variables = {"python": sys.executable, "run_dir": str(self.run_dir), "config_dir": str(self.base_dir)}
+        if self.sink_url is not None:
+            variables["sink_url"] = self.sink_url
         if name in self.ports:
             variables["port"] = str(self.ports[name])
         for other in self.config.services:
@@ -95,7 +169,8 @@ class DeclarativeSystem:
                 continue
             where = f"services.{name}"
             variables = self._variables(name)
-            env = {**fill(svc.env, variables, f"{where}.env"), **self.extra_env}
+            # The system's own switches: [env] under the service's env, --env over both.
+            env = {**self.config.env, **fill(svc.env, variables, f"{where}.env"), **self.extra_env}
             cwd = fill(svc.cwd, variables, f"{where}.cwd") if svc.cwd else str(self.base_dir)
             out.append(
                 ProcessSpec(
@@ -103,22 +178,42 @@ class DeclarativeSystem:
                     argv=tuple(fill(svc.command, variables, f"{where}.command")),
                     env=env,
                     cwd=str((self.base_dir / cwd).resolve()),
-                    health_url=self.url(name) + svc.health,
+                    health_url=self._health_url(name),
                     ready_timeout_s=svc.ready_timeout_s,
+                    health_status=tuple(svc.health_status),
                 )
             )
         return out
 
+    def _health_url(self, name: str) -> str | None:
+        svc = self.config.services[name]
+        health = svc.health or (None if svc.external else "tcp")
+        if health is None:
+            return None
+        if health == "tcp":
+            return "tcp://" + self.url(name).split("://", 1)[1].split("/", 1)[0]
+        return self.url(name) + health
+
+    def push_events_to(self, sink_url: str) -> None:
+        """The sink's URL, for ``${sink_url}`` in the services' command and env (set before start)."""
+        self.sink_url = sink_url
+
     def start(self) -> None:
+        if uses_sink(self.config) and self.sink_url is None:
+            raise SutError(
+                f"{self.config_path or self.name}: a service is given ${{sink_url}}, but no event sink was started "
+                "for it; start the system through the harness's run lifecycle (saga-harness run, chaos, load, sut up)"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.supervisor.start(self.specs())
         for name, svc in self.config.services.items():
-            if svc.external:
-                if not check_health(self.url(name) + svc.health):
-                    raise SutError(
-                        f"external service {name!r} at {self.url(name)}{svc.health} does not answer 200; "
-                        f"start it first or fix services.{name}.url in {self.config_path}"
-                    )
+            url = self._health_url(name)
+            if svc.external and url is not None and not check_health(url, accept=tuple(svc.health_status)):
+                raise SutError(
+                    f"external service {name!r} is not ready: {url} does not answer "
+                    f"{' or '.join(map(str, svc.health_status))}; start it first, or fix services.{name}.url "
+                    f"(or its health) in {self.config_path}"
+                )
 
     def shutdown(self) -> None:
         """Stop every process the harness started (external services are left alone)."""
@@ -157,7 +252,14 @@ class DeclarativeSystem:
         self._routes[link] = address
 
     def triggers(self) -> dict[str, Trigger]:
-        return {n: Trigger(n, t.request, t.outcome, t.burst) for n, t in self.config.triggers.items()}
+        return {
+            n: Trigger(n, t.request, t.expected_outcome, t.burst, dict(t.uses), t.expectation())
+            for n, t in self.config.triggers.items()
+        }
+
+    def pools(self) -> dict[str, Pool]:
+        """The description's pools (``[pools.NAME]``)."""
+        return dict(self.plan.pools)
 
     def default_mix(self) -> dict[str, float]:
         return dict(self.config.mix)
@@ -165,22 +267,33 @@ class DeclarativeSystem:
     def allowed_hosts(self) -> list[str]:
         return list(self.config.allowed_hosts)
 
+    def client_urls(self) -> dict[str, str]:
+        """Service -> the URL a client uses for it (a proxy when one is on the client's link)."""
+        return {n: self._routes.get(f"client->{n}") or self.url(n) for n in self.config.services}
+
     def saga_api(self) -> SagaApi:
-        start, status = self.config.saga.start, self.config.saga.status
-        client = self._routes.get(f"client->{start.service}") or self.url(start.service)
+        first = next(s for s in self.config.saga.start if s.once_per is None)
+        status = self.config.saga.status
+        urls = self.client_urls()
         return SagaApi(
-            client_url=client,
-            start={k: v for k, v in start.model_dump().items() if k != "service"},
+            client_url=urls[first.service],
+            start={
+                "path": first.path,
+                "method": first.method,
+                "idempotency_header": first.idempotency_header,
+                "saga_id": first.saga_id,
+                "headers": dict(first.headers),
+            },
             status={"url": self.url(status.service) + status.path, "state": status.state},
             terminal=dict(self.config.saga.terminal),
+            plan=self.plan.to_json(),
+            services=urls,
         )
 
     def model(self) -> SagaModel:
-        where = str(self.config_path or self.name)
-        try:
-            model = load_model(self.config.model, {n: t.outcome for n, t in self.config.triggers.items()})
-        except ValueError as exc:
-            raise ConfigError(f"{where}: [model] {exc}") from None
+        where = self.config_path or self.name
+        demands = {n: t.demand() for n, t in self.triggers().items()}
+        model = check_model(self.config.model, where, demands)
         contracts = self.config.contracts
         if contracts is not None and contracts.schemas:
             # The SUT's own CloudEvent schemas judge its events (paths relative to the config file).
@@ -196,22 +309,29 @@ class DeclarativeSystem:
 
     # -- the saga API ------------------------------------------------------
     async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, Any]) -> StartResult:
-        s = self.config.saga.start
-        headers = {**s.headers, s.idempotency_header: key}
-        client = self._routes.get(f"client->{s.service}") or self.url(s.service)
-        async with http.request(s.method, client + s.path, json=dict(body), headers=headers) as resp:
-            payload = await resp.json(content_type=None)
-        saga_id = resolve(payload, s.saga_id, None) if isinstance(payload, dict) else None
-        return StartResult(resp.status, str(saga_id) if saga_id is not None else None, payload)
+        """The saga steps in order with ``body`` as the request (no pools: the runner sets those up);
+        the last answer. The runner drives the plan itself and records each step."""
+        variables = {"key": key, "seed": 0, "i": 0, "seq100": 1, "rand100": 1, "request": dict(body), **body}
+        seq = StartSequence(self.plan.saga_steps, variables, key=key)
+        urls, last = self.client_urls(), None
+        for step in seq.runs():
+            last = await send(http, urls, seq.request(step))
+            if not seq.took(step, last).ok:
+                break
+        status = last.status if last is not None else 0
+        return StartResult(status, seq.saga_id, last.value() if last is not None else None)
 
     async def saga_status(self, http: aiohttp.ClientSession, saga_id: str) -> SagaStatus:
-        s = self.config.saga.status
-        async with http.get(self.url(s.service) + s.path.replace("{saga_id}", saga_id)) as resp:
-            payload = await resp.json(content_type=None)
-        if resp.status != 200:
-            return SagaStatus(saga_id, None, None, {"status": resp.status, "body": payload})
-        state = resolve(payload, s.state, None)
-        return SagaStatus(saga_id, state, self.config.saga.terminal.get(str(state)), payload)
+        spec = self.plan.status
+        assert spec is not None
+        path = as_text(fill_template(spec.path, {"saga_id": saga_id}, partial=True))
+        # Read directly, not through the client's link: a fault there is on the system's clients, not its observer.
+        answer = await get(http, self.url(spec.service) + path)
+        reading = spec.read(answer)
+        if reading is None:
+            return SagaStatus(saga_id, None, None, {"status": answer.status, "body": answer.value()})
+        raw = answer.json if answer.is_json and isinstance(answer.json, dict) else {"body": answer.value()}
+        return SagaStatus(saga_id, reading.state, reading.outcome, raw, dict(reading.fields))
 
 
 class _Contracts:
@@ -248,18 +368,73 @@ class _Snapshots:
 
     async def snapshot(self, http: aiohttp.ClientSession) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for service, paths in self.config.snapshots.items():
+        for service, paths in self.config.snapshots.services.items():
+            named = paths.items() if isinstance(paths, dict) else ((None, p) for p in paths)
             merged: dict[str, Any] = {}
-            for path in paths:
-                async with http.get(self.url(service) + path) as resp:
-                    if resp.status != 200:
-                        raise SutError(f"snapshot of {service}: GET {path} answered {resp.status}")
-                    data = await resp.json(content_type=None)
-                if isinstance(data, dict):
+            for name, path in named:
+                answer = await get(http, self.url(service) + path)
+                if answer.status != 200:
+                    raise SutError(
+                        f"snapshot of {service}: GET {path} answered {answer.status} ({str(answer.value())[:200]!r}); "
+                        f"fix snapshots.{service} in {self.config_path}"  # type: ignore[attr-defined]
+                    )
+                data = answer.document()
+                data = answer.value() if data is MISSING else data
+                if name is not None:
+                    merged[name] = data
+                elif isinstance(data, dict):
                     merged.update(data)
                 else:
                     merged[path] = data
             out[service] = merged
+        return out
+
+
+class _PerId:
+    """``[snapshots.per_saga]`` and ``[snapshots.per_value]``: reads per saga id and per pool member."""
+
+    config: SutConfig
+    url: Any
+    plan: StartPlan
+
+    async def per_id_snapshot(
+        self,
+        http: aiohttp.ClientSession,
+        sagas: Mapping[str, Mapping[str, Any]],
+        members: Mapping[str, list[Mapping[str, Any]]],
+        baseline: bool = False,
+    ) -> dict[str, Any]:
+        gate = asyncio.Semaphore(16)
+        out: dict[str, Any] = {}
+
+        async def read(service: str, path: str, entry: dict[str, Any], missing: tuple[int, ...]) -> dict[str, Any]:
+            async with gate:
+                try:
+                    answer = await get(http, self.url(service) + path)
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    return {**entry, "status": None, "body": None, "error": f"{type(exc).__name__}: {exc}"}
+            body = answer.document()
+            body = answer.value() if body is MISSING else body
+            return {**entry, "status": answer.status, "body": None if answer.status in missing else body}
+
+        if not baseline:
+            for name, snap in self.config.snapshots.per_saga.items():
+                jobs = []
+                for saga_id, values in sorted(sagas.items()):
+                    variables = {**values, "saga_id": saga_id}
+                    path = as_text(fill_template(snap.path, variables, partial=True))
+                    jobs.append(read(snap.service, path, {"saga_id": saga_id}, tuple(snap.missing)))
+                out[name] = list(await asyncio.gather(*jobs))
+        for name, value_snap in self.config.snapshots.per_value.items():
+            jobs = []
+            for pool_name in value_snap.pools(self.config.pools):
+                pool = self.plan.pools[pool_name]
+                for values in members.get(pool_name, []):
+                    variables = {pool.kind: values, pool_name: values, **values}
+                    path = as_text(fill_template(value_snap.path, variables, partial=True))
+                    entry = {"pool": pool_name, "member": values.get("n"), "values": dict(values)}
+                    jobs.append(read(value_snap.service, path, entry, (404,)))
+            out[name] = list(await asyncio.gather(*jobs))
         return out
 
 
@@ -273,7 +448,7 @@ class _Events:
     async def tap_events(self, http: aiohttp.ClientSession, sink_url: str) -> None:
         events = self.config.events
         if events is None:
-            return
+            return  # its services push to ${sink_url} by themselves
         if events.subscribe is not None:
             sub = events.subscribe
             body = fill(sub.body, {"sink_url": sink_url}, "events.subscribe.body")
@@ -321,9 +496,11 @@ def declarative_system(
     parts: list[type] = []
     if config.contracts is not None:
         parts.append(_Contracts)
-    if config.snapshots:
+    if config.snapshots.services:
         parts.append(_Snapshots)
-    if config.events is not None:
+    if config.snapshots.per_saga or config.snapshots.per_value:
+        parts.append(_PerId)
+    if config.events is not None or uses_sink(config):
         parts.append(_Events)
     cls = DeclarativeSystem
     if parts:

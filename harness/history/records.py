@@ -83,13 +83,24 @@ class Invoke(Record):
     TYPE: ClassVar[str] = "invoke"
     f: str
     op: int
-    key: str | None = None  # the idempotency key
+    key: str | None = None  # the idempotency key (the saga's client identity, sent or not)
     trigger: str | None = None
-    request: Any = None
+    request: Any = None  # the trigger's request values (the same for every step of one saga)
+    step: str | None = None  # the start step's name (f start_saga), the setup step's (f setup)
+    call: dict[str, Any] | None = None  # what was sent: service, method, path, body
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Invoke:
-        return cls(str(d.get("f") or ""), int(d.get("op") or 0), d.get("key"), d.get("trigger"), d.get("request"))
+        call = d.get("call")
+        return cls(
+            str(d.get("f") or ""),
+            int(d.get("op") or 0),
+            d.get("key"),
+            d.get("trigger"),
+            d.get("request"),
+            d.get("step"),
+            dict(call) if isinstance(call, dict) else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +114,11 @@ class Completion(Record):
     key: str | None = None
     trigger: str | None = None
     status: int | None = None  # HTTP status; None when no answer came
-    value: Any = None  # the answer's body (JSON, or text when it was not JSON)
+    value: Any = None  # the answer's body (JSON, or text — bounded — when it was not JSON)
     saga_id: str | None = None
     error: str | None = None
+    step: str | None = None  # the start step answered (see Invoke.step)
+    content_type: str | None = None  # the answer's media type ("application/json", "text/html", "")
 
     @property
     def type(self) -> str:
@@ -129,6 +142,8 @@ class Completion(Record):
             d.get("value"),
             None if sid is None else str(sid),
             d.get("error"),
+            d.get("step"),
+            d.get("content_type"),
         )
 
 
