@@ -50,7 +50,8 @@ from saga_harness.history.reader import read_entries
 from saga_harness.model import SagaModel
 from saga_harness.progress import Listener, PhaseStarted, ProgressEvent, RunFinished, ignore
 from saga_harness.runner import Runner
-from saga_harness.sut import Needs, SystemUnderTest, require
+from saga_harness.sink import EventSink
+from saga_harness.sut import EventsAtStart, Needs, OwnSwitches, SagaPools, SystemUnderTest, require
 from saga_harness.workload import PlannedSaga, parse_mix, plan
 
 __all__ = [
@@ -120,10 +121,16 @@ def new_run_dir(out: Path | None, label: str, root: Path = RUNS) -> Path:
 
 
 def model_with_triggers(sut: SystemUnderTest) -> SagaModel:
-    """The SUT's model, with the outcome each of its triggers demands (the outcome oracle's input)."""
+    """The SUT's model, with what each of its triggers demands (the outcome oracle's input): the
+    plain outcome, or the expectation dict (``outcome``, ``under_faults``, ``fails_at``, ``reason``,
+    ``error_type``) — validated by the model's own classes."""
     model = sut.model()
-    demanded = {n: t.expected_outcome for n, t in sut.triggers().items()}
-    return model.model_copy(update={"triggers": {**demanded, **model.triggers}})
+    demanded = {n: t.demand() for n, t in sut.triggers().items() if n not in model.triggers}
+    if not demanded:
+        return model
+    data = model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    data["triggers"] = {**demanded, **data.get("triggers", {})}
+    return SagaModel.model_validate(data)
 
 
 def judge(
@@ -173,7 +180,8 @@ def plan_workload(
     """``sagas`` sagas of ``sut``'s triggers (``mix``: their weights, default the SUT's own); pure."""
     triggers = sut.triggers()
     weights = parse_mix(mix or sut.default_mix() or None, triggers)
-    return plan(sagas, triggers=triggers, mix=weights, duplicates=duplicates, seed=seed)
+    pools = sut.pools() if isinstance(sut, SagaPools) else {}
+    return plan(sagas, triggers=triggers, mix=weights, duplicates=duplicates, seed=seed, pools=pools)
 
 
 class _Loop:
@@ -253,6 +261,7 @@ class Run:
         self._t0 = time.monotonic()
         self._finished = False
         self._ticker: asyncio.Task[None] | None = None
+        self._sink: EventSink | None = None  # a sink opened before the SUT started (or a parent run's)
         self.runner = Runner(sut, history, on_phase=self._phase)
 
     @property
@@ -299,6 +308,8 @@ class Run:
             history.append(Meta(run_dir.name, sut=self.sut.name, env=dict(self.info.env), extra=dict(extra)))
             hears = listener or self.listener
             run = Run(self.sut, self.model, run_dir, history, self._loop, hears, info, observe=True)
+            # A system given the sink's URL when it started pushes there for good: the child takes it over.
+            run._sink = self.runner.sink if isinstance(self.sut, EventsAtStart) else None
             try:
                 run._open(baseline=True)
                 yield run
@@ -311,7 +322,7 @@ class Run:
 
     def _open(self, baseline: bool = False) -> None:
         async def open_() -> None:
-            await self.runner.open(observe=self._observe)
+            await self.runner.open(observe=self._observe, sink=self._sink)
             if baseline:
                 await self.runner.baseline()
             if self.listener is not ignore:
@@ -368,6 +379,9 @@ class Lifecycle:
             extra_env=dict(request.env) or None,
         )
         self.model = model_with_triggers(self.sut)  # a broken model is a usage error, before anything starts
+        # The system's own switches as they reach its services: its description's [env], then --env.
+        own = self.sut.switches() if isinstance(self.sut, OwnSwitches) else {}
+        self.env: dict[str, str] = {**own, **request.env}
         self.faults: tuple[dict[str, Any], ...] = ()
         self._needs = Needs()
         self._run: Run | None = None
@@ -402,7 +416,7 @@ class Lifecycle:
             seed=r.seed,
             scenario=r.scenario,
             bugs=r.bugs,
-            env=dict(r.env),
+            env=dict(self.env),
             command=r.command,
             config=str(Path(r.config).resolve()) if r.config else None,  # `check` may run from elsewhere
             started_at=time.time(),
@@ -416,12 +430,16 @@ class Lifecycle:
         extra = {**r.extra, **({"schedule": list(self.faults)} if self.faults else {})}
         info = self.info()
         self._history.append(
-            Meta(info.run_id, info.sut, r.seed, r.scenario, r.bugs, dict(r.env), info.config, r.command, extra)
+            Meta(info.run_id, info.sut, r.seed, r.scenario, r.bugs, dict(self.env), info.config, r.command, extra)
         )
         self._loop = _Loop()
         run = Run(self.sut, self.model, self.run_dir, self._history, self._loop, self.listener, info, r.observe)
         try:
             run.emit(PhaseStarted(0.0, "starting"))
+            if isinstance(self.sut, EventsAtStart):
+                # Its services are given ${sink_url}: the sink must listen before they start.
+                run._sink = run.call(run.runner.open_sink())
+                self.sut.push_events_to(run._sink.url)
             self.sut.start()
             run._open()
         except BaseException:

@@ -2,8 +2,12 @@
 
 It turns a planned workload into requests (with bounded concurrency), records
 every observation into the history as it happens — client invocations and
-their completions, captured events, status observations, final snapshots —
-waits for convergence, and leaves judging to the checkers. It observes only
+their completions (one per request of a saga's start sequence, the answer as
+JSON or text), captured events, status observations (read, announced by an
+event, or stated by an answer), final snapshots — waits for convergence, and
+leaves judging to the checkers. The start sequence, pools, templates and the
+reading of answers are the start plan's (:mod:`saga_harness.startplan`), the
+same the locustfile uses; only the HTTP is here. It observes only
 through the abilities the SUT declares: an :class:`~saga_harness.sut.EventTap`
 feeds the event sink, :class:`~saga_harness.sut.Snapshots` give the final state.
 
@@ -14,19 +18,40 @@ use it through :attr:`saga_harness.lifecycle.Run.runner`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
+from saga_harness.adapters.http import send
 from saga_harness.history import CapturedEvent, Completion, HistoryWriter, Invoke, Phase, Snapshot, StatusSeen
 from saga_harness.progress import SagaCounts
 from saga_harness.sink import EventSink
-from saga_harness.sut import EventTap, Snapshots, SystemUnderTest
+from saga_harness.startplan import (
+    MISSING,
+    Answer,
+    StartPlan,
+    StartSequence,
+    Step,
+    TemplateError,
+    as_text,
+    extract,
+    fill,
+    member_values,
+    saga_variables,
+)
+from saga_harness.sut import (
+    EventTap,
+    PerIdSnapshots,
+    SagaApi,
+    SagaStatus,
+    Snapshots,
+    SystemUnderTest,
+)
 from saga_harness.workload import PlannedSaga
-
-_UNKNOWN = object()  # a request whose outcome is unknown (no answer)
 
 
 @dataclass(frozen=True)
@@ -49,7 +74,7 @@ SETTLE_AFTER_FAULTS_S = 3.0
 class Runner:
     """Drives sagas and observes the SUT for one run; every observation goes to ``history``.
 
-    ``on_phase(name)`` hears each phase as it starts (``workload``, ``converging``,
+    ``on_phase(name)`` hears each phase as it starts (``setup``, ``workload``, ``converging``,
     ``settling``, ``snapshot``): the lifecycle turns them into progress events.
     """
 
@@ -71,12 +96,26 @@ class Runner:
         self.failed_requests = 0
         self.events = 0
         self.by_outcome: dict[str, int] = {}
+        # Starts: sagas whose start ran, started (a saga id known), failed (an answer outside
+        # `expect`), unanswered (no answer, after the retries), found later (by [saga.lookup]).
+        self.starts: dict[str, int] = {"sagas": 0, "started": 0, "failed": 0, "unanswered": 0, "found_later": 0}
+        self.api: SagaApi | None = None
+        self.plan: StartPlan | None = None
+        self.urls: dict[str, str] = {}
+        self.members: dict[str, dict[int, dict[str, Any]]] = {}  # pool -> member number -> its values
+        self.saga_values: dict[str, dict[str, Any]] = {}  # saga id -> what its start captured (per-saga reads)
+        self._broken_members: dict[tuple[str, int], str] = {}  # (pool, n) -> why its setup failed
+        self._lost: dict[str, tuple[PlannedSaga, StartSequence]] = {}  # key -> a start with no saga id, no answer
         self._op = 0
         self._last_event = time.monotonic()
         self._outcomes: dict[str, str] = {}
+        self._seen_last: dict[tuple[str, str], str] = {}  # (saga id, source) -> the last state recorded
         self._converging_since: float | None = None
         self._sink: EventSink | None = None
+        self._sink_owned = True
+        self._sink_before: Callable[[dict[str, Any]], None] | None = None
         self._tapped = False
+        self._baselined = False
         self.http: aiohttp.ClientSession | None = None
 
     def counts(self, elapsed_s: float) -> SagaCounts:
@@ -91,35 +130,114 @@ class Runner:
             by_outcome=dict(self.by_outcome),
         )
 
+    def start_counts(self) -> dict[str, int]:
+        """How the starts went: sagas, started, failed, unanswered, found_later, lost (no saga id, not found)."""
+        return {**self.starts, "lost": len(self._lost)}
+
+    # -- events ------------------------------------------------------------------------
     def _on_event(self, event: dict[str, Any]) -> None:
         self._last_event = time.monotonic()
         self.events += 1
         self.history.append(CapturedEvent(event), process="sink")
+        spec = self.plan.status if self.plan is not None else None
+        if spec is not None and spec.from_events is not None:
+            found = spec.from_events.read(event, spec.terminal)
+            if found is not None:
+                saga_id, reading = found
+                self._seen(saga_id, reading.state, reading.outcome, dict(reading.fields), "event", process="sink")
 
-    async def open(self, observe: bool = True) -> None:
-        """Open the HTTP session; with ``observe``, start the event sink and tap the SUT's events into it."""
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.options.request_timeout_s))
-        if observe and isinstance(self.sut, EventTap):
+    async def open_sink(self) -> EventSink:
+        """Start the event sink now (before the SUT starts, for a system given its URL at start)."""
+        if self._sink is None:
             self._sink = EventSink(self._on_event)
             await self._sink.start()
-            await self.sut.tap_events(self.http, self._sink.url)
+        return self._sink
+
+    @property
+    def sink(self) -> EventSink | None:
+        """The event sink, once open."""
+        return self._sink
+
+    async def open(self, observe: bool = True, sink: EventSink | None = None) -> None:
+        """Open the HTTP session and read the saga API; with ``observe``, start the event sink (or
+        take over ``sink``, one a parent run opened) and tap the SUT's events into it."""
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.options.request_timeout_s))
+        self.api = self.sut.saga_api()
+        self.plan = self.api.start_plan()
+        self.urls = self.api.service_urls()
+        if sink is not None and self._sink is None:
+            self._sink, self._sink_owned = sink, False
+            self._sink_before, sink.on_event = sink.on_event, self._on_event
+        if observe and isinstance(self.sut, EventTap):
+            sink = await self.open_sink()
+            await self.sut.tap_events(self.http, sink.url)
             self._tapped = True
 
-    async def baseline(self) -> None:
-        """Record each service's state before the workload (a SUT shared by several runs)."""
-        if isinstance(self.sut, Snapshots):
-            for service, data in (await self.sut.snapshot(self._session())).items():
-                self.history.append(Snapshot(service, data, baseline=True))
+    # -- pools -------------------------------------------------------------------------
+    async def setup_pools(self, wanted: Iterable[tuple[str, int]]) -> int:
+        """Set up each pool member in ``wanted`` (pool, number) not set up yet: its pool kind's
+        ``once_per`` steps, once; the members set up now."""
+        plan = self._plan()
+        todo = sorted({w for w in wanted if w[1] not in self.members.get(w[0], {}) and w not in self._broken_members})
+        if not todo:
+            return 0
+        self.on_phase("setup")
+        gate = asyncio.Semaphore(self.options.concurrency)
 
+        async def one(pool_name: str, n: int) -> None:
+            pool = plan.pools[pool_name]
+            values = member_values(pool, n)
+            variables = {pool.kind: values, pool_name: values, "n": n, "seed": 0}
+            seq = StartSequence(plan.setup_steps(pool.kind), variables, key=None, capture_into=pool.kind)
+            async with gate:
+                for step in seq.runs():
+                    result, error = await self._send_step(None, seq, step, f="setup", member=f"{pool_name}#{n}")
+                    if result != "ok":
+                        self._broken_members[(pool_name, n)] = f"step {step.name!r}: {error}"
+                        return
+            self.members.setdefault(pool_name, {})[n] = dict(seq.variables[pool.kind])
+
+        await asyncio.gather(*(one(p, n) for p, n in todo))
+        return len(todo)
+
+    async def setup_all(self, pools: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Set up every member of ``pools``; pool -> the members' values (the ones set up)."""
+        plan = self._plan()
+        names = list(pools)
+        await self.setup_pools((p, n) for p in names for n in range(plan.pools[p].size))
+        return {p: [self.members[p][n] for n in sorted(self.members.get(p, {}))] for p in names}
+
+    # -- snapshots ---------------------------------------------------------------------
+    async def baseline(self) -> None:
+        """Record each service's state before the workload (what the system held already)."""
+        self._baselined = True
+        http = self._session()
+        if isinstance(self.sut, Snapshots):
+            for service, data in (await self.sut.snapshot(http)).items():
+                self.history.append(Snapshot(service, data, baseline=True))
+        if isinstance(self.sut, PerIdSnapshots):
+            reads = await self.sut.per_id_snapshot(http, {}, self._member_lists(), baseline=True)
+            for name, data in reads.items():
+                self.history.append(Snapshot(name, data, baseline=True))
+
+    def _member_lists(self) -> dict[str, list[dict[str, Any]]]:
+        return {p: [m[n] for n in sorted(m)] for p, m in self.members.items()}
+
+    # -- the workload ------------------------------------------------------------------
     async def drive(self, workload: list[PlannedSaga], concurrency: int | None = None) -> list[str]:
-        """Start every planned saga (and its resubmissions), ``concurrency`` at a time; the saga ids started."""
+        """Set up the pool members it draws, take a baseline snapshot (the first time, and after a
+        setup), start every planned saga (and its resubmissions), ``concurrency`` at a time; the
+        saga ids started."""
         before = set(self.saga_ids)
         self.planned += len(workload)
+        new = await self.setup_pools(m for saga in workload for m in saga.members.values())
+        if new or not self._baselined:
+            await self.baseline()
         self.on_phase("workload")
         self.history.append(Phase("workload-start"))
         gate = asyncio.Semaphore(concurrency or self.options.concurrency)
         await asyncio.gather(*(self._client(self._session(), gate, p) for p in workload))
-        self.history.append(Phase("workload-end"))
+        self.history.append(Phase("workload-end", {"starts": self.start_counts()}))
         return [s for s in self.saga_ids if s not in before]
 
     def learn(self, saga_id: str, key: str) -> None:
@@ -127,35 +245,47 @@ class Runner:
         self.saga_ids.setdefault(saga_id, key)
 
     async def converge(self, deadline_s: float | None = None, settle_s: float | None = None) -> bool:
-        """Poll every started saga until all are terminal or the deadline passes. After faults, call it
-        once they have healed, with ``settle_s``: the snapshot then waits at least that long from now."""
+        """Poll every started saga until all are terminal or the deadline passes (looking up lost
+        starts meanwhile). After faults, call it once they have healed, with ``settle_s``: the
+        snapshot then waits at least that long from now."""
         self.on_phase("converging")
         self._converging_since = time.monotonic()
         if settle_s is not None:
             self.options = replace(self.options, settle_s=settle_s)
         converged = await self._converge(self._session(), deadline_s)
-        pending = len(self.saga_ids) - len(self._outcomes)
-        self.history.append(Phase("converged" if converged else "deadline-passed", {"pending": pending}))
+        pending = len([s for s in self.saga_ids if s not in self._outcomes])
+        detail = {"pending": pending, "starts": self.start_counts()}
+        self.history.append(Phase("converged" if converged else "deadline-passed", detail))
         return converged
 
     async def finish(self) -> None:
         """Let side effects land, snapshot every service, untap the events (the observation ends)."""
-        if self._tapped or isinstance(self.sut, Snapshots):
+        snapshots = isinstance(self.sut, (Snapshots, PerIdSnapshots))
+        if self._tapped or snapshots:
             self.on_phase("settling")
             await self._quiet()
-        if isinstance(self.sut, Snapshots):
+        if snapshots:
             self.on_phase("snapshot")
+        if isinstance(self.sut, Snapshots):
             for service, data in (await self.sut.snapshot(self._session())).items():
                 self.history.append(Snapshot(service, data))
+        if isinstance(self.sut, PerIdSnapshots):
+            sagas = {sid: self.saga_values.get(sid, {}) for sid in self.saga_ids}
+            reads = await self.sut.per_id_snapshot(self._session(), sagas, self._member_lists())
+            for name, data in reads.items():
+                self.history.append(Snapshot(name, data))
         if self._tapped and isinstance(self.sut, EventTap):
             self._tapped = False
             await self.sut.untap_events(self._session())
 
     async def close(self) -> None:
-        """Stop the sink and close the HTTP session (idempotent; whatever happened before)."""
+        """Stop the sink (hand back a borrowed one) and close the HTTP session (idempotent)."""
         try:
             if self._sink is not None:
-                await self._sink.stop()
+                if self._sink_owned:
+                    await self._sink.stop()
+                elif self._sink_before is not None:
+                    self._sink.on_event = self._sink_before
                 self._sink = None
         finally:
             if self.http is not None:
@@ -167,70 +297,260 @@ class Runner:
             raise RuntimeError("the runner is not open (Runner.open) or already closed")
         return self.http
 
+    def _plan(self) -> StartPlan:
+        if self.plan is None:
+            raise RuntimeError("the runner is not open (Runner.open)")
+        return self.plan
+
+    # -- one saga ----------------------------------------------------------------------
     async def _client(self, http: aiohttp.ClientSession, gate: asyncio.Semaphore, saga: PlannedSaga) -> None:
         async with gate:
-            first = await self._start(http, saga)
-            for attempt in range(self.options.retries_on_unknown):
-                if first is not _UNKNOWN:
-                    break
-                # No answer (a reset, a timeout): a careful client resends with the same key.
-                await asyncio.sleep(0.5 * 2**attempt)
-                first = await self._start(http, saga)
+            seq = self._sequence(saga)
+            reached = await self._start(saga, seq) if seq is not None else set()
+            resend = self._plan().resend_step
+            if seq is None or resend.name not in reached:
+                return  # nothing to resend: the sequence never got to the step a resend replays
             for resubmit in saga.resubmits:
                 if resubmit.kind == "immediate":
-                    await self._start(http, saga)
+                    await self._send_step(saga, seq, resend)
                 elif resubmit.kind == "concurrent":
-                    await asyncio.gather(self._start(http, saga), self._start(http, saga))
+                    await asyncio.gather(self._send_step(saga, seq, resend), self._send_step(saga, seq, resend))
         for resubmit in saga.resubmits:
             if resubmit.kind == "delayed":
                 await asyncio.sleep(resubmit.delay_s)
-                await self._start(http, saga)
-        if first is None or first is _UNKNOWN:
-            self.failed_requests += 1
+                await self._send_step(saga, seq, resend)
 
-    async def _start(self, http: aiohttp.ClientSession, saga: PlannedSaga) -> Any:
+    def _sequence(self, saga: PlannedSaga) -> StartSequence | None:
+        """The saga's walk through the start steps, with the members it drew (None: a member is broken)."""
+        plan = self._plan()
+        members: dict[str, tuple[str, dict[str, Any]]] = {}
+        for alias, (pool_name, n) in saga.members.items():
+            values = self.members.get(pool_name, {}).get(n)
+            if values is None:
+                why = self._broken_members.get((pool_name, n), "not set up")
+                self._refuse(saga, f"pool member {pool_name}#{n} ({alias}) could not be set up: {why}")
+                return None
+            members[alias] = (plan.pools[pool_name].kind, values)
+        member_vars = {alias: values for alias, (_kind, values) in members.items()}
+        body = fill(dict(saga.body), {**{k: v for _a, (k, v) in members.items()}, **member_vars}, partial=True)
+        v = saga.variables
+        variables = saga_variables(
+            key=saga.key,
+            seed=int(v.get("seed", 0)),
+            i=int(v.get("i", saga.index)),
+            seq100=int(v.get("seq100", 1 + saga.index % 100)),
+            rand100=int(v.get("rand100", 1)),
+            request=body,
+            members=members,
+        )
+        return StartSequence(plan.saga_steps, variables, key=saga.key)
+
+    def _refuse(self, saga: PlannedSaga, error: str) -> None:
+        # A start that cannot even be sent (its pool member failed setup) is a failed start, recorded.
+        self.starts["sagas"] += 1
+        self.starts["failed"] += 1
+        self.failed_requests += 1
         self._op += 1
-        op = self._op
-        f, key, trigger = "start_saga", saga.key, saga.trigger
-        self.history.append(Invoke(f, op, key, trigger, dict(saga.body)), process="client")
-        try:
-            result = await self.sut.start_saga(http, saga.key, saga.body)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            # The request may or may not have taken effect: outcome unknown.
-            error = f"{type(exc).__name__}: {exc}"
-            self.history.append(Completion("info", f, op, key, trigger, error=error), process="client")
-            return _UNKNOWN
-        if 200 <= result.status < 300 and result.saga_id:
-            done = Completion("ok", f, op, key, trigger, result.status, result.body, result.saga_id)
-            self.history.append(done, process="client")
-            self.saga_ids.setdefault(result.saga_id, saga.key)
-            return result.saga_id
-        failed = Completion("fail", f, op, key, trigger, result.status, result.body, error=f"HTTP {result.status}")
+        step = self._plan().saga_steps[0].name
+        self.history.append(
+            Invoke("start_saga", self._op, saga.key, saga.trigger, dict(saga.body), step), process="client"
+        )
+        failed = Completion("fail", "start_saga", self._op, saga.key, saga.trigger, error=error, step=step)
         self.history.append(failed, process="client")
-        return None
+
+    async def _start(self, saga: PlannedSaga, seq: StartSequence) -> set[str]:
+        """Run the start sequence; the steps it got to (sent, whatever their answer)."""
+        self.starts["sagas"] += 1
+        reached: set[str] = set()
+        result = "ok"
+        for step in seq.runs():
+            reached.add(step.name)
+            result, _error = await self._send_step(saga, seq, step)
+            if result != "ok":
+                break
+        if result == "fail":
+            self.starts["failed"] += 1
+        elif result == "unknown":
+            self.starts["unanswered"] += 1
+            if seq.saga_id is None:
+                self._lost[saga.key] = (saga, seq)  # found later by [saga.lookup], if the system has one
+        if result != "ok":
+            self.failed_requests += 1
+        return reached
+
+    async def _send_step(
+        self, saga: PlannedSaga | None, seq: StartSequence, step: Step, *, f: str = "start_saga", member: str = ""
+    ) -> tuple[str, str | None]:
+        """One step's request, resent with the same key when no answer came (if the step may be);
+        recorded as an invoke and its completion. ("ok" | "fail" | "unknown", the error)."""
+        key = saga.key if saga else None
+        trigger = saga.trigger if saga else member or None
+        request_values = seq.variables.get("request") if saga else None
+        try:
+            req = seq.request(step)
+        except TemplateError as exc:
+            self._op += 1
+            self.history.append(Invoke(f, self._op, key, trigger, request_values, step.name), process="client")
+            failed = Completion("fail", f, self._op, key, trigger, error=str(exc), step=step.name)
+            self.history.append(failed, process="client")
+            return "fail", str(exc)
+        status = self._plan().status
+        watch: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
+        if saga is not None and seq.saga_id and status is not None and status.during_start:
+            # A blocking orchestrator runs the saga inside this request: read its state meanwhile.
+            watch = asyncio.get_running_loop().create_task(self._watch(seq.saga_id, stop))
+        try:
+            tries = 1 + (self.options.retries_on_unknown if step.retry_unknown else 0)
+            error = None
+            for attempt in range(tries):
+                if attempt:
+                    await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+                self._op += 1
+                op = self._op
+                call = req.describe()
+                self.history.append(Invoke(f, op, key, trigger, request_values, step.name, call), process="client")
+                try:
+                    answer = await send(self._session(), self.urls, req)
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    # The request may or may not have taken effect: outcome unknown.
+                    error = f"{type(exc).__name__}: {exc}"
+                    info = Completion("info", f, op, key, trigger, error=error, saga_id=seq.saga_id, step=step.name)
+                    self.history.append(info, process="client")
+                    continue
+                return self._answered(saga, seq, step, f, op, answer)
+            return "unknown", error
+        finally:
+            if watch is not None:
+                stop.set()
+                await asyncio.gather(watch, return_exceptions=True)
+
+    def _answered(
+        self, saga: PlannedSaga | None, seq: StartSequence, step: Step, f: str, op: int, answer: Answer
+    ) -> tuple[str, str | None]:
+        key = saga.key if saga else None
+        trigger = saga.trigger if saga else None
+        res = seq.took(step, answer)
+        saga_id = res.saga_id
+        outcome = "ok" if res.ok else "fail"
+        done = Completion(
+            outcome,
+            f,
+            op,
+            key,
+            trigger,
+            answer.status,
+            answer.value(),
+            saga_id,
+            res.error,
+            step.name,
+            answer.content_type,
+        )
+        self.history.append(done, process="client")
+        if saga is not None and saga_id:
+            if saga_id not in self.saga_ids:
+                self.starts["started"] += 1
+            self.saga_ids.setdefault(saga_id, saga.key)
+            self.saga_values[saga_id] = seq.variables
+            said = self._plan().outcome(step.name, answer)
+            if said is not None:
+                self._seen(saga_id, None, said[0], {"step": step.name, **said[1]}, "answer")
+        return ("ok", None) if res.ok else ("fail", res.error)
+
+    # -- status ------------------------------------------------------------------------
+    def _seen(
+        self,
+        saga_id: str,
+        state: Any,
+        outcome: str | None,
+        fields: dict[str, Any],
+        source: str,
+        process: str = "client",
+    ) -> None:
+        """Record a status observation when it says something new (any answer's always)."""
+        mark = json.dumps([state, outcome, fields], sort_keys=True, default=str)
+        if source != "answer" and self._seen_last.get((saga_id, source)) == mark:
+            return
+        self._seen_last[(saga_id, source)] = mark
+        self.history.append(StatusSeen(saga_id, state, outcome, fields, source), process=process)
+        if outcome is not None and saga_id not in self._outcomes:
+            self._outcomes[saga_id] = outcome
+            self.finished += 1
+            self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+
+    async def _read(self, saga_id: str) -> None:
+        try:
+            status: SagaStatus = await self.sut.saga_status(self._session(), saga_id)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            return  # down for a moment (chaos), or an answer it could not read: read again later
+        self._seen(saga_id, status.state, status.outcome, dict(status.fields), "status")
+
+    async def _watch(self, saga_id: str, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._read(saga_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.options.poll_interval_s)
+
+    async def _find_lost(self) -> None:
+        """Look up the starts whose answer was lost before a saga id was known ([saga.lookup])."""
+        lookup = self._plan().lookup
+        if lookup is None or not self._lost:
+            return
+        for key, (saga, seq) in list(self._lost.items()):
+            step = Step("lookup", lookup.service, lookup.path, lookup.method, dict(lookup.headers), expect=lookup.found)
+            try:
+                req = seq.request(step)
+            except TemplateError:
+                continue
+            self._op += 1
+            op = self._op
+            self.history.append(
+                Invoke("lookup_saga", op, key, saga.trigger, seq.variables.get("request"), "lookup", req.describe()),
+                process="client",
+            )
+            try:
+                answer = await send(self._session(), self.urls, req)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                info = Completion(
+                    "info", "lookup_saga", op, key, saga.trigger, error=f"{type(exc).__name__}: {exc}", step="lookup"
+                )
+                self.history.append(info, process="client")
+                continue
+            found = extract(lookup.saga_id, answer) if answer.status in lookup.found else MISSING
+            saga_id = None if found in (MISSING, None, "") else as_text(found)
+            outcome = "ok" if saga_id else "fail"
+            done = Completion(
+                outcome,
+                "lookup_saga",
+                op,
+                key,
+                saga.trigger,
+                answer.status,
+                answer.value(),
+                saga_id,
+                None if saga_id else "not found",
+                "lookup",
+                answer.content_type,
+            )
+            self.history.append(done, process="client")
+            if saga_id:
+                del self._lost[key]
+                self.starts["found_later"] += 1
+                self.saga_ids.setdefault(saga_id, key)
+                self.saga_values[saga_id] = seq.variables
 
     async def _converge(self, http: aiohttp.ClientSession, deadline_s: float | None = None) -> bool:
         deadline = time.monotonic() + (deadline_s if deadline_s is not None else self.options.deadline_s)
-        last_state: dict[str, Any] = {}
         gate = asyncio.Semaphore(self.options.concurrency)
 
         async def poll(saga_id: str) -> None:
             async with gate:
-                try:
-                    status = await self.sut.saga_status(http, saga_id)
-                except (aiohttp.ClientError, TimeoutError, OSError):
-                    return
-            if (status.state, status.outcome) != last_state.get(saga_id):
-                last_state[saga_id] = (status.state, status.outcome)
-                self.history.append(StatusSeen(saga_id, status.state, status.outcome), process="client")
-            if status.outcome is not None and saga_id not in self._outcomes:
-                self._outcomes[saga_id] = status.outcome
-                self.finished += 1
-                self.by_outcome[status.outcome] = self.by_outcome.get(status.outcome, 0) + 1
+                await self._read(saga_id)
 
         while True:
+            await self._find_lost()
             pending = [s for s in self.saga_ids if s not in self._outcomes]
-            if not pending:
+            if not pending and not (self._lost and self._plan().lookup is not None):
                 return True
             if time.monotonic() > deadline:
                 return False

@@ -699,8 +699,11 @@ class StartSequence:
                 captured[name] = value
         target = self.variables.setdefault(self.capture_into, {}) if self.capture_into else self.variables
         target.update(captured)
+        # The saga id this answer names: a resend answered with another id than the first
+        # answer's (a second saga for one key) is recorded as it answered.
+        answered = self.saga_id
         spec = step.saga_id
-        if spec and self.saga_id is None:
+        if spec and not (self.saga_id is not None and self.saga_id_from == step.name and "{" in spec):
             if is_extractor(spec):
                 found = extract(spec, answer)
             elif "{" in spec:
@@ -708,13 +711,15 @@ class StartSequence:
             else:
                 found = lookup(self.variables, spec)
             if found in (MISSING, None, ""):
-                return StepResult(False, None, captured, f"no saga id at {spec!r} in the answer")
-            self.saga_id, self.saga_id_from = as_text(found), step.name
+                return StepResult(False, self.saga_id, captured, f"no saga id at {spec!r} in the answer")
+            answered = as_text(found)
+            if self.saga_id is None:
+                self.saga_id, self.saga_id_from = answered, step.name
         missing = [n for n in step.capture if n not in captured]
         if missing:
             where = ", ".join(f"{n} ({step.capture[n]})" for n in missing)
-            return StepResult(False, self.saga_id, captured, f"nothing to capture for {where} in the answer")
-        return StepResult(True, self.saga_id, captured)
+            return StepResult(False, answered, captured, f"nothing to capture for {where} in the answer")
+        return StepResult(True, answered, captured)
 
 
 def _truthy(value: Any) -> bool:

@@ -251,6 +251,14 @@ class EventsAtStart(Protocol):
 
 
 @runtime_checkable
+class OwnSwitches(Protocol):
+    """The system's own switches its description sets for every service (``[env]``), recorded with a run."""
+
+    def switches(self) -> dict[str, str]:
+        """Name -> value, as every started service gets them (before ``--env``)."""
+
+
+@runtime_checkable
 class SagaPools(Protocol):
     """Pools of shared setup values (users, items) whose members are set up once, before sagas use them."""
 

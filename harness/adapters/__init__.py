@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from saga_harness.adapters.declarative import DeclarativeSystem
-from saga_harness.config import find_config
+from saga_harness.config import find_config, load_config
 from saga_harness.errors import ConfigError
 from saga_harness.sut import ENTRY_POINT_GROUP, SystemUnderTest
 
@@ -51,7 +51,18 @@ def load_sut(
     path = None if sut else (Path(config) if config else find_config())
     if path is not None:
         if bugs:
-            raise ConfigError(f"--bugs switches on the reference system's seeded bugs; {path} describes another SUT")
+            switches = ""
+            try:
+                own = sorted(load_config(path).env)
+                switches = f" (its [env] declares {', '.join(own)})" if own else ""
+            except ConfigError:
+                pass
+            raise ConfigError(
+                f"--bugs {bugs} switches on the seeded bugs of an installed SUT plugin (the reference system, "
+                f"the fake); {path} describes another system, whose own switches go in its environment: give "
+                f"them with --env KEY=VALUE (repeatable){switches}, or set them under [env] in {path}. They reach "
+                "every service the harness starts, are recorded with the run and appear in its reproduce line."
+            )
         if database_url:
             raise ConfigError(f"--database-url configures the reference system; {path} describes another SUT")
         return DeclarativeSystem.from_file(path, run_dir, extra_env=extra_env)

@@ -257,6 +257,10 @@ class DeclarativeSystem:
             for n, t in self.config.triggers.items()
         }
 
+    def switches(self) -> dict[str, str]:
+        """``[env]``: what every started service gets (``--env`` overrides it)."""
+        return dict(self.config.env)
+
     def pools(self) -> dict[str, Pool]:
         """The description's pools (``[pools.NAME]``)."""
         return dict(self.plan.pools)

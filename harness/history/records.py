@@ -171,10 +171,20 @@ class StatusSeen(Record):
     # Chosen fields of the status answer, by the names the checkers read: failed_step,
     # error_type, reason, compensations_done, compensations_pending, attempts.
     fields: dict[str, Any] = field(default_factory=dict)
+    # Where it was seen: "status" (a status read), "event" (announced by a captured event,
+    # [saga.status.from_events]) or "answer" (a start step's answer said how the saga ended,
+    # [saga.outcome]: state None, fields["step"] the step).
+    source: str = "status"
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> StatusSeen:
-        return cls(str(d.get("saga_id") or ""), d.get("state"), d.get("outcome"), dict(d.get("fields") or {}))
+        return cls(
+            str(d.get("saga_id") or ""),
+            d.get("state"),
+            d.get("outcome"),
+            dict(d.get("fields") or {}),
+            str(d.get("source") or "status"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
