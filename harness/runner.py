@@ -384,8 +384,10 @@ class Runner:
         """One step's request, resent with the same key when no answer came (if the step may be);
         recorded as an invoke and its completion. ("ok" | "fail" | "unknown", the error)."""
         key = saga.key if saga else None
-        trigger = saga.trigger if saga else member or None
-        request_values = seq.variables.get("request") if saga else None
+        trigger = saga.trigger if saga else None
+        # A setup step's request values say whose setup it is: the pool and the member's number.
+        pool, _, n = member.partition("#")
+        request_values = seq.variables.get("request") if saga else {"pool": pool, "member": int(n or 0)}
         try:
             req = seq.request(step)
         except TemplateError as exc:

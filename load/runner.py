@@ -159,13 +159,21 @@ def execute_load(spec: LoadSpec, listener: Listener = ignore) -> RunResult:
     locusts = Supervisor(life.run_dir / "locust-processes")
     with proxied_links(life.sut, windows) as proxies, life as run:
         api = run.sut.saga_api()
-        check_targets([("load", api.client_url)], run.sut.allowed_hosts())
+        check_targets([("load", url) for url in api.service_urls().values()], run.sut.allowed_hosts())
+        # The pools the mix draws are set up once, here, before Locust starts; their members'
+        # captured values reach Locust through its environment. The baseline follows the setup.
+        pools = sorted({p for n in mix for p in triggers[n].uses.values()})
+        members = run.call(run.runner.setup_all(pools)) if pools else {}
+        run.call(run.runner.baseline())
         sut_env = {
             "start": api.start,
+            "plan": api.plan,
+            "services": api.services,
             "status": api.status,
             "terminal": api.terminal,
             "mix": mix,
-            "triggers": {n: dict(t.request) for n, t in triggers.items()},
+            "triggers": {n: {"request": dict(t.request), "uses": dict(t.uses)} for n, t in triggers.items()},
+            "members": members,
         }
         env = {
             "SAGA_HARNESS_SUT": json.dumps(sut_env),
