@@ -28,7 +28,7 @@ import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from saga_harness.errors import ConfigError
@@ -798,3 +798,178 @@ def fill(value: Any, variables: dict[str, str], where: str) -> Any:
     if isinstance(value, dict):
         return {k: fill(v, variables, f"{where}.{k}") for k, v in value.items()}
     return value
+
+
+# -- the reference (docs/config.md), generated from the fields' descriptions ------------------
+
+_SECTIONS: list[tuple[str, type[BaseModel]]] = [
+    ("top level", SutConfig),
+    ("[services.NAME]", ServiceConfig),
+    ("[[links]]", LinkConfig),
+    ("[saga]", SagaApiConfig),
+    ("[saga.start] or [[saga.start]]", StartStepConfig),
+    ("[saga.status]", StatusConfig),
+    ("[saga.status.from_events]", EventStatesConfig),
+    ("[saga.outcome]", OutcomeConfig),
+    ("[saga.outcome] rules (completed / compensated / failed = [ … ])", OutcomeRuleConfig),
+    ("[saga.resend]", ResendConfig),
+    ("[saga.lookup]", LookupConfig),
+    ("[pools.NAME]", PoolConfig),
+    ("[triggers.NAME]", TriggerConfig),
+    ("[snapshots]", SnapshotsConfig),
+    ("[snapshots.per_saga.NAME]", PerSagaSnapshot),
+    ("[snapshots.per_value.NAME]", PerValueSnapshot),
+    ("[events]", EventsConfig),
+    ("[events.subscribe]", SubscribeConfig),
+    ("[events.log]", EventLogConfig),
+    ("[contracts]", ContractsConfig),
+    ("[contracts.providers.NAME]", ProviderConfig),
+    ("[contracts.signing]", SigningConfig),
+]
+
+_PLACEHOLDERS = """\
+## Placeholders
+
+`${...}` — in a service's `command`, `env` and `cwd` (and `[events.subscribe]`'s body), filled when the
+system starts:
+
+| placeholder | value |
+| --- | --- |
+| `${python}` | the harness's Python interpreter |
+| `${port}` | the service's own port (`port`, or a free one) |
+| `${run_dir}` | the run's directory for the system's files |
+| `${config_dir}` | the folder of this file |
+| `${url:NAME}` | service NAME's base URL |
+| `${link:SOURCE->TARGET}` | the URL SOURCE must use for TARGET (a chaos proxy when one is on that [[links]] link) |
+| `${sink_url}` | the harness's event sink (CloudEvents, binary or structured); listening before any service starts |
+
+`{...}` — in triggers' requests, start steps (path, headers, body), `[saga.lookup]` and per-id snapshot
+paths, filled per saga:
+
+| placeholder | value |
+| --- | --- |
+| `{key}` | the saga's idempotency key (its client identity, sent only where a step has `idempotency_header`) |
+| `{seed}` | the run's seed |
+| `{i}` | the saga's number in the workload |
+| `{seq100}` | 1 … 100, cycling with `{i}` |
+| `{rand100}` | a seeded random number in 1 … 100 |
+| `{NAME}`, `{request.NAME}` | a value of the trigger's `request`; `{request}` alone is the whole request |
+| `{ALIAS.NAME}` | a value of the pool member drawn under ALIAS (`uses`; also by the pool's kind): \
+its `values`, `n`, `pool`, and what its setup steps captured |
+| `{NAME}` | a value an earlier step captured (`capture`) |
+| `{saga_id}` | the saga id (status and per-saga snapshot paths) |
+
+A string that is one placeholder and nothing else keeps the value's type in a JSON body;
+`{NAME:SPEC}` formats it (`{i:05d}`); `{{` and `}}` are literal braces.
+"""
+
+
+def _type_name(ann: Any) -> str:
+    if ann is type(None):
+        return "none"
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return "table"
+    origin = get_origin(ann)
+    if origin is Literal:
+        return " \\| ".join(f'"{a}"' for a in get_args(ann))
+    if origin in (list, tuple):
+        return f"list of {_type_name(get_args(ann)[0])}" if get_args(ann) else "list"
+    if origin is dict:
+        return f"table of {_type_name(get_args(ann)[1])}" if get_args(ann) else "table"
+    if get_args(ann):  # a union
+        return " or ".join(_type_name(a) for a in get_args(ann) if a is not type(None))
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(ann, "any")
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    if field.default_factory is not None:
+        value = field.default_factory()
+    else:
+        value = field.default
+    if value is None:
+        return "—"
+    if isinstance(value, BaseModel) or value in ({}, []):
+        return "empty"
+    return f"`{value!r}`".replace("'", '"').replace("True", "true").replace("False", "false")
+
+
+def undocumented() -> list[str]:
+    """Config keys without a description (the reference must say what every key means)."""
+    return [
+        f"{section}.{name}"
+        for section, model in _SECTIONS
+        for name, field in model.model_fields.items()
+        if not (field.description or "").strip()
+    ]
+
+
+def reference() -> str:
+    """``docs/config.md``: every key of ``saga-harness.toml``, from the config models' descriptions."""
+    out = [
+        "# `saga-harness.toml` reference",
+        "",
+        "Generated from the config models (`saga_harness.config`) by `saga-harness config reference`;",
+        "do not edit by hand (a test fails when it is stale). `[model]` is the saga model's",
+        "(`saga_harness.model`): its keys are listed at the end.",
+        "",
+    ]
+    for section, model in _SECTIONS:
+        out += [f"## {section}", "", " ".join((model.__doc__ or "").split()), "", "| key | type | default | meaning |"]
+        out.append("| --- | --- | --- | --- |")
+        for name, field in model.model_fields.items():
+            desc = " ".join((field.description or "").split()).replace("|", "\\|")
+            out.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {desc} |")
+        out.append("")
+    out.append(_PLACEHOLDERS)
+    out += _model_reference()
+    return "\n".join(out).replace("``", "`").rstrip() + "\n"
+
+
+def _model_reference() -> list[str]:
+    # The model's classes are the checkers' (core); their field descriptions, where they have them.
+    from saga_harness.model import SagaModel
+
+    out = ["## [model]", "", " ".join((SagaModel.__doc__ or "The saga model the checkers judge by.").split()), ""]
+    seen: set[type[BaseModel]] = set()
+    todo: list[tuple[str, type[BaseModel]]] = [("model", SagaModel)]
+    while todo:
+        where, model = todo.pop(0)
+        if model in seen:
+            continue
+        seen.add(model)
+        out += [f"### {where}", "", " ".join((model.__doc__ or "").split()), "", "| key | type | meaning |"]
+        out.append("| --- | --- | --- |")
+        for name, field in model.model_fields.items():
+            desc = " ".join((field.description or "").split()).replace("|", "\\|")
+            out.append(f"| `{field.alias or name}` | {_type_name(field.annotation)} | {desc} |")
+            todo += [(f"{where}.{field.alias or name}", m) for m in _models_in(field.annotation)]
+        out.append("")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m saga_harness.config [--check] [PATH]``: write the reference (default docs/config.md),
+    or with ``--check`` exit 1 when it is stale."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    check = "--check" in args
+    paths = [a for a in args if a != "--check"]
+    target = Path(paths[0] if paths else "docs/config.md")
+    text = reference()
+    if check:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        if current != text:
+            print(f"{target} is stale: run `saga-harness config reference --out {target}`")
+            return 1
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

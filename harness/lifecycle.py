@@ -51,6 +51,7 @@ from saga_harness.model import SagaModel
 from saga_harness.progress import Listener, PhaseStarted, ProgressEvent, RunFinished, ignore
 from saga_harness.runner import Runner
 from saga_harness.sink import EventSink
+from saga_harness.startplan import StartTally
 from saga_harness.sut import EventsAtStart, Needs, OwnSwitches, SagaPools, SystemUnderTest, require
 from saga_harness.workload import PlannedSaga, parse_mix, plan
 
@@ -138,7 +139,16 @@ def judge(
 ) -> Verdicts:
     """Check a recorded history (a run directory or a history file); write ``verdicts.json`` into
     ``out`` (default: the run directory). Report files are the front ends' to write."""
-    verdicts = run_checks(read_history(history), model, checkers).with_run(run)
+    tally = StartTally()
+
+    def counted() -> Iterator[dict[str, Any]]:
+        # One pass: the checkers' index and the count of starts read the same lines.
+        for line in read_history(history):
+            tally.add(line)
+            yield line
+
+    verdicts = run_checks(counted(), model, checkers).with_run(run)
+    verdicts = replace(verdicts, stats=replace(verdicts.stats, starts=tally.counts()))
     verdicts.write(out or (history if history.is_dir() else history.parent))
     return verdicts
 

@@ -46,6 +46,7 @@ __all__ = [
     "Request",
     "StartPlan",
     "StartSequence",
+    "StartTally",
     "StatusReading",
     "StatusSpec",
     "Step",
@@ -724,3 +725,43 @@ class StartSequence:
 
 def _truthy(value: Any) -> bool:
     return value is not MISSING and value not in (None, False, 0, "", "0", "false") and value != {}
+
+
+# -- how the starts went, from the history -----------------------------------------------------
+
+
+class StartTally:
+    """Counts a history's starts per idempotency key, line by line (:meth:`add`), as the run's
+    stats show them: sagas, started, failed, unanswered, found_later, lost."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, dict[str, Any]] = {}
+
+    def add(self, line: Mapping[str, Any]) -> None:
+        """Take one history line (anything but a start's completion is ignored)."""
+        kind = line.get("type")
+        if kind not in ("ok", "fail", "info") or line.get("key") is None:
+            return
+        f = line.get("f")
+        if f not in ("start_saga", "lookup_saga"):
+            return
+        k = self._keys.setdefault(str(line["key"]), {"id": False, "fail": False, "last": None, "found": False})
+        if line.get("saga_id") and kind != "info":
+            k["id"] = True
+        if f == "lookup_saga":
+            k["found"] = k["found"] or (kind == "ok" and bool(line.get("saga_id")))
+            return
+        k["fail"] = k["fail"] or kind == "fail"
+        k["last"] = kind
+
+    def counts(self) -> dict[str, int]:
+        """The counts so far."""
+        keys = self._keys.values()
+        return {
+            "sagas": len(self._keys),
+            "started": sum(1 for k in keys if k["id"]),
+            "failed": sum(1 for k in keys if k["fail"]),
+            "unanswered": sum(1 for k in keys if k["last"] == "info"),
+            "found_later": sum(1 for k in keys if k["found"]),
+            "lost": sum(1 for k in keys if not k["id"]),
+        }

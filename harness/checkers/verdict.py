@@ -125,6 +125,10 @@ class RunStats:
     convergence_s: dict[str, float | None] = field(default_factory=dict)  # p50 / p99 / max
     entries: int = 0
     events: int = 0
+    # How the starts went (per idempotency key): sagas, started (a saga id known), failed (an
+    # answer outside `expect`), unanswered (the last answer never came), found_later (by a
+    # lookup), lost (no saga id at all). See saga_harness.startplan.StartTally.
+    starts: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +141,7 @@ class RunStats:
             dict(d.get("convergence_s") or {}),
             int(d.get("entries") or 0),
             int(d.get("events") or 0),
+            dict(d.get("starts") or {}),
         )
 
 

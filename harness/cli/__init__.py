@@ -28,6 +28,7 @@ def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from saga_harness.cli import calibrate as _calibrate  # noqa: F401
     from saga_harness.cli import chaos as _chaos  # noqa: F401
+    from saga_harness.cli import config as _config  # noqa: F401
     from saga_harness.cli import contracts as _contracts  # noqa: F401
     from saga_harness.cli import demo as _demo  # noqa: F401
     from saga_harness.cli import events as _events  # noqa: F401

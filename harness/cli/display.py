@@ -143,6 +143,15 @@ def show_verdicts(verdicts: Verdicts, out: Console | None = None) -> None:
         markup=False,
         highlight=False,
     )
+    starts = stats.starts
+    if starts and (starts.get("failed") or starts.get("unanswered") or starts.get("lost")):
+        # Starts that failed or got no answer are shown, never silently dropped.
+        out.print(
+            f"[yellow]starts:[/] {starts.get('sagas', 0)} sagas, {starts.get('started', 0)} started, "
+            f"{starts.get('failed', 0)} answered outside `expect`, {starts.get('unanswered', 0)} unanswered, "
+            f"{starts.get('found_later', 0)} found later, {starts.get('lost', 0)} never started or lost",
+            highlight=False,
+        )
     for check in verdicts.checks:
         for v in check.violations[:5]:
             out.print(
