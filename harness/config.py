@@ -40,6 +40,7 @@ OUTCOMES = ("completed", "compensated", "failed")
 Outcome = Literal["completed", "compensated", "failed"]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 SERVICE_VARIABLES = ("python", "port", "run_dir", "config_dir", "sink_url")
+_UNION_TAG = re.compile(r"^(?:str|int|float|bool|list\[.*\]|dict\[.*\]|tuple\[.*\]|literal\[.*\]|[A-Za-z]+Config)$")
 # Python's spellings of JSON's literals: a terminal state written so never matches a JSON value.
 _PYTHON_LITERALS = {"True": "true", "False": "false", "None": "null"}
 
@@ -343,7 +344,11 @@ class TriggerConfig(_Strict):
     @field_validator("outcome", mode="before")
     @classmethod
     def _one_or_list(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
+        if isinstance(v, str):
+            return [v]
+        if not isinstance(v, list) or not v:
+            raise ValueError('write one of "completed", "compensated", "failed", "any", or a list of them')
+        return v
 
     @property
     def expected_outcome(self) -> str:
@@ -459,6 +464,22 @@ class SnapshotsConfig(_Strict):
                 "services": {k: x for k, x in v.items() if k not in ("per_saga", "per_value")},
                 **{k: x for k, x in v.items() if k in ("per_saga", "per_value")},
             }
+        return v
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _paths(cls, v: Any) -> Any:
+        # One clear message for a service's value (a union's per-member errors would read as noise).
+        for name, paths in (v or {}).items() if isinstance(v, dict) else ():
+            ok = (isinstance(paths, list) and all(isinstance(p, str) for p in paths)) or (
+                isinstance(paths, dict) and all(isinstance(p, str) for p in paths.values())
+            )
+            if not ok:
+                hint = _close(name, ["per_saga", "per_value"])
+                raise ValueError(
+                    f"[snapshots.{name}] is a service's list of paths ([\"/orders\"]) or a table of named paths "
+                    f'({{ orders = "/orders" }}){hint}'
+                )
         return v
 
     def __bool__(self) -> bool:
@@ -633,7 +654,8 @@ def describe_validation(exc: ValidationError, root: type[BaseModel], data: Any =
     data came from (``model`` for ``[model]``)."""
     lines = []
     for err in exc.errors():
-        parts = [p for p in err["loc"] if not str(p).startswith("function-")]
+        # Pydantic names the member of a union it tried ("list[str]", "int"): not a key of the file.
+        parts = [p for p in err["loc"] if not str(p).startswith("function-") and not _UNION_TAG.match(str(p))]
         shown_loc = _as_written(parts, data) if data is not None else parts
         loc = ".".join(str(p) for p in ([prefix] if prefix else []) + list(shown_loc))
         where = f"[{loc}] " if loc else ""

@@ -95,3 +95,127 @@ def test_durations_as_people_write_them(text, seconds):
 def test_a_bad_duration_names_the_option_and_the_fix(text):
     with pytest.raises(ConfigError, match=r"^--deadline: .* is not a duration; write e\.g\. 30s, 2m or 500ms$"):
         parse_duration(text, "--deadline")
+
+
+# -- #14: the start as a sequence, pools, typed states, placeholders, the reference -------------
+
+SYSTEMS = ROOT / "tests" / "harness" / "systems"
+SEQUENCE = """
+name = "shop"
+[env]
+SHOP_BUGS = ""
+[services.api]
+command = ["${python}", "-m", "shop", "${port}"]
+env = { SINK = "${sink_url}" }
+[pools.rich]
+kind = "user"
+size = 2
+values = { credit = 100 }
+[[saga.start]]
+name = "create_user"
+once_per = "user"
+service = "api"
+path = "/users"
+capture = { user_id = "/user_id" }
+[[saga.start]]
+name = "create_order"
+service = "api"
+path = "/orders/{user.user_id}"
+capture = { order_id = "/order_id" }
+saga_id = "order_id"
+[[saga.start]]
+name = "checkout"
+service = "api"
+path = "/checkout/{order_id}/{quantity}"
+expect = [200, 400]
+[saga.resend]
+step = "checkout"
+[saga.status]
+service = "api"
+path = "/orders/{saga_id}"
+state = "/paid"
+during_start = false
+[saga.terminal]
+true = "completed"
+false = "compensated"
+[triggers.ok]
+outcome = ["completed", "compensated"]
+under_faults = ["completed", "compensated", "failed"]
+uses = { user = "rich" }
+request = { quantity = 1 }
+[triggers.plain]
+outcome = "completed"
+uses = { user = "rich" }
+request = { quantity = 2 }
+"""
+
+
+def test_a_start_sequence_with_pools_typed_states_and_the_sink_in_a_services_env(tmp_path):
+    config = load_config(write(tmp_path, SEQUENCE))
+    assert [s.name for s in config.saga.start] == ["create_user", "create_order", "checkout"]
+    assert config.saga.start[0].idempotency_header is None and config.saga.start[0].body is None
+    assert config.env == {"SHOP_BUGS": ""} and config.saga.terminal == {"true": "completed", "false": "compensated"}
+    assert config.triggers["plain"].expectation() is None and config.triggers["plain"].expected_outcome == "completed"
+    assert config.triggers["ok"].expectation() == {
+        "outcome": ["completed", "compensated"],
+        "under_faults": ["completed", "compensated", "failed"],
+        "fails_at": None,
+        "reason": None,
+        "error_type": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "mutate,needles",
+    [
+        (lambda t: t.replace('true = "completed"', 'True = "completed"'), ["'True' never matches", "did you mean 'true'"]),
+        (lambda t: t.replace('uses = { user = "rich" }\nrequest = { quantity = 1 }', 'uses = { user = "ricj" }\nrequest = { quantity = 1 }'),
+         ["triggers.ok.uses.user", "'ricj'", "did you mean 'rich'"]),
+        (lambda t: t.replace('once_per = "user"', 'once_per = "usr"'), ["once_per = 'usr'", "did you mean 'user'"]),
+        (lambda t: t.replace("/checkout/{order_id}/", "/checkout/{ordr_id}/"), ["{ordr_id}", "did you mean 'order_id'"]),
+        (lambda t: t.replace('step = "checkout"', 'step = "chekout"'), ["[saga.resend]", "did you mean 'checkout'"]),
+        (lambda t: t.replace('saga_id = "order_id"', 'saga_id = "order"'), ["saga_id = 'order'", "captured"]),
+        (lambda t: t.replace('path = "/checkout/', 'pth = "/checkout/'), ["[saga.start.2.pth] unknown key", "'path'"]),
+        (lambda t: t.replace("${sink_url}", "${sink_ur}"), ["[services.api.env] unknown placeholder ${sink_ur}", "did you mean 'sink_url'"]),
+        (lambda t: t + '\n[snapshots.per_sagas.x]\nservice = "api"\npath = "/x"\n', ["per_sagas", "did you mean 'per_saga'"]),
+    ],
+)  # fmt: skip
+def test_sequence_mistakes_name_the_key_and_what_was_meant(tmp_path, mutate, needles):
+    path = write(tmp_path, mutate(SEQUENCE))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message and "Value error" not in message and "[]" not in message
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_a_terminal_state_the_model_never_declares_is_refused_with_a_guess(tmp_path):
+    text = MINIMAL.replace('DONE = "completed"', 'DONE = "completed"\nFAILD = "failed"')
+    text += '\n[[model.steps]]\nname = "a"\ndone = { event = "a.done" }\n[model.states]\ninitial = ["NEW"]\n'
+    text += 'terminal = { DONE = "completed", FAILED = "failed" }\n'
+    with pytest.raises(
+        ConfigError, match=r"'FAILD' is not among the states \[model.states\] declares.*did you mean 'FAILED'"
+    ):
+        load_config(write(tmp_path, text))
+
+
+def test_model_mistakes_get_a_did_you_mean_too(tmp_path):
+    text = MINIMAL + '\n[[model.steps]]\nname = "a"\ndoen = { event = "a.done" }\n'
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert "[model.steps.0.doen] unknown key" in str(err.value) and "'done'" in str(err.value)
+
+
+def test_the_test_systems_load():
+    for name in ("minishop", "hotelbus", "blocking", "lookup"):
+        config = load_config(SYSTEMS / f"{name}.toml")
+        assert config.saga.start and config.saga.status
+
+
+def test_every_key_is_documented_and_docs_config_md_is_current():
+    from saga_harness.config import reference, undocumented
+
+    assert undocumented() == []
+    current = (ROOT / "docs" / "config.md").read_text(encoding="utf-8")
+    assert current == reference(), "docs/config.md is stale: run `saga-harness config reference --out docs/config.md`"
