@@ -1,48 +1,259 @@
 """The saga model: what the checkers know of a saga system, and all they know.
 
-It says, in terms of evidence in the history — events by type, fields of the
-final snapshots — which steps a saga has and how each one shows it happened and
-was undone, which quantities must net to zero, which states may follow which,
-and which side effects must match the completed sagas. Nothing in a checker is
-specific to one system: a second system is a second model.
+It says, in terms of evidence in the history, which steps a saga has and how
+each one shows it happened and was undone, which quantities must net to zero,
+which states may follow which, which side effects must match the completed
+sagas, and what each trigger demands. Nothing in a checker is specific to one
+system: a second system is a second model.
+
+Evidence (:class:`Match`) names exactly one source:
+
+- ``event = TYPE``: a captured CloudEvent of that type (``where`` conditions,
+  ``saga_id`` pointer);
+- ``answer = STEP``: an HTTP answer the harness observed to a request of the
+  saga's start step STEP (``status``, ``text``, ``pointer`` + ``equals``/``in``);
+- ``read = NAME``: a per-saga read (a snapshot named NAME holding one entry per
+  saga: ``{"saga_id", "status", "body"}``), judged by ``pointer`` + ``equals``/``in``;
+- ``state = X`` / ``states = [X, …]``: the saga was seen in that state.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 Outcome = Literal["completed", "compensated", "failed"]
+OUTCOMES: tuple[Outcome, ...] = ("completed", "compensated", "failed")
+Source = Literal["event", "answer", "read", "state"]
+REGEX = "re:"
+
+
+def state_key(value: Any) -> str:
+    """A state as a TOML key names it: a string as it is, any other JSON value as JSON
+    (``true``, ``1``, ``null``) — so ``true = "completed"`` matches the JSON value true."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def same(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1`` (Python's ``True == 1`` is)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+def text_matches(expected: str, text: Any) -> bool:
+    """``expected`` is ``"re:REGEX"`` (searched in ``text``) or a text ``text`` must equal (trimmed)."""
+    if text is None:
+        return False
+    text = text if isinstance(text, str) else json.dumps(text, separators=(",", ":"))
+    if expected.startswith(REGEX):
+        return re.search(expected[len(REGEX) :], text) is not None
+    return text.strip() == expected.strip()
+
+
+def _error(message: str) -> PydanticCustomError:
+    # A custom error's message is shown as it is: a ValueError's gets "Value error, " before it.
+    return PydanticCustomError("saga_model", message)
+
+
+def _close(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1)
+    return f" — did you mean {close[0]!r}?" if close else ""
+
+
+def _check_regex(key: str, value: Any) -> None:
+    if isinstance(value, str) and value.startswith(REGEX):
+        try:
+            re.compile(value[len(REGEX) :])
+        except re.error as exc:
+            raise _error(f"`{key}` = {value!r} is not a valid regular expression ({exc})") from None
+
+
+def _check_pointer(key: str, value: Any) -> None:
+    if isinstance(value, str) and value and not value.startswith("/"):
+        raise _error(f'`{key}` = {value!r} is not a JSON pointer: pointers start with "/", e.g. "/{value}"')
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Match(_Frozen):
-    """An event that is evidence: its ``type``, optional ``where`` conditions
-    (JSON pointer → required value), and where its saga id sits."""
+# -- evidence ------------------------------------------------------------------------------
+_SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "event": ("where", "saga_id"),
+    "answer": ("status", "text", "pointer", "equals", "in", "where", "repeats"),
+    "read": ("status", "text", "pointer", "equals", "in", "where"),
+    "state": (),
+}
+_SOURCE_HELP = {
+    "event": "`event` = TYPE (a CloudEvent), with `where` (pointer -> value) and `saga_id` (pointer to the saga id)",
+    "answer": "`answer` = STEP (an answer to a request of that [saga.start] step), with `status`, `text` "
+    '("re:REGEX" or the whole text), `pointer` + `equals`/`in`, `where` and `repeats`',
+    "read": "`read` = NAME (a per-saga read), with `status`, `pointer` + `equals`/`in`, `text` and `where`",
+    "state": "`state` = X or `states` = [X, ...] (the saga seen in that state)",
+}
+_DEFAULTS: dict[str, Any] = {"where": {}, "saga_id": "/data/saga_id", "repeats": "replay"}
+# Every key a piece of evidence may have, and the quantity terms' own.
+EVIDENCE_KEYS = ("event", "answer", "read", "state", "states", *sorted({k for v in _SOURCE_KEYS.values() for k in v}))
+TERM_KEYS = ("value", "items", "key")
 
-    event: str
-    where: dict[str, Any] = Field(default_factory=dict)
-    saga_id: str = "/data/saga_id"
+
+def _evidence(data: dict[str, Any], term: bool) -> dict[str, Any]:
+    """Check which keys go together, and normalise ``state``/``equals``/``status`` to lists."""
+    what = "a quantity term" if term else "evidence"
+    if "state" in data and "states" in data:
+        raise _error("give `state` (one state) or `states` (a list of states), not both")
+    sources = [s for s in ("event", "answer", "read") if data.get(s) is not None]
+    if "state" in data or data.get("states") is not None:
+        sources.append("state")
+    if len(sources) != 1:
+        got = f" (got {' and '.join(f'`{s}`' for s in sources)})" if sources else ""
+        unknown = [k for k in data if k not in EVIDENCE_KEYS and k not in TERM_KEYS]
+        if not sources and unknown:
+            got = f" (`{unknown[0]}` is not a key{_close(unknown[0], ('event', 'answer', 'read', 'state', 'states'))})"
+        options = ("event", "answer", "read") if term else ("event", "answer", "read", "state")
+        raise _error(f"{what} needs exactly one source{got}. Sources: " + "; ".join(_SOURCE_HELP[s] for s in options))
+    src = sources[0]
+    if term and src == "state":
+        raise _error(
+            "a quantity term needs a number, and the status history has none: take it from an `event`, "
+            "an `answer` or a `read` (`value` = a pointer to it)"
+        )
+    for key, value in data.items():
+        if key in (src, "states") or key in TERM_KEYS or key in _SOURCE_KEYS[src] or key not in EVIDENCE_KEYS:
+            continue  # unknown keys are pydantic's to report (with "did you mean")
+        if value is None or (key in _DEFAULTS and value == _DEFAULTS[key]):
+            continue
+        owners = " or ".join(f"`{s}`" for s, keys in _SOURCE_KEYS.items() if key in keys)
+        raise _error(f"`{key}` goes with {owners}, not with `{src}`. With `{src}`: {_SOURCE_HELP[src]}")
+    out = dict(data)
+    if out.get("in") is None:
+        out.pop("in", None)
+    if "equals" in out and "in" in out:
+        raise _error("give `equals` (one value) or `in` (a list of values), not both")
+    if ("equals" in out or "in" in out) and not out.get("pointer"):
+        raise _error('`equals` / `in` test the value at `pointer`: give `pointer` too (e.g. pointer = "/status")')
+    if "equals" in out:
+        out["in"] = [out.pop("equals")]
+    if "state" in out:
+        out["states"] = [out.pop("state")]
+    if isinstance(out.get("status"), int):
+        out["status"] = [out["status"]]
+    for key in ("pointer", "saga_id"):
+        _check_pointer(key, out.get(key))
+    for pointer in out.get("where") or {}:
+        _check_pointer("where", pointer)
+    _check_regex("text", out.get("text"))
+    if term:
+        value = out.get("value")
+        if isinstance(value, str) and value.startswith(REGEX):
+            if src == "event":
+                raise _error('an event term\'s `value` is a JSON pointer (e.g. "/data/amount"), not a regex')
+            _check_regex("value", value)
+        else:
+            _check_pointer("value", value)
+        for key in ("items", "key"):
+            _check_pointer(key, out.get(key))
+    return out
+
+
+class Match(_Frozen):
+    """Evidence that something happened to a saga, from exactly one source (see the module's doc)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    event: str | None = Field(default=None, description="a CloudEvent type")
+    where: dict[str, Any] = Field(default_factory=dict, description="conditions: JSON pointer -> required value")
+    saga_id: str = Field(default="/data/saga_id", description="pointer to the saga id in the event")
+    answer: str | None = Field(default=None, description="a [saga.start] step: an answer to its request")
+    read: str | None = Field(default=None, description="a per-saga read's name")
+    states: list[Any] | None = Field(default=None, description="the saga seen in one of these states (`state`: one)")
+    status: list[int] | None = Field(default=None, description="accepted HTTP statuses of the answer or read (2xx)")
+    text: str | None = Field(default=None, description='the answer\'s text: "re:REGEX" (searched) or the whole text')
+    pointer: str | None = Field(default=None, description="a pointer into the answer's or read's JSON body")
+    in_: list[Any] | None = Field(default=None, alias="in", description="accepted values at `pointer` (`equals`: one)")
+    repeats: Literal["replay", "effect"] = Field(
+        default="replay",
+        description='answers: "replay" — matching answers to one saga\'s resent requests are one effect (a system '
+        'that replays its answer); "effect" — each is one more effect (a system that answers a repeat differently)',
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source(cls, data: Any) -> Any:
+        return _evidence(data, term=False) if isinstance(data, dict) else data
+
+    @property
+    def source(self) -> Source:
+        """Where the evidence comes from: ``event``, ``answer``, ``read`` or ``state``."""
+        if self.event is not None:
+            return "event"
+        if self.answer is not None:
+            return "answer"
+        if self.read is not None:
+            return "read"
+        return "state"
+
+    def describe(self) -> str:
+        """The evidence in a few words, for messages (an event: its type)."""
+        if self.event is not None:
+            return self.event
+        cond = ""
+        if self.pointer is not None:
+            values = self.in_ or []
+            cond = f" {self.pointer}" + (
+                f" = {json.dumps(values[0])}" if len(values) == 1 else f" in {json.dumps(values)}"
+            )
+        if self.text is not None:
+            cond += f" {self.text!r}"
+        if self.answer is not None:
+            status = "/".join(map(str, self.status)) if self.status else "2xx"
+            return f"answer {status} to {self.answer}{cond}"
+        if self.read is not None:
+            return f"read {self.read}{cond}"
+        shown = ", ".join(state_key(s) for s in self.states or [])
+        return f"state {shown}" if len(self.states or []) == 1 else f"one of the states {shown}"
+
+    def accepts_status(self, status: int | None) -> bool:
+        """An answer's or read's HTTP status is one this evidence accepts (default: 2xx)."""
+        if status is None:
+            return False
+        return status in self.status if self.status else 200 <= status < 300
+
+    def accepts_state(self, state: Any) -> bool:
+        """The saga seen in ``state`` is this evidence (states compare as their TOML keys)."""
+        key = state_key(state)
+        return any(state_key(s) == key for s in self.states or ())
 
 
 class Term(Match):
-    """A number an event contributes: ``value`` (pointer). With ``items``, each element
-    of that list contributes ``value`` under its ``key`` (e.g. quantity per SKU)."""
+    """A number evidence contributes: ``value`` (a pointer; an answer's or read's text:
+    ``"re:REGEX"``, its first group). With ``items``, each element of that list contributes
+    ``value`` under its ``key`` (e.g. quantity per SKU). A read contributes what the
+    saga's latest read says, however often it was read."""
 
     value: str
     items: str | None = None
     key: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source(cls, data: Any) -> Any:
+        return _evidence(data, term=True) if isinstance(data, dict) else data
+
 
 class Step(_Frozen):
+    """One forward step: the evidence it was ``done`` and, when it can be undone, ``undone``."""
+
     name: str
     done: Match
-    undone: Match | None = None  # None: nothing to undo (e.g. a read-only check)
-    compensation: str | None = None  # the compensation's name, for messages
+    undone: Match | None = None  # None: nothing to undo (e.g. a read-only check, the last step)
+    compensation: str | None = None  # the compensation's name, for messages and compensations_* fields
 
 
 class Quantity(_Frozen):
@@ -115,20 +326,91 @@ class Balance(_Frozen):
     @model_validator(mode="after")
     def _shape(self) -> Balance:
         if (self.value is None) == (self.items is None):
-            raise ValueError(f"balance {self.name!r}: give `value` (one number) or `items` + `key` + `plus`")
+            raise _error(f"balance {self.name!r}: give `value` (one number) or `items` + `key` + `plus`")
         if self.items is not None and (self.key is None or self.plus is None):
-            raise ValueError(f"balance {self.name!r}: with `items`, give `key` and `plus` (and `minus`)")
+            raise _error(f"balance {self.name!r}: with `items`, give `key` and `plus` (and `minus`)")
         return self
 
 
 class StateMachine(_Frozen):
-    initial: list[str] = Field(default_factory=list)
+    initial: list[Any] = Field(default_factory=list)
     terminal: dict[str, Outcome] = Field(default_factory=dict)
-    transitions: dict[str, list[str]] = Field(default_factory=dict)
+    transitions: dict[str, list[Any]] = Field(default_factory=dict)
+
+
+# -- triggers ------------------------------------------------------------------------------
+def _outcomes(value: Any, key: str) -> Any:
+    """One outcome or a list; "any" is every outcome. Kept in the order completed, compensated, failed."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        return value  # pydantic says what is wrong with it
+    out: set[str] = set()
+    for item in items:
+        if item == "any":
+            out.update(OUTCOMES)
+        elif item in OUTCOMES:
+            out.add(item)
+        else:
+            raise _error(
+                f"`{key}`: {item!r} is not an outcome; outcomes: completed, compensated, failed, any"
+                + _close(item, (*OUTCOMES, "any"))
+            )
+    if not out:
+        raise _error(f"`{key}` accepts no outcome: give at least one of completed, compensated, failed, any")
+    return tuple(o for o in OUTCOMES if o in out)
+
+
+class TriggerExpectation(_Frozen):
+    """What a trigger demands of the sagas it starts.
+
+    ``outcome``: the accepted outcomes (one, a list, or "any"); ``under_faults``: the
+    ones accepted instead when the saga's life overlaps a fault window (None: the same);
+    ``fails_at``: the step where it must fail; ``reason`` / ``error_type``: what its
+    status must record (text, or ``"re:REGEX"``). A plain string is an outcome."""
+
+    outcome: tuple[Outcome, ...]
+    under_faults: tuple[Outcome, ...] | None = None
+    fails_at: str | None = None
+    reason: str | None = None
+    error_type: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            data = {"outcome": data}
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "outcome" in data:
+            data["outcome"] = _outcomes(data["outcome"], "outcome")
+        if data.get("under_faults") is not None:
+            data["under_faults"] = _outcomes(data["under_faults"], "under_faults")
+        for key in ("reason", "error_type"):
+            _check_regex(key, data.get(key))
+        return data
+
+    @model_validator(mode="after")
+    def _fails_somewhere(self) -> TriggerExpectation:
+        if self.fails_at is not None and self.outcome == ("completed",):
+            raise _error(f"fails_at = {self.fails_at!r}: a saga that must fail cannot demand outcome completed")
+        return self
+
+    def accepted(self, faulted: bool) -> tuple[Outcome, ...]:
+        """The outcomes accepted; ``faulted``: the saga's life overlapped a fault window."""
+        return self.under_faults if faulted and self.under_faults is not None else self.outcome
+
+    def describe(self, faulted: bool = False) -> str:
+        accepted = self.accepted(faulted)
+        if len(accepted) == len(OUTCOMES):
+            return "any outcome"
+        return accepted[0] if len(accepted) == 1 else "one of " + ", ".join(accepted)
 
 
 class SagaModel(_Frozen):
-    steps: list[Step]
+    """Everything a checker knows of a saga system."""
+
+    steps: list[Step] = Field(default_factory=list)
     states: StateMachine = Field(default_factory=StateMachine)
     state_history: StateHistory | None = None
     quantities: list[Quantity] = Field(default_factory=list)
@@ -136,35 +418,72 @@ class SagaModel(_Frozen):
     agreements: list[Agreement] = Field(default_factory=list)
     non_negative: list[NonNegative] = Field(default_factory=list)
     balances: list[Balance] = Field(default_factory=list)
-    triggers: dict[str, Outcome | Literal["any"]] = Field(default_factory=dict)
+    triggers: dict[str, TriggerExpectation] = Field(default_factory=dict)
     # CloudEvent schema folders (absolute paths) merged over the bundled ones for the contracts checker.
     event_schemas: list[str] = Field(default_factory=list)
+
+    @field_validator("triggers")
+    @classmethod
+    def _known_steps(cls, triggers: dict[str, TriggerExpectation], info: ValidationInfo) -> Any:
+        steps = [s.name for s in info.data.get("steps") or []]
+        for name, t in triggers.items():
+            if t.fails_at is not None and t.fails_at not in steps:
+                known = f"; steps: {', '.join(steps)}" if steps else "; [model.steps] declares none"
+                raise _error(
+                    f"trigger {name!r}: fails_at = {t.fails_at!r} is not a step{_close(t.fails_at, steps)}{known}"
+                )
+        return triggers
 
     @model_validator(mode="after")
     def _consistent(self) -> SagaModel:
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
-            raise ValueError(f"step names repeat: {names}")
+            raise _error(f"step names repeat: {names}")
         known = {q.name for q in self.quantities}
         for b in self.balances:
             if b.quantity not in known:
-                raise ValueError(f"balance {b.name!r} names quantity {b.quantity!r}; quantities: {sorted(known)}")
+                raise _error(
+                    f"balance {b.name!r} names quantity {b.quantity!r}{_close(b.quantity, known)}; "
+                    f"quantities: {sorted(known)}"
+                )
         for state, nexts in self.states.transitions.items():
             if state in self.states.terminal and nexts:
-                raise ValueError(f"terminal state {state!r} cannot have transitions {nexts}")
+                raise _error(f"terminal state {state!r} cannot have transitions {nexts}")
         return self
 
     def matches(self) -> dict[str, list[tuple[str, str, Match]]]:
-        """Event type → (role, name, match) for every piece of evidence (one lookup per event)."""
+        """Event type → (role, name, match) for every piece of event evidence (one lookup per event).
+
+        Roles: ``done``/``undone`` (name: the step), ``plus``/``minus``/``equals`` (name: the quantity)."""
         out: dict[str, list[tuple[str, str, Match]]] = {}
+        for role, name, m in self.evidence():
+            if m.event is not None:
+                out.setdefault(m.event, []).append((role, name, m))
+        return out
+
+    def evidence(self) -> list[tuple[str, str, Match]]:
+        """Every piece of evidence, of every source: (role, name, match), as :meth:`matches`."""
+        out: list[tuple[str, str, Match]] = []
         for step in self.steps:
-            out.setdefault(step.done.event, []).append(("done", step.name, step.done))
+            out.append(("done", step.name, step.done))
             if step.undone is not None:
-                out.setdefault(step.undone.event, []).append(("undone", step.name, step.undone))
+                out.append(("undone", step.name, step.undone))
         for q in self.quantities:
             for role, terms in (("plus", q.plus), ("minus", q.minus)):
-                for t in terms:
-                    out.setdefault(t.event, []).append((role, q.name, t))
+                out.extend((role, q.name, t) for t in terms)
             if q.completed_equals is not None:
-                out.setdefault(q.completed_equals.event, []).append(("equals", q.name, q.completed_equals))
+                out.append(("equals", q.name, q.completed_equals))
         return out
+
+    def expectation(self, trigger: str | None) -> TriggerExpectation | None:
+        """What ``trigger`` demands (None: nothing). A plain outcome put in by ``model_copy`` counts too."""
+        if trigger is None:
+            return None
+        want = self.triggers.get(trigger)
+        if want is None or isinstance(want, TriggerExpectation):
+            return want
+        return TriggerExpectation.model_validate(want)
+
+    def step_index(self) -> dict[str, int]:
+        """Step name → its place in the forward order."""
+        return {s.name: i for i, s in enumerate(self.steps)}

@@ -7,6 +7,11 @@
     b.snapshot("order", {"orders": [...]})
     verdicts = run_checks(b.entries, model)
 
+A system without events is built the same way: ``b.step("checkout", "s1", body="Checkout
+successful")`` (a start step's request and its answer, text or JSON), ``b.read("orders",
+{"s1": {"paid": True}})`` (a per-saga read), ``b.status("s1", "PAID", failed_step=None)``
+(a status with recorded fields), and ``with b.faulted("kill", "payment"): …`` (a fault window).
+
 Every line is built from its record class (:mod:`saga_harness.history.records`),
 exactly as :class:`~saga_harness.history.HistoryWriter` writes it, with ``ref``
 set to ``"built:<n>"`` so violations can cite it. :meth:`HistoryBuilder.write`
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +44,7 @@ from saga_harness.history.records import (
 from saga_harness.model import SagaModel
 
 REF_PREFIX = "built"
+MISSING: Any = object()
 
 
 class HistoryBuilder:
@@ -70,9 +78,10 @@ class HistoryBuilder:
         key: str | None = None,
         status: int = 202,
         request: dict[str, Any] | None = None,
+        step: str | None = None,
     ) -> str:
         """A client starting saga ``saga_id`` (invoke, then ok)."""
-        self.answer(key or f"key-{saga_id}", saga_id, status, trigger, request)
+        self.answer(key or f"key-{saga_id}", saga_id, status, trigger, request, step=step)
         return saga_id
 
     def answer(
@@ -82,21 +91,52 @@ class HistoryBuilder:
         status: int = 202,
         trigger: str = "ok",
         request: dict[str, Any] | None = None,
-    ) -> None:
-        """One request with ``key`` and its answer (``ok`` below 300, else ``fail``): a start or a resubmission."""
+        *,
+        step: str | None = None,
+        body: Any = MISSING,
+    ) -> dict[str, Any]:
+        """One request with ``key`` and its answer (``ok`` below 300, else ``fail``): a start or a
+        resubmission. ``step``: the start step it belongs to; ``body``: the answer (JSON or text;
+        default ``{"saga_id": saga_id}``). Returns the answer's line."""
         op = next(self._ids)
-        self.add(Invoke("start_saga", op, key, trigger, request or {"trigger": trigger}), process="client")
+        self.add(Invoke("start_saga", op, key, trigger, request or {"trigger": trigger}, step), process="client")
         outcome: Literal["ok", "fail"] = "ok" if status < 300 else "fail"
-        self.add(
-            Completion(outcome, "start_saga", op, key, trigger, status, {"saga_id": saga_id}, saga_id),
+        value = {"saga_id": saga_id} if body is MISSING else body
+        kind = "application/json" if not isinstance(value, str) else "text/plain"
+        return self.add(
+            Completion(outcome, "start_saga", op, key, trigger, status, value, saga_id, step=step, content_type=kind),
             process="client",
         )
 
-    def lost(self, key: str, trigger: str = "ok", error: str = "timed out") -> None:
+    def step(
+        self,
+        name: str,
+        saga_id: str | None,
+        body: Any = "",
+        status: int = 200,
+        key: str | None = None,
+        trigger: str = "ok",
+    ) -> dict[str, Any]:
+        """A request of start step ``name`` for saga ``saga_id`` and its answer (``body``: text or
+        JSON); the key defaults to the saga's, as :meth:`saga` gives it. Returns the answer's line."""
+        return self.answer(key or f"key-{saga_id}", saga_id, status, trigger, step=name, body=body)
+
+    def lost(
+        self,
+        key: str,
+        trigger: str = "ok",
+        error: str = "timed out",
+        *,
+        step: str | None = None,
+        saga_id: str | None = None,
+    ) -> None:
         """A request with ``key`` that got no answer (``info``: it may or may not have taken effect)."""
         op = next(self._ids)
-        self.add(Invoke("start_saga", op, key, trigger, {"trigger": trigger}), process="client")
-        self.add(Completion("info", "start_saga", op, key, trigger, error=error), process="client")
+        self.add(Invoke("start_saga", op, key, trigger, {"trigger": trigger}, step), process="client")
+        self.add(
+            Completion("info", "start_saga", op, key, trigger, error=error, saga_id=saga_id, step=step),
+            process="client",
+        )
 
     def event(
         self,
@@ -119,17 +159,37 @@ class HistoryBuilder:
             event["time"] = time
         return self.add(CapturedEvent(event), process="sink")
 
-    def status(self, saga_id: str, state: Any, outcome: str | None = None) -> None:
-        """The harness read saga ``saga_id``'s state (``outcome`` once it is terminal)."""
-        self.add(StatusSeen(saga_id, state, outcome), process="client")
+    def status(self, saga_id: str, state: Any, outcome: str | None = None, **fields: Any) -> dict[str, Any]:
+        """The harness read saga ``saga_id``'s state (``outcome`` once it is terminal); ``fields``:
+        the status fields recorded with it (failed_step, reason, compensations_done, …)."""
+        return self.add(StatusSeen(saga_id, state, outcome, fields), process="client")
 
     def snapshot(self, service: str, data: Any, baseline: bool = False) -> None:
         """A service's state (``baseline``: read before the workload)."""
         self.add(Snapshot(service, data, baseline), process="runner")
 
+    def read(self, name: str, bodies: dict[str, Any], status: int | dict[str, int] = 200) -> dict[str, Any]:
+        """Per-saga read ``name``: saga id -> the body it answered (``status``: one for all, or per saga),
+        stored as the runner stores it, ``Snapshot(name, [{"saga_id", "status", "body"}, …])``."""
+        data = [
+            {"saga_id": sid, "status": status.get(sid, 200) if isinstance(status, dict) else status, "body": body}
+            for sid, body in bodies.items()
+        ]
+        return self.add(Snapshot(name, data), process="runner")
+
     def fault(self, phase: Literal["start", "stop"], fault: dict[str, Any]) -> None:
         """A fault window starts or stops (``fault`` as ``FaultWindow.describe()`` gives it)."""
         self.add(FaultChange(phase, fault), process="nemesis")
+
+    @contextmanager
+    def faulted(self, kind: str = "kill", target: str = "payment", **params: Any) -> Iterator[dict[str, Any]]:
+        """A fault window around what the block builds: its start, the block, its stop."""
+        fault = {"id": f"f{next(self._ids)}", "kind": kind, "target": target, **params}
+        self.fault("start", fault)
+        try:
+            yield fault
+        finally:
+            self.fault("stop", fault)
 
     def phase(self, name: str, **detail: Any) -> None:
         """A run marker: workload-start, workload-end, converged …"""

@@ -1,12 +1,33 @@
-"""Compensation: a saga that did not complete undid each completed step exactly
-once, in reverse order, and its quantities net to zero."""
+"""Compensation, and the saga's shape: each saga did its steps in the declared order;
+a saga that did not complete undid each done step exactly once, in reverse order,
+and its quantities net to zero; nothing is undone without its step.
+
+Sagas that end ``failed`` are judged too. The rule: a failed saga must have undone
+what it did, like a compensated one, or say it could not — name the step (or its
+compensation) in its status's ``compensations_pending``. A system that reports
+"failed" both after compensating and when a compensation itself failed is then
+checked either way; a saga that declares a compensation pending is not asked to
+net its quantities to zero. A compensated saga must have none pending.
+
+Where the system shows what it did (``compensations_done``, ``attempts``), a retried
+compensation must have taken effect once: listed once, proved once.
+
+Order is judged by :mod:`saga_harness.checkers._order` (the harness's arrival order,
+never a producer's timestamps alone); a saga whose order the evidence cannot settle
+is counted (``order_unknown``), not flagged. So is a step whose undoing its evidence
+could not have shown, or a quantity whose terms could not (an answer that never came,
+a saga never read): ``undo_unobservable``.
+"""
 
 from __future__ import annotations
 
-from saga_harness.checkers import register
+from typing import Any
+
+from saga_harness.checkers import _fields, register
+from saga_harness.checkers._order import earliest, in_order
 from saga_harness.checkers.verdict import Verdict, Violation, verdict
-from saga_harness.history import History, SagaRecord
-from saga_harness.model import SagaModel
+from saga_harness.history import Evidence, History, SagaRecord
+from saga_harness.model import Quantity, SagaModel, Step, Term
 
 NAME = "compensation"
 
@@ -21,52 +42,137 @@ def net(rec: SagaRecord, quantity: str) -> dict[str | None, float]:
     return totals
 
 
+def unseen_terms(quantity: Quantity) -> list[Term]:
+    """The terms of ``quantity`` that may fail to show for a saga (answers, reads: not events)."""
+    terms = [*quantity.plus, *quantity.minus, *((quantity.completed_equals,) if quantity.completed_equals else ())]
+    return [t for t in terms if t.event is None]
+
+
+def observed(rec: SagaRecord, terms: list[Term]) -> bool:
+    """Could every one of ``terms`` (:func:`unseen_terms`) have shown for this saga? A lost answer
+    or a saga never read leaves a net unknown: judged, it would look like money appearing."""
+    return all(rec.observed(t) for t in terms)
+
+
 def _refs(rec: SagaRecord, quantity: str) -> tuple[str, ...]:
     terms = rec.terms.get(quantity, {})
     return tuple(ev.ref for role in ("plus", "minus") for _k, _v, ev in terms.get(role, ()))
 
 
-@register(NAME)
-def check(history: History, model: SagaModel) -> Verdict:
-    out: list[Violation] = []
-    checked = 0
-    undoable = [s for s in model.steps if s.undone is not None]
-    for rec in history.sagas.values():
+class _Judge:
+    """One pass over the sagas, keeping the counts the verdict reports."""
+
+    def __init__(self, model: SagaModel) -> None:
+        self.model = model
+        self.index = model.step_index()
+        self.undoable = [s for s in model.steps if s.undone is not None]
+        self.unseen = {q.name: unseen_terms(q) for q in model.quantities}
+        self.out: list[Violation] = []
+        self.compensated = self.failed = self.forward = self.pending = self.unobservable = 0
+        self.unknown: list[str] = []
+
+    def saga(self, rec: SagaRecord) -> None:
+        unknown = self._forward(rec)
         if rec.outcome == "completed":
-            for step in undoable:
-                evs = rec.undone.get(step.name, [])
-                if evs:
-                    out.append(
-                        Violation(
-                            NAME,
-                            rec.saga_id,
-                            step.name,
-                            "a completed saga undoes nothing",
-                            f"{step.compensation or step.name + ' undone'} happened",
-                            tuple(e.ref for e in evs),
-                        )
-                    )
-            continue
-        if rec.outcome != "compensated":
-            continue  # unfinished or failed sagas are convergence's to report
-        checked += 1
-        pairs = []
-        for step in undoable:
-            done, undone = rec.done.get(step.name, []), rec.undone.get(step.name, [])
-            comp = step.compensation or f"undo of {step.name}"
-            if done and not undone:
-                out.append(
+            self._completed(rec)
+        elif rec.outcome in ("compensated", "failed"):
+            unknown = self._undone(rec) or unknown
+        if unknown:
+            self.unknown.append(rec.saga_id)
+
+    def _forward(self, rec: SagaRecord) -> bool:
+        """Steps done in the declared order; True when the evidence cannot tell."""
+        if len(rec.done) < 2:
+            return False
+        done = [(s.name, earliest(rec.done[s.name])) for s in self.model.steps if rec.done.get(s.name)]
+        if len(done) < 2:
+            return False
+        self.forward += 1
+        seen = in_order(done)
+        if seen.violated:
+            early = seen.reversed_pairs[0][1]
+            self.out.append(
+                Violation(
+                    NAME,
+                    rec.saga_id,
+                    early,
+                    f"steps done in order: {', '.join(n for n, _ in done)}",
+                    f"done in the order {', '.join(seen.observed)} ({early} before {seen.reversed_pairs[0][0]})",
+                    seen.evidence,
+                )
+            )
+        return seen.status == "unknown"
+
+    def _completed(self, rec: SagaRecord) -> None:
+        for step in self.undoable:
+            evs = rec.undone.get(step.name, [])
+            if evs:
+                self.out.append(
                     Violation(
                         NAME,
                         rec.saga_id,
                         step.name,
-                        f"{comp} after {step.name} completed",
-                        f"{step.name} completed and was never undone",
-                        tuple(e.ref for e in done),
+                        "a completed saga undoes nothing",
+                        f"{step.compensation or step.name + ' undone'} happened",
+                        tuple(e.ref for e in evs),
                     )
                 )
-            elif undone and not done:
-                out.append(
+
+    def _undone(self, rec: SagaRecord) -> bool:
+        failed = rec.outcome == "failed"
+        if failed:
+            self.failed += 1
+        else:
+            self.compensated += 1
+        fields = rec.fields or {}
+        pending = fields.get("compensations_pending")
+        if not failed and _fields.names(pending):
+            self.out.append(
+                Violation(
+                    NAME,
+                    rec.saga_id,
+                    None,
+                    "a compensated saga has no compensation pending",
+                    f"its status lists pending: {', '.join(_fields.names(pending))}",
+                    (rec.fields_ref or rec.outcome_ref or "",),
+                )
+            )
+        declared = failed and bool(_fields.names(pending))
+        pairs: list[tuple[str, Evidence]] = []
+        for step in self.undoable:
+            self._step(rec, step, failed, pending)
+            done, undone = rec.done.get(step.name, []), rec.undone.get(step.name, [])
+            if done and undone:
+                pairs.append((step.name, earliest(undone)))
+        unknown = self._reverse(rec, pairs)
+        if not declared:
+            self._nets(rec)
+        return unknown
+
+    def _step(self, rec: SagaRecord, step: Step, failed: bool, pending: Any) -> None:
+        done, undone = rec.done.get(step.name, []), rec.undone.get(step.name, [])
+        comp = step.compensation or f"undo of {step.name}"
+        fields = rec.fields or {}
+        if done and not undone:
+            if failed and _fields.lists(pending, step):
+                self.pending += 1  # the system says it could not undo it
+            elif not rec.observed(step.undone):
+                self.unobservable += 1  # its evidence could not have shown it (no answer, never read)
+            else:
+                expected = (
+                    f"{comp} after {step.name} was done, or the failed saga's status naming it in compensations_pending"
+                    if failed
+                    else f"{comp} after {step.name} completed"
+                )
+                actual = (
+                    f"the saga failed with {step.name} done, never undone, and says nothing of it"
+                    if failed
+                    else f"{step.name} completed and was never undone"
+                )
+                self.out.append(Violation(NAME, rec.saga_id, step.name, expected, actual, tuple(e.ref for e in done)))
+        elif undone and not done:
+            if rec.observed(step.done):
+                self.out.append(
                     Violation(
                         NAME,
                         rec.saga_id,
@@ -76,39 +182,60 @@ def check(history: History, model: SagaModel) -> Verdict:
                         tuple(e.ref for e in undone),
                     )
                 )
-            elif len(undone) > 1:
-                out.append(
-                    Violation(
-                        NAME,
-                        rec.saga_id,
-                        step.name,
-                        f"{comp} exactly once",
-                        f"{comp} happened {len(undone)} times",
-                        tuple(e.ref for e in undone),
-                    )
-                )
-            if done and undone:
-                pairs.append(
-                    (step.name, min(e.produced_at() for e in done), min(e.produced_at() for e in undone), undone[0].ref)
-                )
-        want = [name for name, _d, _u, _r in sorted(pairs, key=lambda p: -p[1])]
-        got = [name for name, _d, _u, _r in sorted(pairs, key=lambda p: p[2])]
-        if want != got:
-            out.append(
+        tries = _fields.attempts_of(fields.get("attempts"), step)
+        tried = f" (the system shows {tries} attempts)" if tries is not None else ""
+        if len(undone) > 1:
+            self.out.append(
                 Violation(
                     NAME,
                     rec.saga_id,
-                    got[0],
-                    f"undone in reverse order: {', '.join(want)}",
-                    f"undone in the order {', '.join(got)}",
-                    tuple(r for *_x, r in pairs),
+                    step.name,
+                    f"{comp} exactly once" + (", however often it was retried" if tried else ""),
+                    f"{comp} happened {len(undone)} times{tried}",
+                    tuple(e.ref for e in undone),
                 )
             )
-        for q in model.quantities:
+        listed = _fields.lists(fields.get("compensations_done"), step)
+        if listed > 1:
+            self.out.append(
+                Violation(
+                    NAME,
+                    rec.saga_id,
+                    step.name,
+                    f"{comp} takes effect once" + (", however often it was retried" if tried else ""),
+                    f"compensations_done lists it {listed} times{tried}",
+                    (rec.fields_ref or "",),
+                )
+            )
+
+    def _reverse(self, rec: SagaRecord, pairs: list[tuple[str, Evidence]]) -> bool:
+        """Done steps undone in the reverse of the forward order; True when the evidence cannot tell."""
+        if len(pairs) < 2:
+            return False
+        expected = sorted(pairs, key=lambda p: -self.index[p[0]])
+        seen = in_order(expected)
+        if seen.violated:
+            self.out.append(
+                Violation(
+                    NAME,
+                    rec.saga_id,
+                    seen.observed[0],
+                    f"undone in reverse order: {', '.join(n for n, _ in expected)}",
+                    f"undone in the order {', '.join(seen.observed)}",
+                    seen.evidence,
+                )
+            )
+        return seen.status == "unknown"
+
+    def _nets(self, rec: SagaRecord) -> None:
+        for q in self.model.quantities:
+            if not observed(rec, self.unseen[q.name]):
+                self.unobservable += 1
+                continue
             bad = {k: v for k, v in net(rec, q.name).items() if abs(v) > 1e-9}
             if bad:
                 shown = ", ".join(f"{k or q.name}={v:g}" for k, v in bad.items())
-                out.append(
+                self.out.append(
                     Violation(
                         NAME,
                         rec.saga_id,
@@ -118,4 +245,21 @@ def check(history: History, model: SagaModel) -> Verdict:
                         _refs(rec, q.name),
                     )
                 )
-    return verdict(NAME, out, compensated_sagas=checked)
+
+
+@register(NAME)
+def check(history: History, model: SagaModel) -> Verdict:
+    judge = _Judge(model)
+    for rec in history.sagas.values():
+        judge.saga(rec)
+    return verdict(
+        NAME,
+        judge.out,
+        compensated_sagas=judge.compensated,
+        failed_sagas=judge.failed,
+        forward_order_checked=judge.forward,
+        order_unknown=len(judge.unknown),
+        order_unknown_sagas=judge.unknown[:10],
+        declared_pending=judge.pending,
+        undo_unobservable=judge.unobservable,
+    )

@@ -1,9 +1,13 @@
-"""Conservation: money and stock are neither made nor lost."""
+"""Conservation: money and stock are neither made nor lost.
+
+A quantity whose terms come from answers or reads is judged for a saga only where
+they could have shown (every answer came, the saga was read); a balance only when
+they could for every saga (else counted in ``unobservable``, not flagged)."""
 
 from __future__ import annotations
 
 from saga_harness.checkers import register
-from saga_harness.checkers.compensation import net
+from saga_harness.checkers.compensation import net, observed, unseen_terms
 from saga_harness.checkers.verdict import Verdict, Violation, verdict
 from saga_harness.history import History
 from saga_harness.model import SagaModel
@@ -16,11 +20,16 @@ NAME = "conservation"
 def check(history: History, model: SagaModel) -> Verdict:
     out: list[Violation] = []
     totals: dict[str, dict[str | None, float]] = {q.name: {} for q in model.quantities}
+    unseen = {q.name: unseen_terms(q) for q in model.quantities}
+    unknown: dict[str, int] = {}  # quantity -> sagas whose terms could not all show
     for rec in history.sagas.values():
         for q in model.quantities:
             n = net(rec, q.name)
             for k, v in n.items():
                 totals[q.name][k] = totals[q.name].get(k, 0.0) + v
+            if unseen[q.name] and not observed(rec, unseen[q.name]):
+                unknown[q.name] = unknown.get(q.name, 0) + 1
+                continue
             if rec.outcome == "completed" and q.completed_equals is not None:
                 want = sum(v for _k, v, _e in rec.terms.get(q.name, {}).get("equals", ()))
                 got = sum(n.values())
@@ -60,7 +69,7 @@ def check(history: History, model: SagaModel) -> Verdict:
                 )
     for b in model.balances:
         snap = history.snapshots.get(b.service)
-        if snap is None:
+        if snap is None or unknown.get(b.quantity):
             continue
         data, ref = snap
         base = history.baselines.get(b.service)
@@ -102,4 +111,6 @@ def check(history: History, model: SagaModel) -> Verdict:
                         (ref,),
                     )
                 )
-    return verdict(NAME, out, quantities={q: round(sum(v.values()), 4) for q, v in totals.items()})
+    return verdict(
+        NAME, out, quantities={q: round(sum(v.values()), 4) for q, v in totals.items()}, unobservable=unknown
+    )

@@ -47,14 +47,16 @@ def check(history: History, model: SagaModel) -> Verdict:
             times.append(max(0.0, rec.outcome_at - rec.first_invoke))
         if rec.outcome == "completed":
             for step in model.steps:
-                if not rec.done.get(step.name):
+                # Missing evidence proves a step missing only where it could have shown (an
+                # answer that never came, a saga never read, a state a poll missed prove nothing).
+                if not rec.done.get(step.name) and rec.observed(step.done):
                     out.append(
                         Violation(
                             NAME,
                             rec.saga_id,
                             step.name,
                             f"a completed saga shows {step.name} happened",
-                            f"no {step.done.event} for it",
+                            f"no {step.done.describe()} for it",
                             (rec.outcome_ref or "",),
                         )
                     )

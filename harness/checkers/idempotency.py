@@ -1,15 +1,25 @@
-"""Idempotency: one key, one saga, one answer; no effect applied twice."""
+"""Idempotency: one key, one saga, one answer; no effect applied twice.
+
+A step's effect counts once per distinct piece of evidence: a CloudEvent by its
+(source, id), an answer by its request when the evidence says ``repeats = "effect"``
+(by default resent requests' answers are one effect: a system replays its answer),
+a read or a state once."""
 
 from __future__ import annotations
 
 from saga_harness.checkers import register
 from saga_harness.checkers._snapshot import records
 from saga_harness.checkers.verdict import Verdict, Violation, verdict
-from saga_harness.history import History
+from saga_harness.history import Evidence, History
 from saga_harness.model import SagaModel
 from saga_harness.pointer import resolve
 
 NAME = "idempotency"
+
+
+def _observations(evs: list[Evidence]) -> str:
+    kinds = {e.source for e in evs}
+    return "events" if kinds == {"event"} else "answers" if kinds == {"answer"} else "observations"
 
 
 @register(NAME)
@@ -18,7 +28,8 @@ def check(history: History, model: SagaModel) -> Verdict:
     resent = 0
     for key, kr in history.keys.items():
         ok = [(sid, ref) for sid, status, ref in kr.answers if sid and status is not None and status < 300]
-        resent += len(kr.answers) > 1
+        # Resent: a step requested again with the key (one saga's several start steps are not resends).
+        resent += any(n > 1 for n in kr.steps.values()) if kr.steps else len(kr.answers) > 1
         ids = sorted({sid for sid, _ in ok})
         if len(ids) > 1:
             out.append(
@@ -40,7 +51,8 @@ def check(history: History, model: SagaModel) -> Verdict:
                         rec.saga_id,
                         step,
                         f"{step} takes effect once",
-                        f"{len(evs)} distinct events prove it took effect: " + ", ".join(e.event_id for e in evs),
+                        f"{len(evs)} distinct {_observations(evs)} prove it took effect: "
+                        + ", ".join(e.event_id for e in evs),
                         tuple(e.ref for e in evs),
                     )
                 )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from saga_harness.checkers import register
 from saga_harness.checkers._snapshot import records
 from saga_harness.checkers.verdict import Verdict, Violation, verdict
 from saga_harness.history import History
-from saga_harness.model import SagaModel
+from saga_harness.model import SagaModel, state_key
 from saga_harness.pointer import resolve
 
 NAME = "state_machine"
@@ -16,7 +18,10 @@ NAME = "state_machine"
 def check(history: History, model: SagaModel) -> Verdict:
     out: list[Violation] = []
     sm = model.states
-    snap: dict[str, list] = {}
+    # States compare as their TOML keys (state_key): a boolean state true is the key "true".
+    initial = {state_key(s) for s in sm.initial}
+    edges = {a: {state_key(b) for b in nexts} for a, nexts in sm.transitions.items()}
+    snap: dict[str, list[Any]] = {}
     snap_ref = None
     if model.state_history is not None:
         by_saga, snap_ref = records(history, model.state_history)
@@ -29,11 +34,12 @@ def check(history: History, model: SagaModel) -> Verdict:
             states, refs = snap[rec.saga_id], (snap_ref or "",)
         else:
             states, refs = [s for _w, s, _o, _r in rec.statuses if s is not None], tuple(r for *_x, r in rec.statuses)
-        path = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
+        keys = [state_key(s) for s in states]
+        path = [s for i, s in enumerate(keys) if i == 0 or s != keys[i - 1]]
         if not path:
             continue
         walked += 1
-        if sm.initial and rec.saga_id in snap and path[0] not in sm.initial:
+        if initial and rec.saga_id in snap and path[0] not in initial:
             out.append(
                 Violation(NAME, rec.saga_id, None, f"starts in one of {sm.initial}", f"started in {path[0]}", refs[:3])
             )
@@ -43,7 +49,7 @@ def check(history: History, model: SagaModel) -> Verdict:
                     Violation(NAME, rec.saga_id, None, f"nothing after the terminal state {a}", f"{a} → {b}", refs[:3])
                 )
                 break
-            if sm.transitions and b not in sm.transitions.get(a, []):
+            if edges and b not in edges.get(a, ()):
                 out.append(
                     Violation(
                         NAME, rec.saga_id, None, f"{a} → one of {sm.transitions.get(a, [])}", f"{a} → {b}", refs[:3]

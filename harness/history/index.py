@@ -1,16 +1,23 @@
-"""One pass over a history, per saga: what the client saw, what the events prove.
+"""One pass over a history, per saga: what the client saw, what the evidence proves.
 
 The checkers read this index, never the raw lines, so all of them together
 cost one streaming pass plus work proportional to the number of sagas.
+
+Evidence of a step or a quantity comes from four sources (see
+:mod:`saga_harness.model`): captured CloudEvents, answers the harness observed
+to a saga's start steps, per-saga reads (snapshots holding one entry per saga)
+and the status history. Each piece is placed on the harness's own timeline —
+the line positions of the merged history — as the interval in which the fact
+became true (:class:`Evidence`); :mod:`saga_harness.checkers.order` compares them.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from saga_harness.history.records import (
@@ -26,28 +33,31 @@ from saga_harness.history.records import (
     from_line,
     parse,
 )
-from saga_harness.model import Match, SagaModel
+from saga_harness.model import REGEX, Match, SagaModel, Term, same, state_key, text_matches
 from saga_harness.pointer import resolve
 
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """One event that proves something about a saga."""
+    """One observation that proves something about a saga.
+
+    The fact became true after line ``after`` and no later than line ``position`` of
+    the history (the merged order the harness recorded in): an event at its arrival;
+    an answer between its request and the answer; a read or a status since the
+    last observation that did not show it."""
 
     ref: str  # "history.jsonl:123"
-    event_id: str
-    type: str
-    time: str | None  # the producer's CloudEvent time
-    position: int  # order of arrival in the history
+    event_id: str  # identity: the same id twice is the same effect seen twice
+    type: str  # the event type; "answer STEP", "read NAME", "state X"
+    time: str | None  # the producer's CloudEvent time (events only)
+    position: int  # the line that proves it (1-based, in the merged history)
+    after: int = -1  # the fact is known to have happened after this line
 
-    def produced_at(self) -> float:
-        """The producer's time if it has one, else the arrival order (for sorting)."""
-        if self.time:
-            try:
-                return datetime.fromisoformat(self.time.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                pass
-        return float(self.position)
+    @property
+    def source(self) -> str:
+        """event, answer, read or state."""
+        head = self.type.split(" ", 1)[0]
+        return head if head in ("answer", "read", "state") else "event"
 
 
 @dataclass(slots=True)
@@ -56,7 +66,7 @@ class SagaRecord:
     keys: set[str] = field(default_factory=set)
     trigger: str | None = None
     first_invoke: float | None = None  # wall time of the first request for it
-    statuses: list[tuple[float, str | None, str | None, str]] = field(default_factory=list)
+    statuses: list[tuple[float, Any, str | None, str]] = field(default_factory=list)
     outcome: str | None = None
     outcome_at: float | None = None
     outcome_ref: str | None = None
@@ -64,6 +74,29 @@ class SagaRecord:
     undone: dict[str, list[Evidence]] = field(default_factory=dict)
     # quantity -> role (plus/minus/equals) -> [(key, value, evidence)]
     terms: dict[str, dict[str, list[tuple[str | None, float, Evidence]]]] = field(default_factory=dict)
+    # Chosen fields of its status (failed_step, reason, compensations_done, …): the latest value of each.
+    fields: dict[str, Any] | None = None
+    fields_ref: str | None = None
+    first_position: int = 0  # the line of the first request for it: every fact of it is later
+    last_status: int = 0  # the line of its latest status observation
+    answered: dict[str, int] | None = None  # start step -> answers the harness got
+    unanswered: set[str] | None = None  # start steps with a request that got no answer
+    reads: set[str] | None = None  # per-saga reads that read it
+
+    def observed(self, match: Match) -> bool:
+        """Could ``match``'s source have shown its evidence for this saga? Absence of evidence
+        proves absence only then: an event is always captured; an answer unless a request of
+        its step got none; a read only when the service answered one for the saga (below 500);
+        the status history never (a poll can miss a state)."""
+        source = match.source
+        if source == "event":
+            return True
+        if source == "answer":
+            # A step never requested did nothing by its answer; one whose answer was lost may have.
+            return not (self.unanswered and match.answer in self.unanswered)
+        if source == "read":
+            return bool(self.reads and match.read in self.reads)
+        return False
 
 
 @dataclass
@@ -75,6 +108,9 @@ class KeyRecord:
     first_invoke: float | None = None
     answers: list[tuple[str | None, int | None, str]] = field(default_factory=list)  # (saga_id, status, ref)
     requests: set[str] = field(default_factory=set)  # distinct request bodies (canonical JSON)
+    first_position: int = 0  # the line of its first request
+    saga_id: str | None = None  # the first saga id an answer for it gave
+    steps: dict[str | None, int] = field(default_factory=dict)  # answers per start step (None: a one-request start)
 
 
 @dataclass
@@ -83,9 +119,9 @@ class History:
 
     sagas: dict[str, SagaRecord] = field(default_factory=dict)
     keys: dict[str, KeyRecord] = field(default_factory=dict)
-    snapshots: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    snapshots: dict[str, tuple[Any, str]] = field(default_factory=dict)
     # State before this run's workload, when the SUT was not fresh (a shared pytest session).
-    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baselines: dict[str, Any] = field(default_factory=dict)
     faults: list[Entry] = field(default_factory=list)  # each fault window's start and stop (FaultChange)
     phases: dict[str, float] = field(default_factory=dict)  # run marker -> wall time it was first seen
     meta: Meta | None = None  # who the run is (the first meta line)
@@ -103,6 +139,25 @@ class History:
         if rec is None:
             rec = self.sagas[saga_id] = SagaRecord(saga_id)
         return rec
+
+    def fault_windows(self) -> list[tuple[float, float, dict[str, Any]]]:
+        """Each fault window as (start wall, stop wall, fault), by the harness's clock; a
+        window never stopped lasts to the end of the history."""
+        open_: dict[str, tuple[float, dict[str, Any]]] = {}
+        out: list[tuple[float, float, dict[str, Any]]] = []
+        for entry in self.faults:
+            rec = entry.record
+            if not isinstance(rec, FaultChange):
+                continue
+            fid = str(rec.fault.get("id") or f"{rec.fault.get('kind')}:{rec.fault.get('target')}")
+            if rec.phase == "start":
+                open_.setdefault(fid, (entry.wall, rec.fault))
+            elif fid in open_:
+                start, fault = open_.pop(fid)
+                out.append((start, entry.wall, fault))
+        end = self.end if self.end is not None else float("inf")
+        out.extend((start, max(end, start), fault) for start, fault in open_.values())
+        return sorted(out, key=lambda w: w[0])
 
 
 def _path(pointer: str) -> tuple[str, ...]:
@@ -123,6 +178,15 @@ def _get(doc: Any, path: tuple[str, ...]) -> Any:
     return doc
 
 
+def _where_ok(doc: Any, where: tuple[tuple[tuple[str, ...], Any], ...]) -> bool:
+    # Inlined JSON equality (model.same): on the hot path, and true must not equal 1.
+    for path, want in where:
+        got = _get(doc, path)
+        if got != want or (got.__class__ is bool) is not (want.__class__ is bool):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class _Compiled:
     role: str
@@ -130,16 +194,49 @@ class _Compiled:
     match: Match
     where: tuple[tuple[tuple[str, ...], Any], ...]
     saga_id: tuple[str, ...]
+    pointer: tuple[str, ...] | None = None
 
 
-def _compile(model: SagaModel) -> dict[str, list[_Compiled]]:
-    return {
-        etype: [
-            _Compiled(role, name, m, tuple((_path(p), v) for p, v in m.where.items()), _path(m.saga_id))
-            for role, name, m in entries
-        ]
-        for etype, entries in model.matches().items()
-    }
+@dataclass
+class _Lookup:
+    """The model's evidence, by where it comes from (one dictionary lookup per line)."""
+
+    events: dict[str, list[_Compiled]] = field(default_factory=dict)
+    answers: dict[str, list[_Compiled]] = field(default_factory=dict)
+    reads: dict[str, list[_Compiled]] = field(default_factory=dict)
+    states: list[_Compiled] = field(default_factory=list)
+
+
+def _compile(model: SagaModel) -> _Lookup:
+    out = _Lookup()
+    for role, name, m in model.evidence():
+        c = _Compiled(
+            role,
+            name,
+            m,
+            tuple((_path(p), v) for p, v in m.where.items()),
+            _path(m.saga_id),
+            _path(m.pointer) if m.pointer is not None else None,
+        )
+        if m.event is not None:
+            out.events.setdefault(m.event, []).append(c)
+        elif m.answer is not None:
+            out.answers.setdefault(m.answer, []).append(c)
+        elif m.read is not None:
+            out.reads.setdefault(m.read, []).append(c)
+        else:
+            out.states.append(c)
+    return out
+
+
+@dataclass
+class _Pass:
+    """What one pass keeps besides the index: requests in flight, answers waiting for their saga."""
+
+    lookup: _Lookup
+    invokes: dict[tuple[str, int], int] = field(default_factory=dict)  # (process, op) -> line of the request
+    deferred: list[tuple[str, Completion, str, int, int, str]] = field(default_factory=list)
+    read_miss: dict[tuple[str, str, str, str], int] = field(default_factory=dict)  # last read that did not show it
 
 
 def build_index(entries: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
@@ -164,37 +261,47 @@ def build_index(entries: Iterable[Mapping[str, Any]], model: SagaModel, keep_eve
 def _build(lines: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bool = False) -> History:
     h = History()
     captured = h.captured = [] if keep_events else None
-    lookup = _compile(model)
+    ctx = _Pass(_compile(model))
+    events, answers, reads = ctx.lookup.events, ctx.lookup.answers, ctx.lookup.reads
     terminal = model.states.terminal
-    position = 0
     for line in lines:
         h.entries += 1
+        position = h.entries
         wall = line.get("wall", 0.0)
         h.end = wall
         record = parse(line)
         # Most frequent first: this chain runs once per line.
         if isinstance(record, CapturedEvent):
-            position += 1
-            _event(h, record.event, line["ref"], lookup, position, captured)
+            _event(h, record.event, line["ref"], events, position, captured)
         elif isinstance(record, Completion):
-            _completion(h, record, wall, line["ref"])
+            _completion(h, ctx, record, line, wall, position)
         elif isinstance(record, StatusSeen):
             if not record.saga_id:
                 continue
             rec = h.saga(record.saga_id)
             state, outcome = record.state, record.outcome
-            if outcome is None and state in terminal:
-                outcome = terminal[state]
+            if outcome is None and terminal:
+                outcome = terminal.get(state_key(state))
             rec.statuses.append((wall, state, outcome, line["ref"]))
             if outcome is not None and rec.outcome is None:
                 rec.outcome, rec.outcome_at, rec.outcome_ref = outcome, wall, line["ref"]
+            if record.fields:
+                rec.fields = {**(rec.fields or {}), **record.fields}
+                rec.fields_ref = line["ref"]
+            # An answer that said how the saga ended carries no state: it shows none, and hides none.
+            if getattr(record, "source", "status") != "answer":
+                if ctx.lookup.states:
+                    _state(rec, ctx.lookup.states, state, position, line["ref"])
+                rec.last_status = position
         elif isinstance(record, Invoke):
+            if answers:
+                ctx.invokes[(str(line.get("process") or ""), record.op)] = position
             if record.key is None:
                 continue
             kr = h.keys.get(record.key) or h.keys.setdefault(record.key, KeyRecord(record.key))
             kr.trigger = kr.trigger or record.trigger
             if kr.first_invoke is None:
-                kr.first_invoke = wall
+                kr.first_invoke, kr.first_position = wall, position
             if record.request is not None:
                 kr.requests.add(json.dumps(record.request, sort_keys=True))
         elif isinstance(record, Snapshot):
@@ -202,12 +309,18 @@ def _build(lines: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bo
                 h.baselines[record.service] = record.data or {}
             else:
                 h.snapshots[record.service] = (record.data or {}, line["ref"])
+                if record.service in reads:
+                    _read(h, ctx, record.service, record.data, position, line["ref"])
         elif isinstance(record, FaultChange):
             h.faults.append(from_line(line))  # type: ignore[arg-type] - a fault line parses
         elif isinstance(record, Phase):
             h.phases.setdefault(record.name, wall)
         elif isinstance(record, Meta):
             h.meta = h.meta or record
+    for key, completion, step, after, position, ref in ctx.deferred:
+        kr = h.keys.get(key)
+        if kr is not None and kr.saga_id is not None:
+            _answer(h.saga(kr.saga_id), answers[step], completion, step, after, position, ref)
     _outcomes_from_snapshot(h, model)
     return h
 
@@ -227,7 +340,7 @@ def _event(
     if captured is not None:
         captured.append((ref, event))
     for c in lookup.get(etype, ()):
-        if c.where and any(_get(event, path) != want for path, want in c.where):
+        if c.where and not _where_ok(event, c.where):
             continue
         saga_id = _get(event, c.saga_id)
         if saga_id is None:
@@ -239,35 +352,175 @@ def _event(
             bucket = (rec.done if role == "done" else rec.undone).setdefault(name, [])
             if any(e.event_id == eid for e in bucket):
                 continue  # the same event delivered twice proves nothing new
-            bucket.append(Evidence(ref, eid, etype, event.get("time"), position))
+            bucket.append(Evidence(ref, eid, etype, event.get("time"), position, position - 1))
             continue
         per = rec.terms.setdefault(name, {}).setdefault(role, [])
         if any(e.event_id == eid for _k, _v, e in per):
             continue
-        ev = Evidence(ref, eid, etype, event.get("time"), position)
-        term = c.match
-        items = [event] if term.items is None else resolve(event, term.items, [])  # type: ignore[attr-defined]
+        ev = Evidence(ref, eid, etype, event.get("time"), position, position - 1)
+        term: Term = c.match  # type: ignore[assignment] - quantity roles hold terms
+        items = [event] if term.items is None else resolve(event, term.items, [])
         for item in items if isinstance(items, list) else []:
-            value = resolve(item, term.value, None)  # type: ignore[attr-defined]
+            value = resolve(item, term.value, None)
             if isinstance(value, (int, float)):
-                key = str(resolve(item, term.key, "")) if term.key else None  # type: ignore[attr-defined]
+                key = str(resolve(item, term.key, "")) if term.key else None
                 per.append((key, float(value), ev))
 
 
-def _completion(h: History, record: Completion, wall: float, ref: str) -> None:
-    """An answer to a client request: what the client saw for its key, and the saga it started."""
+def _completion(
+    h: History, ctx: _Pass, record: Completion, line: Mapping[str, Any], wall: float, position: int
+) -> None:
+    """An answer to a client request: what the client saw for its key, the saga it started,
+    and — for a start step the model names — evidence."""
+    ref = line["ref"]
     key = record.key
-    if key is None:
-        return
-    kr = h.keys.get(key) or h.keys.setdefault(key, KeyRecord(key))
     saga_id = record.saga_id
-    kr.answers.append((saga_id, record.status, ref))
-    if record.outcome == "ok" and saga_id:
-        rec = h.saga(saga_id)
-        rec.keys.add(key)
-        rec.trigger = rec.trigger or kr.trigger
-        if rec.first_invoke is None or (kr.first_invoke or wall) < rec.first_invoke:
-            rec.first_invoke = kr.first_invoke or wall
+    if key is not None:
+        kr = h.keys.get(key) or h.keys.setdefault(key, KeyRecord(key))
+        kr.answers.append((saga_id, record.status, ref))
+        step = record.step
+        kr.steps[step] = kr.steps.get(step, 0) + 1
+        if saga_id and kr.saga_id is None:
+            kr.saga_id = saga_id
+        if record.outcome == "ok" and saga_id:
+            rec = h.saga(saga_id)
+            rec.keys.add(key)
+            rec.trigger = rec.trigger or kr.trigger
+            if rec.first_invoke is None or (kr.first_invoke or wall) < rec.first_invoke:
+                rec.first_invoke = kr.first_invoke or wall
+                rec.first_position = kr.first_position
+    answers = ctx.lookup.answers
+    if not answers:
+        return
+    after = ctx.invokes.pop((str(line.get("process") or ""), record.op), position - 1)
+    # The step the request belongs to: the record's, or the line's when the record class
+    # does not carry it; a request with no step is known by its operation.
+    step = record.step or record.f
+    comps = answers.get(step)
+    if comps is None:
+        return
+    sid = saga_id or (h.keys[key].saga_id if key is not None and key in h.keys else None)
+    if sid is None:
+        if key is not None:  # its saga id may come with a later answer for the same key
+            ctx.deferred.append((key, record, step, after, position, ref))
+        return
+    _answer(h.saga(sid), comps, record, step, after, position, ref)
+
+
+def _answer(
+    rec: SagaRecord, comps: list[_Compiled], record: Completion, step: str, after: int, position: int, ref: str
+) -> None:
+    if record.outcome == "info" or record.status is None:
+        if rec.unanswered is None:
+            rec.unanswered = set()
+        rec.unanswered.add(step)
+        return
+    if rec.answered is None:
+        rec.answered = {}
+    rec.answered[step] = rec.answered.get(step, 0) + 1
+    body = record.value
+    for c in comps:
+        if not _body_ok(c, record.status, body):
+            continue
+        # "replay": matching answers to one saga's requests are one effect seen again.
+        eid = f"answer:{step}" if c.match.repeats == "replay" else f"answer:{ref}"
+        ev = Evidence(ref, eid, f"answer {step}", None, position, after)
+        _add(rec, c, ev, body, replace=False)
+
+
+def _read(h: History, ctx: _Pass, name: str, data: Any, position: int, ref: str) -> None:
+    """A per-saga read: ``[{"saga_id", "status", "body"}, …]``; evidence of the sagas it shows."""
+    comps = ctx.lookup.reads[name]
+    for entry in data if isinstance(data, list) else ():
+        if not isinstance(entry, dict) or entry.get("saga_id") is None:
+            continue
+        sid = str(entry["saga_id"])
+        rec = h.sagas.get(sid)
+        if rec is None:
+            continue  # a saga this history never started
+        status, body = entry.get("status"), entry.get("body")
+        if isinstance(status, int) and status < 500:  # an answer of the service, not an outage
+            if rec.reads is None:
+                rec.reads = set()
+            rec.reads.add(name)
+        for c in comps:
+            miss = (sid, name, c.role, c.name)
+            if not _body_ok(c, status, body):
+                ctx.read_miss[miss] = position
+                continue
+            ev = Evidence(
+                ref, f"read:{name}", f"read {name}", None, position, ctx.read_miss.get(miss, rec.first_position)
+            )
+            # A read shows state: the latest one says what a quantity is, however often it was read.
+            _add(rec, c, ev, body, replace=True)
+
+
+def _state(rec: SagaRecord, comps: list[_Compiled], state: Any, position: int, ref: str) -> None:
+    """The saga seen in ``state``: evidence for the steps the model proves by it (once each)."""
+    for c in comps:
+        if c.match.accepts_state(state):
+            after = rec.last_status or rec.first_position
+            bucket = (rec.done if c.role == "done" else rec.undone).setdefault(c.name, [])
+            if not bucket or all(e.source != "state" for e in bucket):
+                bucket.append(Evidence(ref, "state", f"state {state_key(state)}", None, position, after))
+
+
+def _body_ok(c: _Compiled, status: int | None, body: Any) -> bool:
+    """An answer's or read's status and body are what the evidence asks for."""
+    m = c.match
+    if not m.accepts_status(status):
+        return False
+    if c.where and not _where_ok(body, c.where):
+        return False
+    if c.pointer is not None:
+        value = _get(body, c.pointer) if c.pointer else body
+        if m.in_ is not None:
+            if not any(same(value, want) for want in m.in_):
+                return False
+        elif value is None:
+            return False
+    return m.text is None or text_matches(m.text, body)
+
+
+def _add(rec: SagaRecord, c: _Compiled, ev: Evidence, body: Any, replace: bool) -> None:
+    """Evidence from an answer or a read: a step done/undone, or a quantity's term."""
+    if c.role == "done" or c.role == "undone":
+        bucket = (rec.done if c.role == "done" else rec.undone).setdefault(c.name, [])
+        if not any(e.event_id == ev.event_id for e in bucket):
+            bucket.append(ev)
+        return
+    per = rec.terms.setdefault(c.name, {}).setdefault(c.role, [])
+    if any(e.event_id == ev.event_id for _k, _v, e in per):
+        if not replace:
+            return
+        per[:] = [t for t in per if t[2].event_id != ev.event_id]
+    term: Term = c.match  # type: ignore[assignment] - quantity roles hold terms
+    if term.value.startswith(REGEX):
+        text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+        found = re.search(term.value[len(REGEX) :], text)
+        number = _number(found.group(1) if found and found.groups() else found.group(0) if found else None)
+        if number is not None:
+            per.append((None, number, ev))
+        return
+    items = [body] if term.items is None else resolve(body, term.items, [])
+    for item in items if isinstance(items, list) else []:
+        number = _number(resolve(item, term.value, None))
+        if number is not None:
+            key = str(resolve(item, term.key, "")) if term.key else None
+            per.append((key, number, ev))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _outcomes_from_snapshot(h: History, model: SagaModel) -> None:
@@ -278,6 +531,7 @@ def _outcomes_from_snapshot(h: History, model: SagaModel) -> None:
         return
     data, ref = h.snapshots[sh.service]
     items = resolve(data, sh.items, [])
+    terminal = model.states.terminal
     for item in items if isinstance(items, list) else []:
         sid = resolve(item, sh.saga_id, None) if isinstance(item, dict) else None
         if sid is None:
@@ -289,5 +543,6 @@ def _outcomes_from_snapshot(h: History, model: SagaModel) -> None:
         if isinstance(transitions, list) and transitions:
             last = transitions[-1]
             state = resolve(last, sh.state, None) if isinstance(last, dict) else last
-            if state in model.states.terminal:
-                rec.outcome, rec.outcome_ref = model.states.terminal[state], ref
+            outcome = terminal.get(state_key(state))
+            if outcome is not None:
+                rec.outcome, rec.outcome_ref = outcome, ref
