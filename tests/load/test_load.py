@@ -83,3 +83,22 @@ def test_locustfile_never_imported_by_the_harness():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
+
+
+def test_load_runs_a_multi_request_start_with_pools_and_polls_status_where_the_config_says(tmp_path):
+    # minishop under Locust: the same start plan as the runner (create order, add item, checkout),
+    # pool members set up by the harness before Locust starts, status read at [saga.status].service.
+    config = Path(__file__).resolve().parents[1] / "harness" / "systems" / "minishop.toml"
+    proc, verdicts, out = load_run(
+        tmp_path, "--config", str(config), "--users", "4", "--spawn-rate", "4", "--duration", "4s",
+        "--mix", "ok=1,poor=1", "--duplicates", "0.3",
+    )  # fmt: skip
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    rows = {r["Name"]: r for r in csv.DictReader((out / "locust_stats.csv").open())}
+    assert {"start saga: create_order", "start saga: add_item", "start saga: checkout", "saga status"} <= set(rows)
+    assert int(rows["saga status"]["Request Count"]) > 0 and int(rows["saga status"]["Failure Count"]) == 0
+    assert int(rows["start saga: create_order"]["Failure Count"]) == 0
+    shard = next((out / "history.d").glob("locust-*.jsonl"))
+    lines = [json.loads(x) for x in shard.read_text().splitlines()]
+    assert any(x["type"] == "ok" and x.get("content_type", "").startswith("text/") for x in lines)
+    assert verdicts["stats"]["starts"]["started"] == verdicts["stats"]["starts"]["sagas"] > 5

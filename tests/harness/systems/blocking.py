@@ -20,9 +20,11 @@ async def book(request: web.Request) -> web.Response:
     body = await request.json()
     card = body.get("card", "VISA")
     if card == "BROKEN":
-        return web.Response(status=500, text="<html><body><h1>500 Internal Server Error</h1></body></html>", content_type="text/html")
+        page = "<html><body><h1>500 Internal Server Error</h1></body></html>"
+        return web.Response(status=500, text=page, content_type="text/html")
     trip_id = body.get("trip_id") or f"trip-{uuid.uuid4().hex[:8]}"
-    trip = TRIPS[trip_id] = {"trip_id": trip_id, "status": "BOOKING", "ref": request.headers.get("X-Ref"), "paid": None}
+    ref = request.headers.get("X-Ref")
+    trip = TRIPS[trip_id] = {"trip_id": trip_id, "status": "BOOKING", "ref": ref, "paid": None}
     await asyncio.sleep(STEP_S)
     trip["status"], trip["paid"] = "CONFIRMED", True
     await asyncio.sleep(STEP_S)
