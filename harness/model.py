@@ -311,8 +311,10 @@ class NonNegative(_Frozen):
 
 
 class Balance(_Frozen):
-    """A snapshot number equal to a quantity's net summed over every saga
-    (``key``/``items`` given: per key, with ``value`` = ``plus`` minus ``minus`` pointers)."""
+    """A snapshot number equal to a quantity's net summed over every saga: ``value`` (one
+    number), or per ``key`` of the ``items`` list, ``plus`` minus ``minus`` (pointers; either
+    may be left out — ``minus = "/credit"`` alone: credit fell by the quantity). With a baseline
+    snapshot, what this run changed."""
 
     name: str
     service: str
@@ -327,8 +329,8 @@ class Balance(_Frozen):
     def _shape(self) -> Balance:
         if (self.value is None) == (self.items is None):
             raise _error(f"balance {self.name!r}: give `value` (one number) or `items` + `key` + `plus`")
-        if self.items is not None and (self.key is None or self.plus is None):
-            raise _error(f"balance {self.name!r}: with `items`, give `key` and `plus` (and `minus`)")
+        if self.items is not None and (self.key is None or (self.plus is None and self.minus is None)):
+            raise _error(f"balance {self.name!r}: with `items`, give `key` and `plus` and/or `minus`")
         return self
 
 

@@ -6,14 +6,22 @@ they could for every saga (else counted in ``unobservable``, not flagged)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from saga_harness.checkers import register
 from saga_harness.checkers.compensation import net, observed, unseen_terms
 from saga_harness.checkers.verdict import Verdict, Violation, verdict
 from saga_harness.history import History
-from saga_harness.model import SagaModel
+from saga_harness.model import Balance, SagaModel
 from saga_harness.pointer import resolve
 
 NAME = "conservation"
+
+
+def _expr(b: Balance) -> str:
+    if b.plus and b.minus:
+        return f"{b.plus} - {b.minus}"
+    return b.plus or f"-{b.minus}"
 
 
 @register(NAME)
@@ -86,19 +94,18 @@ def check(history: History, model: SagaModel) -> Verdict:
                 )
             continue
         per_key = totals[b.quantity]
+
+        def level(item: Any, b: Balance = b) -> Any:
+            return (resolve(item, b.plus, 0) if b.plus else 0) - (resolve(item, b.minus, 0) if b.minus else 0)
+
         before = (
-            {
-                str(resolve(i, b.key, "")): resolve(i, b.plus, 0) - (resolve(i, b.minus, 0) if b.minus else 0)  # type: ignore[arg-type]
-                for i in (resolve(base, b.items, []) or [])
-            }
+            {str(resolve(i, b.key, "")): level(i) for i in (resolve(base, b.items, []) or [])}  # type: ignore[arg-type]
             if base is not None
             else {}
-        )  # type: ignore[arg-type]
+        )
         for item in resolve(data, b.items, []) or []:  # type: ignore[arg-type]
             key = str(resolve(item, b.key, ""))  # type: ignore[arg-type]
-            plus = resolve(item, b.plus, 0)  # type: ignore[arg-type]
-            minus = resolve(item, b.minus, 0) if b.minus else 0
-            got = plus - minus - before.get(key, 0)
+            got = level(item) - before.get(key, 0)
             want = per_key.get(key, 0.0)
             if abs(got - want) > 1e-9:
                 out.append(
@@ -106,7 +113,7 @@ def check(history: History, model: SagaModel) -> Verdict:
                         NAME,
                         None,
                         b.name,
-                        f"{b.service} {key}: {b.plus} - {b.minus} = {want:g} (net {b.quantity})",
+                        f"{b.service} {key}: {_expr(b)} = {want:g} (net {b.quantity})",
                         f"{got:g}",
                         (ref,),
                     )

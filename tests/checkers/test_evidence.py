@@ -197,3 +197,48 @@ def test_the_checkout_triggers_load_from_the_shape_the_config_passes(checkout_da
     assert model.triggers["ok"].accepted(False) == ("completed",)
     assert model.triggers["ok"].accepted(True) == ("completed", "compensated")
     assert model.triggers["poor"].fails_at == "charge"
+
+
+def test_credit_that_fell_by_more_than_the_paid_orders_per_member_read_against_its_baseline():
+    model = load_model(
+        {
+            "quantities": [
+                {
+                    "name": "money",
+                    "plus": [{"read": "orders", "pointer": "/paid", "equals": True, "value": "/total", "key": "/user"}],
+                }
+            ],
+            "balances": [
+                {"name": "credit spent", "service": "users", "quantity": "money", "items": "", "key": "/body/user_id",
+                 "minus": "/body/credit"},
+            ],
+            "non_negative": [
+                {"name": "credit", "service": "users", "items": "", "field": "/body/credit", "key": "/member"}
+            ],
+            "states": {"terminal": {"true": "completed", "false": "compensated"}},
+        },
+        {"ok": "completed"},
+    )  # fmt: skip
+
+    def users(credits):
+        return [
+            {"pool": "rich", "member": n, "status": 200, "body": {"user_id": f"u{n}", "credit": c}}
+            for n, c in enumerate(credits)
+        ]
+
+    def run(final):
+        b = HistoryBuilder()
+        b.snapshot("users", users([100, 100]), baseline=True)
+        for sid in ("o1", "o2"):
+            b.step("checkout", sid, body="Checkout successful")
+            b.status(sid, True)
+        b.read(
+            "orders", {"o1": {"paid": True, "total": 30, "user": "u0"}, "o2": {"paid": True, "total": 20, "user": "u1"}}
+        )
+        b.snapshot("users", users(final))
+        return b.check(model, ["conservation"])["conservation"]
+
+    assert run([70, 80]).ok
+    bad = run([40, 80])  # u0 charged twice for one paid order
+    [v] = bad.violations
+    assert v.step == "credit spent" and "users u0: -/body/credit = 30" in v.expected and v.actual == "60"

@@ -121,7 +121,11 @@ def test_a_model_dumped_and_validated_again_is_the_same():
     model = load_model(
         {
             "steps": [
-                {"name": "a", "done": {"answer": "c", "status": 200}, "undone": {"read": "r", "pointer": "/s", "equals": None}},
+                {
+                    "name": "a",
+                    "done": {"answer": "c", "status": 200},
+                    "undone": {"read": "r", "pointer": "/s", "equals": None},
+                },
                 {"name": "b", "done": {"state": None}},
             ]
         },

@@ -152,7 +152,9 @@ def test_compensations_arriving_in_the_wrong_order_within_one_second(trip):
     assert v.saga_id == "t1" and v.step == "flight"
     assert v.expected == "undone in reverse order: hotel, flight"  # the reverse of the forward order
     assert v.actual == "undone in the order flight, hotel"
-    assert v.evidence == tuple(e["ref"] for e in b.entries if e["type"] == "event" and "cancelled" in e["event"]["type"])
+    assert v.evidence == tuple(
+        e["ref"] for e in b.entries if e["type"] == "event" and "cancelled" in e["event"]["type"]
+    )
 
 
 def test_a_producer_time_never_decides_but_may_leave_the_order_unknown(trip):
@@ -195,8 +197,16 @@ def test_facts_one_observation_proves_have_no_order():
     model = load_model(
         {
             "steps": [
-                {"name": "take", "done": {"answer": "checkout", "text": "ok"}, "undone": {"read": "r", "pointer": "/back"}},
-                {"name": "pay", "done": {"answer": "checkout", "text": "ok"}, "undone": {"read": "r", "pointer": "/refund"}},
+                {
+                    "name": "take",
+                    "done": {"answer": "checkout", "text": "ok"},
+                    "undone": {"read": "r", "pointer": "/back"},
+                },
+                {
+                    "name": "pay",
+                    "done": {"answer": "checkout", "text": "ok"},
+                    "undone": {"read": "r", "pointer": "/refund"},
+                },
             ],
             "states": {"terminal": {"DONE": "completed", "UNDONE": "compensated"}},
         },
