@@ -13,7 +13,8 @@ Evidence (:class:`Match`) names exactly one source:
 - ``answer = STEP``: an HTTP answer the harness observed to a request of the
   saga's start step STEP (``status``, ``text``, ``pointer`` + ``equals``/``in``);
 - ``read = NAME``: a per-saga read (a snapshot named NAME holding one entry per
-  saga: ``{"saga_id", "status", "body"}``), judged by ``pointer`` + ``equals``/``in``;
+  saga: ``{"saga_id", "status", "body"}``), judged by ``pointer`` + ``equals``/``in``
+  (a ``pointer`` alone: the value there is truthy);
 - ``state = X`` / ``states = [X, …]``: the saga was seen in that state.
 """
 
@@ -175,7 +176,11 @@ class Match(_Frozen):
     states: list[Any] | None = Field(default=None, description="the saga seen in one of these states (`state`: one)")
     status: list[int] | None = Field(default=None, description="accepted HTTP statuses of the answer or read (2xx)")
     text: str | None = Field(default=None, description='the answer\'s text: "re:REGEX" (searched) or the whole text')
-    pointer: str | None = Field(default=None, description="a pointer into the answer's or read's JSON body")
+    pointer: str | None = Field(
+        default=None,
+        description="a pointer into the answer's or read's JSON body: its value must be in `in` (`equals`), or, "
+        "alone, truthy (not null, false, 0 or empty)",
+    )
     in_: list[Any] | None = Field(default=None, alias="in", description="accepted values at `pointer` (`equals`: one)")
     repeats: Literal["replay", "effect"] = Field(
         default="replay",

@@ -477,7 +477,7 @@ def _body_ok(c: _Compiled, status: int | None, body: Any) -> bool:
         if m.in_ is not None:
             if not any(same(value, want) for want in m.in_):
                 return False
-        elif value is None:
+        elif not value:  # a pointer alone: the value there is truthy (not null, false, 0, "", [] or {})
             return False
     return m.text is None or text_matches(m.text, body)
 

@@ -28,6 +28,7 @@ from saga_harness.history import (
     shard_path,
 )
 from saga_harness.model import SagaModel
+from saga_harness.models import load_model
 from saga_harness.testing import HistoryBuilder
 
 EVERY_RECORD = [
@@ -38,6 +39,7 @@ EVERY_RECORD = [
     Completion("info", "start_saga", 3, "k3", error="timed out"),
     CapturedEvent({"specversion": "1.0", "id": "e1", "source": "/pay", "type": "shop.charged", "data": {}}),
     StatusSeen("s1", "DONE", "completed"),
+    StatusSeen("s1", "CANCELLED", "compensated", {"failed_step": "car", "attempts": {"cancel hotel": 2}}),
     FaultChange("start", {"id": "f1", "kind": "kill", "target": "payment"}),
     FaultChange("stop", {"id": "f1", "kind": "kill", "target": "payment"}),
     Phase("converged", {"after_s": 1.5}),
@@ -153,3 +155,46 @@ def test_a_damaged_line_is_reported_with_its_place(tmp_path):
 def test_missing_history_is_a_clear_error(tmp_path):
     with pytest.raises(HarnessError, match="no history.jsonl"):
         list(read_history(tmp_path))
+
+
+def test_the_index_places_each_piece_of_evidence_on_the_harnesss_timeline():
+    model = load_model(
+        {
+            "steps": [
+                {"name": "pay", "done": {"answer": "checkout", "text": "re:^paid"}},
+                {"name": "ship", "done": {"state": "SHIPPED"}, "undone": {"read": "parcel", "pointer": "/back"}},
+            ]
+        }
+    )
+    b = HistoryBuilder()
+    b.step("create", "s1", body={"id": "s1"})  # lines 1-2
+    b.status("s1", "NEW")  # 3
+    b.step("checkout", "s1", body="paid 30")  # 4-5
+    b.status("s1", "SHIPPED", failed_step=None)  # 6
+    b.status("s1", "SHIPPED", reason="returned")  # 7
+    b.read("parcel", {"s1": {"back": False}, "ghost": {"back": True}})  # 8: an unknown saga is not made up
+    b.read("parcel", {"s1": {"back": True}})  # 9
+    h = build_index(b.entries, model)
+    rec = h.sagas["s1"]
+    assert set(h.sagas) == {"s1"}
+    [(pay,)] = [tuple(rec.done["pay"])]
+    assert (pay.after, pay.position, pay.source, pay.event_id) == (4, 5, "answer", "answer:checkout")
+    [ship] = rec.done["ship"]
+    assert (ship.after, ship.position, ship.source) == (3, 6, "state")  # since the status that did not show it
+    [back] = rec.undone["ship"]
+    assert (back.after, back.position, back.source) == (8, 9, "read")  # since the read that did not show it
+    assert rec.fields == {"failed_step": None, "reason": "returned"} and rec.fields_ref == "built:7"
+    assert rec.first_position == 1 and rec.reads == {"parcel"} and rec.answered == {"checkout": 1}  # steps it names
+    assert h.keys["key-s1"].steps == {"create": 1, "checkout": 1}
+
+
+def test_fault_windows_pair_each_start_with_its_stop():
+    model = SagaModel.model_validate(SHOP)
+    b = HistoryBuilder()
+    with b.faulted("kill", "payment") as first:
+        b.wait(1.0)
+    b.fault("start", {"id": "f9", "kind": "cut", "target": "a->b"})  # never stopped: lasts to the end
+    b.saga("s1")
+    h = build_index(b.entries, model)
+    (s1, e1, f1), (s2, e2, f2) = h.fault_windows()
+    assert f1 == first and e1 - s1 >= 1.0 and f2["id"] == "f9" and e2 == h.end and s2 <= e2
