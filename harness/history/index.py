@@ -51,7 +51,14 @@ class Evidence:
     type: str  # the event type; "answer STEP", "read NAME", "state X"
     time: str | None  # the producer's CloudEvent time (events only)
     position: int  # the line that proves it (1-based, in the merged history)
-    after: int = -1  # the fact is known to have happened after this line
+    # Known to have become true after this line; -1: just before ``position`` (an arrival).
+    # (-1 rather than position - 1: one int object per event less in a big history.)
+    since: int = -1
+
+    @property
+    def after(self) -> int:
+        """The line after which the fact became true."""
+        return self.position - 1 if self.since < 0 else self.since
 
     @property
     def source(self) -> str:
@@ -110,7 +117,7 @@ class KeyRecord:
     requests: set[str] = field(default_factory=set)  # distinct request bodies (canonical JSON)
     first_position: int = 0  # the line of its first request
     saga_id: str | None = None  # the first saga id an answer for it gave
-    steps: dict[str | None, int] = field(default_factory=dict)  # answers per start step (None: a one-request start)
+    steps: dict[str | None, int] | None = None  # answers per start step (None: a one-request start)
 
 
 @dataclass
@@ -352,12 +359,12 @@ def _event(
             bucket = (rec.done if role == "done" else rec.undone).setdefault(name, [])
             if any(e.event_id == eid for e in bucket):
                 continue  # the same event delivered twice proves nothing new
-            bucket.append(Evidence(ref, eid, etype, event.get("time"), position, position - 1))
+            bucket.append(Evidence(ref, eid, etype, event.get("time"), position))
             continue
         per = rec.terms.setdefault(name, {}).setdefault(role, [])
         if any(e.event_id == eid for _k, _v, e in per):
             continue
-        ev = Evidence(ref, eid, etype, event.get("time"), position, position - 1)
+        ev = Evidence(ref, eid, etype, event.get("time"), position)
         term: Term = c.match  # type: ignore[assignment] - quantity roles hold terms
         items = [event] if term.items is None else resolve(event, term.items, [])
         for item in items if isinstance(items, list) else []:
@@ -378,8 +385,9 @@ def _completion(
     if key is not None:
         kr = h.keys.get(key) or h.keys.setdefault(key, KeyRecord(key))
         kr.answers.append((saga_id, record.status, ref))
-        step = record.step
-        kr.steps[step] = kr.steps.get(step, 0) + 1
+        steps = kr.steps if kr.steps is not None else {}
+        steps[record.step] = steps.get(record.step, 0) + 1
+        kr.steps = steps
         if saga_id and kr.saga_id is None:
             kr.saga_id = saga_id
         if record.outcome == "ok" and saga_id:
