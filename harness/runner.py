@@ -244,6 +244,14 @@ class Runner:
         """A saga started by a client outside this runner (Locust): converge() waits for it too."""
         self.saga_ids.setdefault(saga_id, key)
 
+    def learn_lost(self, key: str, trigger: str | None, request: Any) -> None:
+        """A start by a client outside this runner whose answer never came and named no saga id:
+        converge() looks it up ([saga.lookup]) with the key and the request's values."""
+        body = request if isinstance(request, Mapping) else {}
+        saga = PlannedSaga(0, key, trigger or "", body)
+        variables = saga_variables(key=key, seed=0, i=0, seq100=1, rand100=1, request=body)
+        self._lost.setdefault(key, (saga, StartSequence(self._plan().saga_steps, variables, key=key)))
+
     async def converge(self, deadline_s: float | None = None, settle_s: float | None = None) -> bool:
         """Poll every started saga until all are terminal or the deadline passes (looking up lost
         starts meanwhile). After faults, call it once they have healed, with ``settle_s``: the

@@ -24,7 +24,7 @@ from saga_harness.chaos.scenario import load_scenario
 from saga_harness.chaos.schedule import FaultWindow, for_sut, needs
 from saga_harness.chaos.wiring import check_links, faulted_links, proxied_links
 from saga_harness.errors import ConfigError, ScenarioError
-from saga_harness.history import Completion, Phase
+from saga_harness.history import Completion, Invoke, Phase
 from saga_harness.history.reader import read_entries
 from saga_harness.lifecycle import Lifecycle, Run, RunRequest
 from saga_harness.ports import free_port
@@ -228,10 +228,24 @@ async def _drive(run: Run, spec: LoadSpec, nemesis: Nemesis, locusts: Supervisor
         await heal(run, nemesis, chaos)
     load_end = time.monotonic()
     # The sagas Locust started are in its shards of the history: converge waits for them too.
+    # A start whose last answer never came and that named no saga id is looked up ([saga.lookup]).
+    found: set[str] = set()
+    unanswered: dict[str, Invoke] = {}
+    invokes: dict[tuple[str, int], Invoke] = {}
     for entry in await asyncio.to_thread(lambda: list(read_entries(run.run_dir))):
         record = entry.record
-        if isinstance(record, Completion) and record.outcome == "ok" and record.saga_id:
-            run.runner.learn(record.saga_id, str(record.key))
+        if isinstance(record, Invoke) and record.f == "start_saga" and record.key:
+            invokes[(entry.process, record.op)] = record
+        if not isinstance(record, Completion) or record.f != "start_saga" or not record.key:
+            continue
+        if record.saga_id and record.outcome != "info":
+            run.runner.learn(record.saga_id, record.key)
+            found.add(record.key)
+        elif record.outcome == "info" and (entry.process, record.op) in invokes:
+            unanswered[record.key] = invokes[(entry.process, record.op)]
+    for key, invoke in unanswered.items():
+        if key not in found:
+            run.runner.learn_lost(key, invoke.trigger, invoke.request)
     settle = SETTLE_AFTER_FAULTS_S if nemesis.windows else 0.0
     await run.runner.converge(spec.deadline_s, settle_s=settle)
     seconds = round(time.monotonic() - load_end, 3)

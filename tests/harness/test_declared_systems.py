@@ -189,3 +189,20 @@ def test_a_broken_description_is_exit_2_naming_file_and_key_and_leaves_no_run_di
     message = " ".join(proc.stderr.split())
     assert str(bad) in message and "did you mean 'true'" in message
     assert not (tmp_path / "runs").exists()
+
+
+def test_readiness_by_status_set_and_what_a_service_that_never_gets_ready_says(tmp_path):
+    text = (SYSTEMS / "blocking.toml").read_text()
+    ready = text.replace('"blocking.py", "${port}"]', f'"blocking.py", "${{port}}"]\ncwd = "{SYSTEMS}"')
+    ok = tmp_path / "ok.toml"
+    ok.write_text(ready.replace("[services.trips]", '[services.trips]\nhealth = "/trips/none"\nhealth_status = [404]'))
+    proc = saga_harness(
+        "run", "--config", str(ok), "--sagas", "1", "--mix", "ok=1", "--out", str(tmp_path / "a"), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]  # a 404 there means ready, as declared
+    never = tmp_path / "never.toml"
+    never.write_text(ready.replace("[services.trips]", '[services.trips]\nhealth = "/trips/none"\nready_timeout_s = 2'))
+    proc = saga_harness("run", "--config", str(never), "--sagas", "1", "--out", str(tmp_path / "b"), cwd=tmp_path)
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "did not give HTTP 200 from" in message and "/trips/none within 2 s" in message, message
