@@ -242,9 +242,9 @@ class Term(Match):
     ``value`` under its ``key`` (e.g. quantity per SKU). A read contributes what the
     saga's latest read says, however often it was read."""
 
-    value: str
-    items: str | None = None
-    key: str | None = None
+    value: str = Field(description="pointer to the number (an answer's or read's text: \"re:REGEX\", its first group)")
+    items: str | None = Field(default=None, description="pointer to a list: each element contributes `value`")
+    key: str | None = Field(default=None, description="with `items`: pointer to each element's key (e.g. /sku)")
 
     @model_validator(mode="before")
     @classmethod
@@ -255,64 +255,73 @@ class Term(Match):
 class Step(_Frozen):
     """One forward step: the evidence it was ``done`` and, when it can be undone, ``undone``."""
 
-    name: str
-    done: Match
-    undone: Match | None = None  # None: nothing to undo (e.g. a read-only check, the last step)
-    compensation: str | None = None  # the compensation's name, for messages and compensations_* fields
+    name: str = Field(description="the step's name (triggers' `fails_at`, messages)")
+    done: Match = Field(description="the evidence it was done (one source: event, answer, read or state)")
+    undone: Match | None = Field(
+        default=None, description="the evidence it was undone; none: nothing to undo (a check, the last step)"
+    )
+    compensation: str | None = Field(
+        default=None,
+        description="the compensation's name, for messages; the status's compensations_done/_pending may use it",
+    )
 
 
 class Quantity(_Frozen):
     """``sum(plus) - sum(minus)`` per saga: zero unless the saga completed; when it
     completed and ``completed_equals`` is given, equal to that term's value."""
 
-    name: str
-    plus: list[Term]
-    minus: list[Term] = Field(default_factory=list)
-    completed_equals: Term | None = None
+    name: str = Field(description="the quantity's name (balances, messages)")
+    plus: list[Term] = Field(description="terms that add to it (a charge, a reservation)")
+    minus: list[Term] = Field(default_factory=list, description="terms that take from it (a refund, a release)")
+    completed_equals: Term | None = Field(
+        default=None, description="what it must come to for a completed saga (e.g. the order's total)"
+    )
 
 
 class Records(_Frozen):
     """A list of records in one service's final snapshot."""
 
-    service: str
-    items: str
-    saga_id: str = "/saga_id"
-    where: dict[str, Any] = Field(default_factory=dict)
+    service: str = Field(description="the snapshot's name (a service's, or a per-saga / per-member read's)")
+    items: str = Field(description='pointer to the list of records ("" : the snapshot is the list)')
+    saga_id: str = Field(default="/saga_id", description="pointer to the saga id in a record")
+    where: dict[str, Any] = Field(default_factory=dict, description="only records with these values (pointer -> value)")
 
 
 class Projection(Records):
     """A side effect: ``per_completed`` records per completed saga, none for the others;
     ``unique`` (a pointer) must not repeat — a consumer that does not dedupe repeats it."""
 
-    name: str
-    per_completed: int = 1
-    unique: str | None = None
+    name: str = Field(description="the side effect's name (messages)")
+    per_completed: int = Field(default=1, description="records per completed saga")
+    unique: str | None = Field(default=None, description="pointer to a value that must not repeat (an event id)")
 
 
 class Agreement(Records):
     """A service's view of each saga's outcome: ``field`` must be one of the values
     listed for the saga's outcome."""
 
-    name: str
-    field: str
-    completed: list[Any] = Field(default_factory=list)
-    compensated: list[Any] = Field(default_factory=list)
+    name: str = Field(description="the agreement's name (messages)")
+    field: str = Field(description="pointer to the service's view of the outcome in a record")
+    completed: list[Any] = Field(default_factory=list, description="values meaning completed")
+    compensated: list[Any] = Field(default_factory=list, description="values meaning compensated")
     required: bool = Field(default=True, description="must the service have a record of every such saga?")
 
 
 class StateHistory(Records):
     """Where a snapshot keeps each saga's state transitions, in order."""
 
-    transitions: str
-    state: str = "/state"
+    transitions: str = Field(description="pointer to a record's list of transitions, in order")
+    state: str = Field(default="/state", description="pointer to the state in a transition")
 
 
 class NonNegative(_Frozen):
-    name: str
-    service: str
-    items: str
-    field: str
-    key: str
+    """A number in a snapshot that must never be below zero (stock, credit)."""
+
+    name: str = Field(description="the rule's name (messages)")
+    service: str = Field(description="the snapshot's name")
+    items: str = Field(description='pointer to the list of records ("": the snapshot is the list)')
+    field: str = Field(description="pointer to the number in a record")
+    key: str = Field(description="pointer to what names a record (messages)")
 
 
 class Balance(_Frozen):
@@ -321,14 +330,14 @@ class Balance(_Frozen):
     may be left out — ``minus = "/credit"`` alone: credit fell by the quantity). With a baseline
     snapshot, what this run changed."""
 
-    name: str
-    service: str
-    quantity: str
-    value: str | None = None  # pointer to a single number
-    items: str | None = None
-    key: str | None = None
-    plus: str | None = None
-    minus: str | None = None
+    name: str = Field(description="the balance's name (messages)")
+    service: str = Field(description="the snapshot's name")
+    quantity: str = Field(description="the quantity whose net it must equal")
+    value: str | None = Field(default=None, description="pointer to one number")
+    items: str | None = Field(default=None, description='or: pointer to a list of records ("": the snapshot)')
+    key: str | None = Field(default=None, description="with `items`: pointer to a record's key")
+    plus: str | None = Field(default=None, description="with `items`: pointer to a number that grows with it")
+    minus: str | None = Field(default=None, description="with `items`: pointer to a number that falls with it")
 
     @model_validator(mode="after")
     def _shape(self) -> Balance:
@@ -340,9 +349,12 @@ class Balance(_Frozen):
 
 
 class StateMachine(_Frozen):
-    initial: list[Any] = Field(default_factory=list)
-    terminal: dict[str, Outcome] = Field(default_factory=dict)
-    transitions: dict[str, list[Any]] = Field(default_factory=dict)
+    """The states a saga may pass through. A state that is not a string is named by its JSON
+    (``true``, ``1``, ``null``)."""
+
+    initial: list[Any] = Field(default_factory=list, description="the states a saga may start in")
+    terminal: dict[str, Outcome] = Field(default_factory=dict, description="terminal state -> its outcome")
+    transitions: dict[str, list[Any]] = Field(default_factory=dict, description="state -> the states that may follow")
 
 
 # -- triggers ------------------------------------------------------------------------------
@@ -375,11 +387,15 @@ class TriggerExpectation(_Frozen):
     ``fails_at``: the step where it must fail; ``reason`` / ``error_type``: what its
     status must record (text, or ``"re:REGEX"``). A plain string is an outcome."""
 
-    outcome: tuple[Outcome, ...]
-    under_faults: tuple[Outcome, ...] | None = None
-    fails_at: str | None = None
-    reason: str | None = None
-    error_type: str | None = None
+    outcome: tuple[Outcome, ...] = Field(description='the outcome demanded, or a list of accepted ones ("any": all)')
+    under_faults: tuple[Outcome, ...] | None = Field(
+        default=None, description="the outcomes accepted instead when the saga's life overlaps a fault window"
+    )
+    fails_at: str | None = Field(default=None, description="the step where a saga that does not complete must fail")
+    reason: str | None = Field(default=None, description='the reason its status must record (text, or "re:REGEX")')
+    error_type: str | None = Field(
+        default=None, description='the error type its status must record (text, or "re:REGEX")'
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -417,17 +433,21 @@ class TriggerExpectation(_Frozen):
 class SagaModel(_Frozen):
     """Everything a checker knows of a saga system."""
 
-    steps: list[Step] = Field(default_factory=list)
-    states: StateMachine = Field(default_factory=StateMachine)
-    state_history: StateHistory | None = None
-    quantities: list[Quantity] = Field(default_factory=list)
-    projections: list[Projection] = Field(default_factory=list)
-    agreements: list[Agreement] = Field(default_factory=list)
-    non_negative: list[NonNegative] = Field(default_factory=list)
-    balances: list[Balance] = Field(default_factory=list)
-    triggers: dict[str, TriggerExpectation] = Field(default_factory=dict)
+    steps: list[Step] = Field(default_factory=list, description="the forward steps, in order (optional)")
+    states: StateMachine = Field(default_factory=StateMachine, description="the state machine")
+    state_history: StateHistory | None = Field(
+        default=None, description="where a snapshot keeps each saga's transitions"
+    )
+    quantities: list[Quantity] = Field(default_factory=list, description="numbers that net to zero unless completed")
+    projections: list[Projection] = Field(default_factory=list, description="side effects of completed sagas")
+    agreements: list[Agreement] = Field(default_factory=list, description="services' views of each saga's outcome")
+    non_negative: list[NonNegative] = Field(default_factory=list, description="numbers never below zero")
+    balances: list[Balance] = Field(default_factory=list, description="snapshot numbers equal to a quantity's net")
+    triggers: dict[str, TriggerExpectation] = Field(
+        default_factory=dict, description="trigger -> what it demands (over [triggers.NAME]'s own)"
+    )
     # CloudEvent schema folders (absolute paths) merged over the bundled ones for the contracts checker.
-    event_schemas: list[str] = Field(default_factory=list)
+    event_schemas: list[str] = Field(default_factory=list, description="set by the harness from [contracts]")
 
     @field_validator("triggers")
     @classmethod
