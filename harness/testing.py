@@ -159,10 +159,14 @@ class HistoryBuilder:
             event["time"] = time
         return self.add(CapturedEvent(event), process="sink")
 
-    def status(self, saga_id: str, state: Any, outcome: str | None = None, **fields: Any) -> dict[str, Any]:
+    def status(
+        self, saga_id: str, state: Any, outcome: str | None = None, *, source: str = "status", **fields: Any
+    ) -> dict[str, Any]:
         """The harness read saga ``saga_id``'s state (``outcome`` once it is terminal); ``fields``:
-        the status fields recorded with it (failed_step, reason, compensations_done, …)."""
-        return self.add(StatusSeen(saga_id, state, outcome, fields), process="client")
+        the status fields recorded with it (failed_step, reason, compensations_done, …); ``source``:
+        ``status`` (a read), ``event`` (announced by an event) or ``answer`` (said by a step's answer)."""
+        process = "sink" if source == "event" else "client"
+        return self.add(StatusSeen(saga_id, state, outcome, fields, source), process=process)
 
     def snapshot(self, service: str, data: Any, baseline: bool = False) -> None:
         """A service's state (``baseline``: read before the workload)."""

@@ -89,6 +89,7 @@ class SagaRecord:
     answered: dict[str, int] | None = None  # start step -> answers the harness got
     unanswered: set[str] | None = None  # start steps with a request that got no answer
     reads: set[str] | None = None  # per-saga reads that read it
+    settled: bool = False  # the harness read it in a terminal state
 
     def observed(self, match: Match) -> bool:
         """Could ``match``'s source have shown its evidence for this saga? Absence of evidence
@@ -286,17 +287,20 @@ def _build(lines: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bo
             if not record.saga_id:
                 continue
             rec = h.saga(record.saga_id)
-            state, outcome = record.state, record.outcome
+            state, outcome, source = record.state, record.outcome, record.source
             if outcome is None and terminal:
                 outcome = terminal.get(state_key(state))
-            rec.statuses.append((wall, state, outcome, line["ref"]))
+            if source != "event" or _news(rec, state):
+                rec.statuses.append((wall, state, outcome, line["ref"]))
+            if outcome is not None and source == "status":
+                rec.settled = True
             if outcome is not None and rec.outcome is None:
                 rec.outcome, rec.outcome_at, rec.outcome_ref = outcome, wall, line["ref"]
             if record.fields:
                 rec.fields = {**(rec.fields or {}), **record.fields}
                 rec.fields_ref = line["ref"]
             # An answer that said how the saga ended carries no state: it shows none, and hides none.
-            if getattr(record, "source", "status") != "answer":
+            if source != "answer":
                 if ctx.lookup.states:
                     _state(rec, ctx.lookup.states, state, position, line["ref"])
                 rec.last_status = position
@@ -461,6 +465,16 @@ def _read(h: History, ctx: _Pass, name: str, data: Any, position: int, ref: str)
             )
             # A read shows state: the latest one says what a quantity is, however often it was read.
             _add(rec, c, ev, body, replace=True)
+
+
+def _news(rec: SagaRecord, state: Any) -> bool:
+    """Does a state announced by an event say something the status history lacks? Not when
+    the state was seen already (a redelivery), nor after the harness read the saga ended: the
+    event announces a state entered earlier, so it cannot show the saga leaving its end."""
+    if rec.settled:
+        return False
+    key = state_key(state)
+    return all(state_key(s) != key for _w, s, _o, _r in rec.statuses)
 
 
 def _state(rec: SagaRecord, comps: list[_Compiled], state: Any, position: int, ref: str) -> None:

@@ -242,3 +242,31 @@ def test_credit_that_fell_by_more_than_the_paid_orders_per_member_read_against_i
     bad = run([40, 80])  # u0 charged twice for one paid order
     [v] = bad.violations
     assert v.step == "credit spent" and "users u0: -/body/credit = 30" in v.expected and v.actual == "60"
+
+
+def test_states_announced_by_events_count_but_a_late_announcement_proves_no_move():
+    model = load_model(
+        {
+            "states": {
+                "terminal": {"CONFIRMED": "completed", "CANCELLED": "compensated"},
+                "transitions": {"PENDING": ["CONFIRMED", "CANCELLED"]},
+            }
+        }
+    )
+    b = HistoryBuilder()
+    b.saga("s1")
+    b.status("s1", "PENDING", source="event")
+    b.status("s1", "CANCELLED", "compensated")
+    b.status("s1", "PENDING", source="event")  # redelivered, or late: it was PENDING before
+    b.status("s1", "CONFIRMED", "completed", source="event")  # late news of a state never polled
+    assert b.check(model, ["state_machine"]).ok
+    b.saga("s2")  # announced before the saga was read ended: they are its path
+    b.status("s2", "PENDING", source="event")
+    b.status("s2", "CONFIRMED", "completed", source="event")
+    b.status("s2", "CANCELLED", "compensated", source="event")
+    vs = b.check(model, ["state_machine"])["state_machine"].violations
+    assert {v.saga_id for v in vs} == {"s2"} and "CONFIRMED → CANCELLED" in {v.actual for v in vs}
+    b.saga("s3")  # the harness's own reads always count
+    b.status("s3", "CANCELLED", "compensated")
+    b.status("s3", "PENDING")
+    assert {v.saga_id for v in b.check(model, ["state_machine"])["state_machine"].violations} == {"s2", "s3"}
