@@ -141,10 +141,12 @@ class SystemUnderTest(Protocol):
         """Hosts besides loopback that faults and load may target (the config's ``allowed_hosts``)."""
 
     def saga_api(self) -> SagaApi:
-        """The saga API as plain data, for clients in other processes (Locust)."""
+        """The saga API as plain data: the runner and Locust start sagas from it (its start plan);
+        called once the system has started."""
 
     async def start_saga(self, http: aiohttp.ClientSession, key: str, body: Mapping[str, Any]) -> StartResult:
-        """Send one start-saga request with ``key`` as its idempotency key."""
+        """Start one saga with ``key`` as its idempotency key, outside a run (a quick try, a demo);
+        a run drives :meth:`saga_api`'s start plan instead, recording every request."""
 
     async def saga_status(self, http: aiohttp.ClientSession, saga_id: str) -> SagaStatus:
         """Read one saga's state and outcome."""
