@@ -27,6 +27,7 @@ from typing import Any
 
 import aiohttp
 from saga_harness.adapters.http import send
+from saga_harness.errors import SutError
 from saga_harness.history import CapturedEvent, Completion, HistoryWriter, Invoke, Phase, Snapshot, StatusSeen
 from saga_harness.progress import SagaCounts
 from saga_harness.sink import EventSink
@@ -209,16 +210,20 @@ class Runner:
 
     # -- snapshots ---------------------------------------------------------------------
     async def baseline(self) -> None:
-        """Record each service's state before the workload (what the system held already)."""
+        """Record each service's state before the workload (what the system held already). A read
+        that fails (a fault already active) is recorded as a phase, not raised: the run goes on."""
         self._baselined = True
         http = self._session()
-        if isinstance(self.sut, Snapshots):
-            for service, data in (await self.sut.snapshot(http)).items():
-                self.history.append(Snapshot(service, data, baseline=True))
-        if isinstance(self.sut, PerIdSnapshots):
-            reads = await self.sut.per_id_snapshot(http, {}, self._member_lists(), baseline=True)
-            for name, data in reads.items():
-                self.history.append(Snapshot(name, data, baseline=True))
+        try:
+            if isinstance(self.sut, Snapshots):
+                for service, data in (await self.sut.snapshot(http)).items():
+                    self.history.append(Snapshot(service, data, baseline=True))
+            if isinstance(self.sut, PerIdSnapshots):
+                reads = await self.sut.per_id_snapshot(http, {}, self._member_lists(), baseline=True)
+                for name, data in reads.items():
+                    self.history.append(Snapshot(name, data, baseline=True))
+        except (aiohttp.ClientError, TimeoutError, OSError, SutError) as exc:
+            self.history.append(Phase("baseline-incomplete", {"error": f"{type(exc).__name__}: {exc}"}))
 
     def _member_lists(self) -> dict[str, list[dict[str, Any]]]:
         return {p: [m[n] for n in sorted(m)] for p, m in self.members.items()}

@@ -163,8 +163,10 @@ def execute_load(spec: LoadSpec, listener: Listener = ignore) -> RunResult:
         # The pools the mix draws are set up once, here, before Locust starts; their members'
         # captured values reach Locust through its environment. The baseline follows the setup.
         pools = sorted({p for n in mix for p in triggers[n].uses.values()})
-        members = run.call(run.runner.setup_all(pools)) if pools else {}
-        run.call(run.runner.baseline())
+        members: dict[str, list[dict[str, Any]]] = {}
+        if pools:
+            members = run.call(run.runner.setup_all(pools))
+            run.call(run.runner.baseline())  # again: the members now exist
         sut_env = {
             "start": api.start,
             "plan": api.plan,
