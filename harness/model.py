@@ -446,6 +446,13 @@ class SagaModel(_Frozen):
     triggers: dict[str, TriggerExpectation] = Field(
         default_factory=dict, description="trigger -> what it demands (over [triggers.NAME]'s own)"
     )
+    event_order: Literal["auto", "arrival", "time"] = Field(
+        default="auto",
+        description="how far the events' arrival orders them where their producer's times cannot (the same "
+        'second): "arrival" — they arrive in the order they happened (an event log read in order); "time" — '
+        'the delivery reorders them (a bus pushing side by side): never; "auto" — unless the run shows an '
+        "event stamped later arriving first",
+    )
     # CloudEvent schema folders (absolute paths) merged over the bundled ones for the contracts checker.
     event_schemas: list[str] = Field(default_factory=list, description="set by the harness from [contracts]")
 

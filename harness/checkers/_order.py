@@ -1,60 +1,73 @@
 """Which of two facts happened first, judged from evidence the harness owns.
 
-The one place that orders facts (forward steps, compensations, where a saga
-failed), so a finer judgement — across sinks, by causality — changes here only.
+The one place that orders facts (forward steps, compensations), so a finer
+judgement — across sinks, by causality — changes here only.
 
 Each fact is an interval of the harness's timeline, the line positions of the
 merged history (:class:`~saga_harness.history.Evidence`: it became true after
 line ``after``, by line ``position``). A fact is before another when its
-interval ends before the other's begins: events by their arrival order; an
-answer inside its request's round trip; a read or a status since the last
-observation that did not show it. Two facts whose intervals overlap — two
-steps proved by one answer, two reads taken together — have no known order.
+interval ends before the other's begins: an answer inside its request's round
+trip; a read or a status since the last observation that did not show it; an
+event at its arrival. Intervals that overlap — two steps proved by one answer,
+two reads taken together — have no known order.
 
-A producer's clock never decides an order (CloudEvent times are often to the
-second, and clocks drift), but a strict contradiction between it and the
-arrival order leaves the order unknown rather than proved: a delivery delayed
-on the way to the harness's sink reorders arrivals, not what happened.
+Events are the one thing the harness does not time itself: a system's delivery
+brings them, and a bus that pushes side by side, or retries, reorders them. So
+two events are ordered by their arrival only where nothing says otherwise:
+
+- their producer's times, at the resolution they are written in (to the second:
+  ``…:26Z``), either agree with the arrival order — then it stands — or contradict
+  it — then the order is unknown: a producer's clock never decides alone;
+- where those times cannot tell (the same second), the arrival order stands unless
+  the model says deliveries reorder (``event_order = "time"``), or, by default
+  (``"auto"``), the run itself shows it: an event stamped in a later tick arriving
+  before one stamped in an earlier tick. ``"arrival"``: the events come in the order
+  they happened (an event log read in order); the arrival order alone decides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
-from saga_harness.history import Evidence
+from saga_harness.history import Evidence, History
+from saga_harness.model import SagaModel
 
 Order = Literal["before", "after", "unknown"]
+_FRACTION = re.compile(r"T\d\d:\d\d:\d\d(?:\.(\d+))?")
 
 
-@lru_cache(maxsize=4096)
-def _parse(time: str) -> float | None:
+@lru_cache(maxsize=8192)
+def _window(time: str) -> tuple[float, float] | None:
+    """The span a producer's time stands for: ``…:26Z`` is somewhere in [26, 27)."""
     # Cached: timestamps repeat (to the second, often), and an order is judged per saga.
     try:
-        return datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
+        start = datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+    m = _FRACTION.search(time)
+    digits = len(m.group(1)) if m and m.group(1) else 0
+    return start, start + 10.0**-digits
 
 
-def _produced(ev: Evidence) -> float | None:
-    return _parse(ev.time) if ev.time else None
+def _produced(ev: Evidence) -> tuple[float, float] | None:
+    return _window(ev.time) if ev.time and ev.source == "event" else None
 
 
-def compare(a: Evidence, b: Evidence) -> Order:
-    """``before``: ``a`` certainly happened before ``b``; ``after``: the other way; else ``unknown``."""
-    if a.position <= b.after:
-        arrival: Order = "before"
-    elif b.position <= a.after:
-        arrival = "after"
-    else:
-        return "unknown"
-    ta, tb = _produced(a), _produced(b)
-    if ta is not None and tb is not None and (ta > tb if arrival == "before" else ta < tb):
-        return "unknown"
-    return arrival
+def _by_producer(a: Evidence, b: Evidence) -> Order | None:
+    """The producers' own order, where their times' resolution settles it (None: no times)."""
+    wa, wb = _produced(a), _produced(b)
+    if wa is None or wb is None:
+        return None
+    if wa[1] <= wb[0]:
+        return "before"
+    if wb[1] <= wa[0]:
+        return "after"
+    return "unknown"
 
 
 def earliest(evidence: Sequence[Evidence]) -> Evidence:
@@ -78,40 +91,92 @@ class Ordering:
         return self.status == "violated"
 
 
-def in_order(expected: Sequence[tuple[str, Evidence]]) -> Ordering:
-    """Were the facts (name, first evidence) in ``expected`` observed in that order? ``violated``
-    when some pair is proved the other way round; ``unknown`` when some pair cannot be ordered
-    and none is proved wrong; else ``ok``."""
-    if _plainly_in_order([e for _n, e in expected]):
-        return Ordering("ok", tuple(n for n, _e in expected), (), tuple(e.ref for _n, e in expected))
-    order = sorted(range(len(expected)), key=lambda i: (expected[i][1].position, i))
-    observed = tuple(expected[i][0] for i in order)
-    refs = tuple(expected[i][1].ref for i in order)
-    wrong: list[tuple[str, str]] = []
-    unknown = False
-    for i, (name_a, a) in enumerate(expected):
-        for name_b, b in expected[i + 1 :]:
-            seen = compare(a, b)
-            if seen == "after":
-                wrong.append((name_a, name_b))
-            elif seen == "unknown":
-                unknown = True
-    status: Literal["ok", "violated", "unknown"] = "violated" if wrong else "unknown" if unknown else "ok"
-    return Ordering(status, observed, tuple(wrong), refs)
+class Orderer:
+    """Orders facts of one history, by the model's ``event_order``."""
 
+    def __init__(self, history: History, model: SagaModel) -> None:
+        self.history = history
+        self.policy = model.event_order
+        self._reorders: bool | None = None  # does this run's delivery reorder events? (computed once, if asked)
 
-def _plainly_in_order(evs: list[Evidence]) -> bool:
-    """The common case, in linear time: each fact before the next by arrival (so every pair
-    is, intervals being ordered transitively), and producer times, if all given, never decreasing."""
-    for a, b in zip(evs, evs[1:], strict=False):
-        if a.position > b.after:
+    def compare(self, a: Evidence, b: Evidence) -> Order:
+        """``before``: ``a`` certainly happened before ``b``; ``after``: the other way; else ``unknown``."""
+        if a.position <= b.after:
+            seen: Order = "before"
+        elif b.position <= a.after:
+            seen = "after"
+        else:
+            return "unknown"
+        if self.policy == "arrival" or a.source != "event" or b.source != "event":
+            return seen
+        producer = _by_producer(a, b)
+        if producer is not None and producer != "unknown":
+            return seen if producer == seen else "unknown"
+        if self.policy == "time" or (producer is not None and self.reorders()):
+            return "unknown"
+        return seen
+
+    def reorders(self) -> bool:
+        """Does this run show its delivery reordering events: one stamped in a later tick
+        arriving before one stamped in an earlier tick (the step evidence of every saga)?"""
+        if self._reorders is None:
+            self._reorders = _witness(
+                e
+                for rec in self.history.sagas.values()
+                for kind in (rec.done, rec.undone)
+                for evs in kind.values()
+                for e in evs
+            )
+        return self._reorders
+
+    def in_order(self, expected: Sequence[tuple[str, Evidence]]) -> Ordering:
+        """Were the facts (name, first evidence) in ``expected`` observed in that order? ``violated``
+        when some pair is proved the other way round; ``unknown`` when some pair cannot be ordered
+        and none is proved wrong; else ``ok``."""
+        if self._plainly_in_order([e for _n, e in expected]):
+            return Ordering("ok", tuple(n for n, _e in expected), (), tuple(e.ref for _n, e in expected))
+        order = sorted(range(len(expected)), key=lambda i: (expected[i][1].position, i))
+        observed = tuple(expected[i][0] for i in order)
+        refs = tuple(expected[i][1].ref for i in order)
+        wrong: list[tuple[str, str]] = []
+        unknown = False
+        for i, (name_a, a) in enumerate(expected):
+            for name_b, b in expected[i + 1 :]:
+                seen = self.compare(a, b)
+                if seen == "after":
+                    wrong.append((name_a, name_b))
+                elif seen == "unknown":
+                    unknown = True
+        status: Literal["ok", "violated", "unknown"] = "violated" if wrong else "unknown" if unknown else "ok"
+        return Ordering(status, observed, tuple(wrong), refs)
+
+    def _plainly_in_order(self, evs: list[Evidence]) -> bool:
+        """The common case, in linear time: each fact before the next by the harness's timeline (so
+        every pair is, intervals being ordered transitively), and producer times, if given, never
+        decreasing: nothing could contradict it."""
+        for a, b in zip(evs, evs[1:], strict=False):
+            if a.position > b.after:
+                return False
+        times = [e.time for e in evs]
+        if all(t is None for t in times) or all(t == times[0] for t in times):
+            return True
+        windows = [_produced(e) for e in evs]
+        if any(w is None for w in windows):
             return False
-    times = [e.time for e in evs]
-    if all(t is None for t in times):
-        return True
-    if any(t is None for t in times):
-        return False
-    if all(t == times[0] for t in times):
-        return True
-    parsed = [_parse(t) for t in times]  # type: ignore[arg-type] - checked above
-    return all(x is not None and y is not None and x <= y for x, y in zip(parsed, parsed[1:], strict=False))
+        return all(x[0] <= y[0] for x, y in zip(windows, windows[1:], strict=False))  # type: ignore[index]
+
+
+def _witness(evidence: Iterable[Evidence]) -> bool:
+    """Is some event stamped in a later tick than another, yet arrived first? (A sweep over the
+    events sorted by time: the latest arrival among those whose tick ended before this one began.)"""
+    stamped = [(w, e.position) for e in evidence if (w := _produced(e)) is not None]
+    by_start = sorted(stamped, key=lambda s: s[0][0])
+    by_end = sorted(stamped, key=lambda s: s[0][1])
+    latest, j = -1, 0
+    for (start, _end), position in by_start:
+        while j < len(by_end) and by_end[j][0][1] <= start:
+            latest = max(latest, by_end[j][1])
+            j += 1
+        if latest > position:
+            return True
+    return False

@@ -12,8 +12,9 @@ net its quantities to zero. A compensated saga must have none pending.
 Where the system shows what it did (``compensations_done``, ``attempts``), a retried
 compensation must have taken effect once: listed once, proved once.
 
-Order is judged by :mod:`saga_harness.checkers._order` (the harness's arrival order,
-never a producer's timestamps alone); a saga whose order the evidence cannot settle
+Order is judged by :mod:`saga_harness.checkers._order` (the harness's own timeline; events
+by arrival where their producer's times cannot tell, unless deliveries reorder — never by a
+producer's timestamps alone); a saga whose order the evidence cannot settle
 is counted (``order_unknown``), not flagged. So is a step whose undoing its evidence
 could not have shown, or a quantity whose terms could not (an answer that never came,
 a saga never read): ``undo_unobservable``.
@@ -24,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from saga_harness.checkers import _fields, register
-from saga_harness.checkers._order import earliest, in_order
+from saga_harness.checkers._order import Orderer, earliest
 from saga_harness.checkers.verdict import Verdict, Violation, verdict
 from saga_harness.history import Evidence, History, SagaRecord
 from saga_harness.model import Quantity, SagaModel, Step, Term
@@ -62,8 +63,9 @@ def _refs(rec: SagaRecord, quantity: str) -> tuple[str, ...]:
 class _Judge:
     """One pass over the sagas, keeping the counts the verdict reports."""
 
-    def __init__(self, model: SagaModel) -> None:
+    def __init__(self, history: History, model: SagaModel) -> None:
         self.model = model
+        self.order = Orderer(history, model)
         self.index = model.step_index()
         self.undoable = [s for s in model.steps if s.undone is not None]
         self.unseen = {q.name: unseen_terms(q) for q in model.quantities}
@@ -88,7 +90,7 @@ class _Judge:
         if len(done) < 2:
             return False
         self.forward += 1
-        seen = in_order(done)
+        seen = self.order.in_order(done)
         if seen.violated:
             early = seen.reversed_pairs[0][1]
             self.out.append(
@@ -213,7 +215,7 @@ class _Judge:
         if len(pairs) < 2:
             return False
         expected = sorted(pairs, key=lambda p: -self.index[p[0]])
-        seen = in_order(expected)
+        seen = self.order.in_order(expected)
         if seen.violated:
             self.out.append(
                 Violation(
@@ -249,7 +251,7 @@ class _Judge:
 
 @register(NAME)
 def check(history: History, model: SagaModel) -> Verdict:
-    judge = _Judge(model)
+    judge = _Judge(history, model)
     for rec in history.sagas.values():
         judge.saga(rec)
     return verdict(

@@ -267,3 +267,46 @@ def test_a_retried_compensation_took_effect_once(trip):
     b3 = HistoryBuilder()  # retried three times, took effect once: fine
     no_car(b3, compensations_done=["cancel hotel", "cancel flight"], attempts={"cancel hotel": 3})
     assert b3.check(trip).ok
+
+
+def reversed_within_a_second(b, sid="t1"):
+    """Hotel and flight cancelled in the same second, arriving flight first (the wrong order)."""
+    b.saga(sid, trigger="no_car")
+    booked(b, sid, "flight", "hotel")
+    cancelled(b, sid, "flight", "hotel")
+    b.status(sid, "CANCELLED", failed_step="car", reason="no car", error_type="CarUnavailable")
+
+
+def test_a_run_whose_delivery_reorders_events_cannot_order_them_within_a_second(trip):
+    b = HistoryBuilder()
+    # t0's hotel was stamped a second after its flight, yet arrived first: this run's delivery reorders
+    b.saga("t0")
+    b.event("travel.hotel.booked", "x", trip_id="t0", time="2026-01-01T00:00:02Z")
+    b.event("travel.flight.booked", "x", trip_id="t0", time="2026-01-01T00:00:01Z")
+    b.status("t0", "CONFIRMED")
+    reversed_within_a_second(b)
+    verdicts = b.check(trip, ["compensation"])
+    assert verdicts.ok, verdicts.explain()  # t0: the times and the arrival disagree; t1: the same second
+    assert verdicts["compensation"].stats["order_unknown_sagas"] == ["t0", "t1"]
+
+
+@pytest.mark.parametrize(("order", "violated"), [("auto", True), ("arrival", True), ("time", False)])
+def test_event_order_says_how_far_arrival_orders_events(order, violated):
+    model = load_model({**{k: v for k, v in TRIP.items() if k != "triggers"}, "event_order": order})
+    b = HistoryBuilder()
+    reversed_within_a_second(b)
+    verdicts = b.check(model, ["compensation"])
+    assert (not verdicts.ok) is violated
+    assert verdicts["compensation"].stats["order_unknown"] == (0 if violated else 1)
+
+
+def test_with_event_order_arrival_only_the_arrival_counts(trip):
+    model = load_model({**{k: v for k, v in TRIP.items() if k != "triggers"}, "event_order": "arrival"})
+    b = HistoryBuilder()
+    b.saga("t1")
+    booked(b, "t1", "flight", time="2026-01-01T00:00:05Z")  # a skewed producer clock: arrival is the truth
+    booked(b, "t1", "hotel", "car", time="2026-01-01T00:00:01Z")
+    b.status("t1", "CONFIRMED")
+    assert b.check(model).ok
+    by_default = b.check(trip, ["compensation"])  # the producer's times contradict the arrival: unknown
+    assert by_default.ok and by_default["compensation"].stats["order_unknown"] == 1
