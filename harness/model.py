@@ -86,16 +86,17 @@ class _Frozen(BaseModel):
 
 # -- evidence ------------------------------------------------------------------------------
 _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
-    "event": ("where", "saga_id"),
-    "answer": ("status", "text", "pointer", "equals", "in", "where", "repeats"),
-    "read": ("status", "text", "pointer", "equals", "in", "where"),
+    "event": ("where", "saga_id", "at"),
+    "answer": ("status", "text", "pointer", "equals", "in", "where", "repeats", "at"),
+    "read": ("status", "text", "pointer", "equals", "in", "where", "at"),
     "state": (),
 }
 _SOURCE_HELP = {
-    "event": "`event` = TYPE (a CloudEvent), with `where` (pointer -> value) and `saga_id` (pointer to the saga id)",
+    "event": "`event` = TYPE (a CloudEvent), with `where` (pointer -> value), `saga_id` (pointer to the saga id) "
+    "and `at`",
     "answer": "`answer` = STEP (an answer to a request of that [saga.start] step), with `status`, `text` "
-    '("re:REGEX" or the whole text), `pointer` + `equals`/`in`, `where` and `repeats`',
-    "read": "`read` = NAME (a per-saga read), with `status`, `pointer` + `equals`/`in`, `text` and `where`",
+    '("re:REGEX" or the whole text), `pointer` + `equals`/`in`, `where`, `repeats` and `at`',
+    "read": "`read` = NAME (a per-saga read), with `status`, `pointer` + `equals`/`in`, `text`, `where` and `at`",
     "state": "`state` = X or `states` = [X, ...] (the saga seen in that state)",
 }
 _DEFAULTS: dict[str, Any] = {"where": {}, "saga_id": "/data/saga_id", "repeats": "replay"}
@@ -145,7 +146,7 @@ def _evidence(data: dict[str, Any], term: bool) -> dict[str, Any]:
         out["states"] = [out.pop("state")]
     if isinstance(out.get("status"), int):
         out["status"] = [out["status"]]
-    for key in ("pointer", "saga_id"):
+    for key in ("pointer", "saga_id", "at"):
         _check_pointer(key, out.get(key))
     for pointer in out.get("where") or {}:
         _check_pointer("where", pointer)
@@ -182,6 +183,12 @@ class Match(_Frozen):
         "alone, truthy (not null, false, 0 or empty)",
     )
     in_: list[Any] | None = Field(default=None, alias="in", description="accepted values at `pointer` (`equals`: one)")
+    at: str | None = Field(
+        default=None,
+        description="a pointer to when the system says it happened (epoch seconds or an ISO time), e.g. a read's "
+        "/released_at: it orders facts the harness's own observations cannot (two reads taken together); an "
+        "event's replaces its CloudEvent time",
+    )
     repeats: Literal["replay", "effect"] = Field(
         default="replay",
         description='answers: "replay" — matching answers to one saga\'s resent requests are one effect (a system '

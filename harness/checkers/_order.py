@@ -11,6 +11,10 @@ trip; a read or a status since the last observation that did not show it; an
 event at its arrival. Intervals that overlap — two steps proved by one answer,
 two reads taken together — have no known order.
 
+Where the harness saw two facts together (two per-saga reads at the end), the times
+the model points the system's records to (``at``: ``/released_at``) order them, at
+their resolution — the system's own record, chosen by the user, and fine enough to tell.
+
 Events are the one thing the harness does not time itself: a system's delivery
 brings them, and a bus that pushes side by side, or retries, reorders them. So
 two events are ordered by their arrival only where nothing says otherwise:
@@ -43,19 +47,24 @@ _FRACTION = re.compile(r"T\d\d:\d\d:\d\d(?:\.(\d+))?")
 
 @lru_cache(maxsize=8192)
 def _window(time: str) -> tuple[float, float] | None:
-    """The span a producer's time stands for: ``…:26Z`` is somewhere in [26, 27)."""
+    """The span a producer's time stands for, by the digits it is written with: ``…:26Z`` is
+    somewhere in [26, 27); epoch seconds ``1796137346.99`` in [.99, 1.00)."""
     # Cached: timestamps repeat (to the second, often), and an order is judged per saga.
     try:
-        start = datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
+        start = float(time)
+        digits = len(time.partition(".")[2]) if "e" not in time.lower() else 6
     except ValueError:
-        return None
-    m = _FRACTION.search(time)
-    digits = len(m.group(1)) if m and m.group(1) else 0
+        try:
+            start = datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+        m = _FRACTION.search(time)
+        digits = len(m.group(1)) if m and m.group(1) else 0
     return start, start + 10.0**-digits
 
 
 def _produced(ev: Evidence) -> tuple[float, float] | None:
-    return _window(ev.time) if ev.time and ev.source == "event" else None
+    return _window(ev.time) if ev.time else None
 
 
 def _by_producer(a: Evidence, b: Evidence) -> Order | None:
@@ -105,6 +114,11 @@ class Orderer:
             seen: Order = "before"
         elif b.position <= a.after:
             seen = "after"
+        elif a.source != "event" and b.source != "event":
+            # The harness saw them together (two reads at the end): the times the model points
+            # the system's records to (`at`) tell, where their resolution settles it.
+            producer = _by_producer(a, b)
+            return producer if producer is not None else "unknown"
         else:
             return "unknown"
         if self.policy == "arrival" or a.source != "event" or b.source != "event":

@@ -49,7 +49,7 @@ class Evidence:
     ref: str  # "history.jsonl:123"
     event_id: str  # identity: the same id twice is the same effect seen twice
     type: str  # the event type; "answer STEP", "read NAME", "state X"
-    time: str | None  # the producer's CloudEvent time (events only)
+    time: str | None  # when the producer says it happened: a CloudEvent's time, or the evidence's ``at``
     position: int  # the line that proves it (1-based, in the merged history)
     # Known to have become true after this line; -1: just before ``position`` (an arrival).
     # (-1 rather than position - 1: one int object per event less in a big history.)
@@ -203,6 +203,7 @@ class _Compiled:
     where: tuple[tuple[tuple[str, ...], Any], ...]
     saga_id: tuple[str, ...]
     pointer: tuple[str, ...] | None = None
+    at: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -225,6 +226,7 @@ def _compile(model: SagaModel) -> _Lookup:
             tuple((_path(p), v) for p, v in m.where.items()),
             _path(m.saga_id),
             _path(m.pointer) if m.pointer is not None else None,
+            _path(m.at) if m.at is not None else None,
         )
         if m.event is not None:
             out.events.setdefault(m.event, []).append(c)
@@ -363,12 +365,12 @@ def _event(
             bucket = (rec.done if role == "done" else rec.undone).setdefault(name, [])
             if any(e.event_id == eid for e in bucket):
                 continue  # the same event delivered twice proves nothing new
-            bucket.append(Evidence(ref, eid, etype, event.get("time"), position))
+            bucket.append(Evidence(ref, eid, etype, _time(event, c) if c.at else event.get("time"), position))
             continue
         per = rec.terms.setdefault(name, {}).setdefault(role, [])
         if any(e.event_id == eid for _k, _v, e in per):
             continue
-        ev = Evidence(ref, eid, etype, event.get("time"), position)
+        ev = Evidence(ref, eid, etype, _time(event, c) if c.at else event.get("time"), position)
         term: Term = c.match  # type: ignore[assignment] - quantity roles hold terms
         items = [event] if term.items is None else resolve(event, term.items, [])
         for item in items if isinstance(items, list) else []:
@@ -436,7 +438,7 @@ def _answer(
             continue
         # "replay": matching answers to one saga's requests are one effect seen again.
         eid = f"answer:{step}" if c.match.repeats == "replay" else f"answer:{ref}"
-        ev = Evidence(ref, eid, f"answer {step}", None, position, after)
+        ev = Evidence(ref, eid, f"answer {step}", _time(body, c), position, after)
         _add(rec, c, ev, body, replace=False)
 
 
@@ -461,7 +463,12 @@ def _read(h: History, ctx: _Pass, name: str, data: Any, position: int, ref: str)
                 ctx.read_miss[miss] = position
                 continue
             ev = Evidence(
-                ref, f"read:{name}", f"read {name}", None, position, ctx.read_miss.get(miss, rec.first_position)
+                ref,
+                f"read:{name}",
+                f"read {name}",
+                _time(body, c),
+                position,
+                ctx.read_miss.get(miss, rec.first_position),
             )
             # A read shows state: the latest one says what a quantity is, however often it was read.
             _add(rec, c, ev, body, replace=True)
@@ -485,6 +492,16 @@ def _state(rec: SagaRecord, comps: list[_Compiled], state: Any, position: int, r
             bucket = (rec.done if c.role == "done" else rec.undone).setdefault(c.name, [])
             if not bucket or all(e.source != "state" for e in bucket):
                 bucket.append(Evidence(ref, "state", f"state {state_key(state)}", None, position, after))
+
+
+def _time(doc: Any, c: _Compiled) -> str | None:
+    """When the system says the fact happened (the evidence's ``at``), as text."""
+    if c.at is None:
+        return None
+    value = _get(doc, c.at) if c.at else doc
+    if isinstance(value, bool) or value is None:
+        return None
+    return value if isinstance(value, str) else repr(value)
 
 
 def _body_ok(c: _Compiled, status: int | None, body: Any) -> bool:

@@ -33,6 +33,7 @@ def step(**done):
         ({"read": "order", "pointer": "/paid", "equals": True, "in": [True]}, "give `equals` (one value) or `in`"),
         ({"answer": "checkout", "text": "re:(unclosed"}, "is not a valid regular expression"),
         ({"read": "order", "pointer": "paid", "equals": True}, 'not a JSON pointer: pointers start with "/"'),
+        ({"state": "PAID", "at": "/at"}, "`at` goes with `event` or `answer` or `read`, not with `state`"),
     ],
 )
 def test_which_keys_go_together(done, says):

@@ -310,3 +310,41 @@ def test_with_event_order_arrival_only_the_arrival_counts(trip):
     assert b.check(model).ok
     by_default = b.check(trip, ["compensation"])  # the producer's times contradict the arrival: unknown
     assert by_default.ok and by_default["compensation"].stats["order_unknown"] == 1
+
+
+def test_reads_taken_together_are_ordered_by_the_times_the_model_points_to():
+    model = load_model(
+        {
+            "steps": [
+                {
+                    "name": "payment",
+                    "done": {"event": "charged"},
+                    "undone": {"read": "money", "pointer": "/status", "equals": "refunded", "at": "/refunded_at"},
+                },
+                {
+                    "name": "room",
+                    "done": {"event": "held"},
+                    "undone": {"read": "hold", "pointer": "/status", "equals": "released", "at": "/released_at"},
+                },
+                {"name": "shuttle", "done": {"event": "booked"}},
+            ],
+            "states": {"terminal": {"CANCELLED": "compensated"}},
+        },
+        {"helicopter": {"outcome": "compensated", "fails_at": "shuttle"}},
+    )
+
+    def run(refunded_at, released_at):
+        b = HistoryBuilder()
+        b.saga("b1", trigger="helicopter")
+        b.event("charged", "b1")
+        b.event("held", "b1")
+        b.status("b1", "CANCELLED")
+        b.read("money", {"b1": {"status": "refunded", "refunded_at": refunded_at}})
+        b.read("hold", {"b1": {"status": "released", "released_at": released_at}})
+        return b.check(model, ["compensation"])
+
+    assert run(1796137347.634, 1796137347.6241).ok  # released, then refunded: the reverse of the forward order
+    [v] = run(1796137347.606, 1796137347.8102)["compensation"].violations  # refunded first
+    assert v.expected == "undone in reverse order: room, payment" and v.actual == "undone in the order payment, room"
+    same_second = run("2026-12-01T15:02:27Z", "2026-12-01T15:02:27Z")
+    assert same_second.ok and same_second["compensation"].stats["order_unknown"] == 1
