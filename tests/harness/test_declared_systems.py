@@ -206,3 +206,18 @@ def test_readiness_by_status_set_and_what_a_service_that_never_gets_ready_says(t
     message = " ".join(proc.stderr.split())
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "did not give HTTP 200 from" in message and "/trips/none within 2 s" in message, message
+
+
+def test_config_check_and_the_reference_on_the_command_line(tmp_path):
+    ok = saga_harness("config", "check", str(SYSTEMS / "minishop.toml"), cwd=tmp_path)
+    assert ok.returncode == 0 and "create_order, add_item, add_second_item, checkout" in " ".join(ok.stdout.split())
+    bad = tmp_path / "bad.toml"
+    bad.write_text((SYSTEMS / "minishop.toml").read_text().replace('step = "checkout"\n', 'step = "chekout"\n', 1))
+    proc = saga_harness("config", "check", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2 and "did you mean 'checkout'" in " ".join(proc.stderr.split())
+    stale = tmp_path / "config.md"
+    stale.write_text("old\n")
+    assert saga_harness("config", "reference", "--out", str(stale), "--check", cwd=tmp_path).returncode == 1
+    assert saga_harness("config", "reference", "--out", str(stale), cwd=tmp_path).returncode == 0
+    assert saga_harness("config", "reference", "--out", str(stale), "--check", cwd=tmp_path).returncode == 0
+    assert "[[saga.start]]" in stale.read_text()
