@@ -348,3 +348,12 @@ def test_reads_taken_together_are_ordered_by_the_times_the_model_points_to():
     assert v.expected == "undone in reverse order: room, payment" and v.actual == "undone in the order payment, room"
     same_second = run("2026-12-01T15:02:27Z", "2026-12-01T15:02:27Z")
     assert same_second.ok and same_second["compensation"].stats["order_unknown"] == 1
+
+
+@pytest.mark.parametrize(("order", "unknown"), [("auto", 0), ("arrival", 0), ("time", 1)])
+def test_arrival_in_the_right_order_within_a_tick_counts_only_where_arrival_may(order, unknown):
+    model = load_model({**{k: v for k, v in TRIP.items() if k != "triggers"}, "event_order": order})
+    b = HistoryBuilder()
+    no_car(b)
+    verdicts = b.check(model, ["compensation"])
+    assert verdicts.ok and verdicts["compensation"].stats["order_unknown"] == unknown
