@@ -106,7 +106,22 @@ TERM_KEYS = ("value", "items", "key")
 
 
 def _evidence(data: dict[str, Any], term: bool) -> dict[str, Any]:
-    """Check which keys go together, and normalise ``state``/``equals``/``status`` to lists."""
+    """Check which keys go together, and normalise ``state``/``equals``/``status`` to lists.
+
+    A mistake found here is raised before pydantic looks for unknown keys: its message names
+    them too (a misspelt ``pointr`` is why ``equals`` has no ``pointer``)."""
+    try:
+        return _evidence_keys(data, term)
+    except PydanticCustomError as exc:
+        known = (*EVIDENCE_KEYS, *(TERM_KEYS if term else ()))
+        unknown = [k for k in data if k not in known]
+        if not unknown:
+            raise
+        hints = "; ".join(f"`{k}` is not a key{_close(k, known)}" for k in unknown)
+        raise _error(f"{exc.message()} ({hints})") from None
+
+
+def _evidence_keys(data: dict[str, Any], term: bool) -> dict[str, Any]:
     what = "a quantity term" if term else "evidence"
     if "state" in data and "states" in data:
         raise _error("give `state` (one state) or `states` (a list of states), not both")
@@ -115,9 +130,6 @@ def _evidence(data: dict[str, Any], term: bool) -> dict[str, Any]:
         sources.append("state")
     if len(sources) != 1:
         got = f" (got {' and '.join(f'`{s}`' for s in sources)})" if sources else ""
-        unknown = [k for k in data if k not in EVIDENCE_KEYS and k not in TERM_KEYS]
-        if not sources and unknown:
-            got = f" (`{unknown[0]}` is not a key{_close(unknown[0], ('event', 'answer', 'read', 'state', 'states'))})"
         options = ("event", "answer", "read") if term else ("event", "answer", "read", "state")
         raise _error(f"{what} needs exactly one source{got}. Sources: " + "; ".join(_SOURCE_HELP[s] for s in options))
     src = sources[0]
@@ -466,7 +478,9 @@ class SagaModel(_Frozen):
     @field_validator("triggers")
     @classmethod
     def _known_steps(cls, triggers: dict[str, TriggerExpectation], info: ValidationInfo) -> Any:
-        steps = [s.name for s in info.data.get("steps") or []]
+        if "steps" not in info.data:
+            return triggers  # the steps are wrong themselves: said already
+        steps = [s.name for s in info.data["steps"]]
         for name, t in triggers.items():
             if t.fails_at is not None and t.fails_at not in steps:
                 known = f"; steps: {', '.join(steps)}" if steps else "; [model.steps] declares none"

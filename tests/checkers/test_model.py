@@ -64,6 +64,16 @@ def test_a_misspelt_source_is_named():
     assert "`evnt` is not a key — did you mean 'event'?" in str(exc)
 
 
+def test_a_misspelt_key_is_named_where_it_is_why_others_do_not_go_together():
+    exc = error(step(read="hold", pointr="/status", equals="released"))
+    assert "give `pointer` too" in str(exc) and "`pointr` is not a key — did you mean 'pointer'?" in str(exc)
+
+
+def test_a_trigger_is_not_judged_against_steps_that_are_wrong_themselves():
+    exc = error({"steps": [{"name": "pay"}]}, {"t": {"outcome": "compensated", "fails_at": "pay"}})
+    assert [p for p, _m in exc.lines] == ["model.steps.0.done"]
+
+
 def test_triggers_from_the_config_are_reported_under_triggers():
     exc = error(step(event="paid"), {"poor": {"outcome": "compensated", "fails_at": "paymnt"}})
     assert "fails_at = 'paymnt' is not a step — did you mean 'pay'?" in str(exc)
