@@ -86,17 +86,18 @@ class _Frozen(BaseModel):
 
 # -- evidence ------------------------------------------------------------------------------
 _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
-    "event": ("where", "saga_id", "at"),
-    "answer": ("status", "text", "pointer", "equals", "in", "where", "repeats", "at"),
-    "read": ("status", "text", "pointer", "equals", "in", "where", "at"),
+    "event": ("where", "saga_id", "at", "per"),
+    "answer": ("status", "text", "pointer", "equals", "in", "where", "repeats", "at", "per"),
+    "read": ("status", "text", "pointer", "equals", "in", "where", "at", "per"),
     "state": (),
 }
 _SOURCE_HELP = {
-    "event": "`event` = TYPE (a CloudEvent), with `where` (pointer -> value), `saga_id` (pointer to the saga id) "
-    "and `at`",
+    "event": "`event` = TYPE (a CloudEvent), with `where` (pointer -> value), `saga_id` (pointer to the saga id), "
+    "`at` and `per`",
     "answer": "`answer` = STEP (an answer to a request of that [saga.start] step), with `status`, `text` "
-    '("re:REGEX" or the whole text), `pointer` + `equals`/`in`, `where`, `repeats` and `at`',
-    "read": "`read` = NAME (a per-saga read), with `status`, `pointer` + `equals`/`in`, `text`, `where` and `at`",
+    '("re:REGEX" or the whole text), `pointer` + `equals`/`in`, `where`, `repeats`, `at` and `per`',
+    "read": "`read` = NAME (a per-saga read), with `status`, `pointer` + `equals`/`in`, `text`, `where`, `at` "
+    "and `per`",
     "state": "`state` = X or `states` = [X, ...] (the saga seen in that state)",
 }
 _DEFAULTS: dict[str, Any] = {"where": {}, "saga_id": "/data/saga_id", "repeats": "replay"}
@@ -158,7 +159,7 @@ def _evidence_keys(data: dict[str, Any], term: bool) -> dict[str, Any]:
         out["states"] = [out.pop("state")]
     if isinstance(out.get("status"), int):
         out["status"] = [out["status"]]
-    for key in ("pointer", "saga_id", "at"):
+    for key in ("pointer", "saga_id", "at", "per"):
         _check_pointer(key, out.get(key))
     for pointer in out.get("where") or {}:
         _check_pointer("where", pointer)
@@ -200,6 +201,11 @@ class Match(_Frozen):
         description="a pointer to when the system says it happened (epoch seconds or an ISO time), e.g. a read's "
         "/released_at: it orders facts the harness's own observations cannot (two reads taken together); an "
         "event's replaces its CloudEvent time",
+    )
+    per: str | None = Field(
+        default=None,
+        description="a pointer to what tells one part of the step from another (an order line's /data/sku): the "
+        "step takes effect once per part, and each part done is undone",
     )
     repeats: Literal["replay", "effect"] = Field(
         default="replay",

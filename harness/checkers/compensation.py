@@ -26,6 +26,7 @@ from typing import Any
 
 from saga_harness.checkers import _fields, register
 from saga_harness.checkers._order import Orderer, earliest
+from saga_harness.checkers._parts import by_part, label
 from saga_harness.checkers.verdict import Verdict, Violation, verdict
 from saga_harness.history import Evidence, History, SagaRecord
 from saga_harness.model import Quantity, SagaModel, Step, Term
@@ -153,52 +154,22 @@ class _Judge:
 
     def _step(self, rec: SagaRecord, step: Step, failed: bool, pending: Any) -> None:
         done, undone = rec.done.get(step.name, []), rec.undone.get(step.name, [])
-        comp = step.compensation or f"undo of {step.name}"
         fields = rec.fields or {}
-        if done and not undone:
-            if failed and _fields.lists(pending, step):
-                self.pending += 1  # the system says it could not undo it
-            elif not rec.observed(step.undone):
-                self.unobservable += 1  # its evidence could not have shown it (no answer, never read)
-            else:
-                expected = (
-                    f"{comp} after {step.name} was done, or the failed saga's status naming it in compensations_pending"
-                    if failed
-                    else f"{comp} after {step.name} completed"
-                )
-                actual = (
-                    f"the saga failed with {step.name} done, never undone, and says nothing of it"
-                    if failed
-                    else f"{step.name} completed and was never undone"
-                )
-                self.out.append(Violation(NAME, rec.saga_id, step.name, expected, actual, tuple(e.ref for e in done)))
-        elif undone and not done:
-            if rec.observed(step.done):
-                self.out.append(
-                    Violation(
-                        NAME,
-                        rec.saga_id,
-                        step.name,
-                        f"no {comp} without {step.name}",
-                        f"{comp} undid a step that never happened",
-                        tuple(e.ref for e in undone),
-                    )
-                )
         tries = _fields.attempts_of(fields.get("attempts"), step)
         tried = f" (the system shows {tries} attempts)" if tries is not None else ""
-        if len(undone) > 1:
-            self.out.append(
-                Violation(
-                    NAME,
-                    rec.saga_id,
-                    step.name,
-                    f"{comp} exactly once" + (", however often it was retried" if tried else ""),
-                    f"{comp} happened {len(undone)} times{tried}",
-                    tuple(e.ref for e in undone),
-                )
-            )
+        if step.undone is None:
+            return
+        if step.done.per is not None and step.undone.per is not None:
+            # A step done once per part (an order line): each part done is undone, once.
+            done_parts, undone_parts = by_part(done), by_part(undone)
+            for part in sorted({*done_parts, *undone_parts}, key=str):
+                did, undid = done_parts.get(part, []), undone_parts.get(part, [])
+                self._undo(rec, step, failed, pending, part, did, undid, tried)
+        else:
+            self._undo(rec, step, failed, pending, None, done, undone, tried)
         listed = _fields.lists(fields.get("compensations_done"), step)
         if listed > 1:
+            comp = step.compensation or f"undo of {step.name}"
             self.out.append(
                 Violation(
                     NAME,
@@ -209,6 +180,63 @@ class _Judge:
                     (rec.fields_ref or "",),
                 )
             )
+
+    def _undo(
+        self,
+        rec: SagaRecord,
+        step: Step,
+        failed: bool,
+        pending: Any,
+        part: str | None,
+        done: list[Evidence],
+        undone: list[Evidence],
+        tried: str,
+    ) -> None:
+        """One step (or one part of it): undone once if done, and not undone if not done."""
+        comp = (step.compensation or f"undo of {step.name}") + label(part)
+        what = step.name + label(part)
+        if done and not undone:
+            if failed and _fields.lists(pending, step):
+                self.pending += 1  # the system says it could not undo it
+            elif not rec.observed(step.undone):  # type: ignore[arg-type] - an undoable step
+                self.unobservable += 1  # its evidence could not have shown it (no answer, never read)
+            else:
+                expected = (
+                    f"{comp} after {what} was done, or the failed saga's status naming it in compensations_pending"
+                    if failed
+                    else f"{comp} after {what} completed"
+                )
+                actual = (
+                    f"the saga failed with {what} done, never undone, and says nothing of it"
+                    if failed
+                    else f"{what} completed and was never undone"
+                )
+                self.out.append(Violation(NAME, rec.saga_id, step.name, expected, actual, tuple(e.ref for e in done)))
+        elif undone and not done:
+            if rec.observed(step.done):
+                self.out.append(
+                    Violation(
+                        NAME,
+                        rec.saga_id,
+                        step.name,
+                        f"no {comp} without {what}",
+                        f"{comp} undid a step that never happened",
+                        tuple(e.ref for e in undone),
+                    )
+                )
+        for upart, same in by_part(undone).items():
+            if len(same) > 1:
+                comp_once = (step.compensation or f"undo of {step.name}") + label(upart)
+                self.out.append(
+                    Violation(
+                        NAME,
+                        rec.saga_id,
+                        step.name,
+                        f"{comp_once} exactly once" + (", however often it was retried" if tried else ""),
+                        f"{comp_once} happened {len(same)} times{tried}",
+                        tuple(e.ref for e in same),
+                    )
+                )
 
     def _reverse(self, rec: SagaRecord, pairs: list[tuple[str, Evidence]]) -> bool:
         """Done steps undone in the reverse of the forward order; True when the evidence cannot tell."""

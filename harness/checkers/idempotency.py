@@ -3,11 +3,12 @@
 A step's effect counts once per distinct piece of evidence: a CloudEvent by its
 (source, id), an answer by its request when the evidence says ``repeats = "effect"``
 (by default resent requests' answers are one effect: a system replays its answer),
-a read or a state once."""
+a read or a state once — per part, for a step done once per order line (``per``)."""
 
 from __future__ import annotations
 
 from saga_harness.checkers import register
+from saga_harness.checkers._parts import by_part, label
 from saga_harness.checkers._snapshot import records
 from saga_harness.checkers.verdict import Verdict, Violation, verdict
 from saga_harness.history import Evidence, History
@@ -44,18 +45,21 @@ def check(history: History, model: SagaModel) -> Verdict:
             )
     for rec in history.sagas.values():
         for step, evs in rec.done.items():
-            if len(evs) > 1:
-                out.append(
-                    Violation(
-                        NAME,
-                        rec.saga_id,
-                        step,
-                        f"{step} takes effect once",
-                        f"{len(evs)} distinct {_observations(evs)} prove it took effect: "
-                        + ", ".join(e.event_id for e in evs),
-                        tuple(e.ref for e in evs),
+            if len(evs) < 2:
+                continue
+            for part, same in by_part(evs).items():
+                if len(same) > 1:
+                    out.append(
+                        Violation(
+                            NAME,
+                            rec.saga_id,
+                            step,
+                            f"{step}{label(part)} takes effect once",
+                            f"{len(same)} distinct {_observations(same)} prove it took effect: "
+                            + ", ".join(e.event_id for e in same),
+                            tuple(e.ref for e in same),
+                        )
                     )
-                )
     for rule in model.projections:
         by_saga, ref = records(history, rule)
         for sid, items in by_saga.items():

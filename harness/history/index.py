@@ -54,6 +54,7 @@ class Evidence:
     # Known to have become true after this line; -1: just before ``position`` (an arrival).
     # (-1 rather than position - 1: one int object per event less in a big history.)
     since: int = -1
+    part: str | None = None  # which part of a step it proves (the evidence's ``per``: an order line)
 
     @property
     def after(self) -> int:
@@ -204,6 +205,7 @@ class _Compiled:
     saga_id: tuple[str, ...]
     pointer: tuple[str, ...] | None = None
     at: tuple[str, ...] | None = None
+    per: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -227,6 +229,7 @@ def _compile(model: SagaModel) -> _Lookup:
             _path(m.saga_id),
             _path(m.pointer) if m.pointer is not None else None,
             _path(m.at) if m.at is not None else None,
+            _path(m.per) if m.per is not None else None,
         )
         if m.event is not None:
             out.events.setdefault(m.event, []).append(c)
@@ -365,7 +368,8 @@ def _event(
             bucket = (rec.done if role == "done" else rec.undone).setdefault(name, [])
             if any(e.event_id == eid for e in bucket):
                 continue  # the same event delivered twice proves nothing new
-            bucket.append(Evidence(ref, eid, etype, _time(event, c) if c.at else event.get("time"), position))
+            time = _time(event, c) if c.at else event.get("time")
+            bucket.append(Evidence(ref, eid, etype, time, position, -1, _part(event, c)))
             continue
         per = rec.terms.setdefault(name, {}).setdefault(role, [])
         if any(e.event_id == eid for _k, _v, e in per):
@@ -437,8 +441,9 @@ def _answer(
         if not _body_ok(c, record.status, body):
             continue
         # "replay": matching answers to one saga's requests are one effect seen again.
-        eid = f"answer:{step}" if c.match.repeats == "replay" else f"answer:{ref}"
-        ev = Evidence(ref, eid, f"answer {step}", _time(body, c), position, after)
+        part = _part(body, c)
+        eid = (f"answer:{step}" if c.match.repeats == "replay" else f"answer:{ref}") + (f"#{part}" if part else "")
+        ev = Evidence(ref, eid, f"answer {step}", _time(body, c), position, after, part)
         _add(rec, c, ev, body, replace=False)
 
 
@@ -462,14 +467,10 @@ def _read(h: History, ctx: _Pass, name: str, data: Any, position: int, ref: str)
             if not _body_ok(c, status, body):
                 ctx.read_miss[miss] = position
                 continue
-            ev = Evidence(
-                ref,
-                f"read:{name}",
-                f"read {name}",
-                _time(body, c),
-                position,
-                ctx.read_miss.get(miss, rec.first_position),
-            )
+            part = _part(body, c)
+            eid = f"read:{name}" + (f"#{part}" if part else "")
+            since = ctx.read_miss.get(miss, rec.first_position)
+            ev = Evidence(ref, eid, f"read {name}", _time(body, c), position, since, part)
             # A read shows state: the latest one says what a quantity is, however often it was read.
             _add(rec, c, ev, body, replace=True)
 
@@ -492,6 +493,14 @@ def _state(rec: SagaRecord, comps: list[_Compiled], state: Any, position: int, r
             bucket = (rec.done if c.role == "done" else rec.undone).setdefault(c.name, [])
             if not bucket or all(e.source != "state" for e in bucket):
                 bucket.append(Evidence(ref, "state", f"state {state_key(state)}", None, position, after))
+
+
+def _part(doc: Any, c: _Compiled) -> str | None:
+    """Which part of its step the evidence proves (its ``per``), as text."""
+    if c.per is None:
+        return None
+    value = _get(doc, c.per) if c.per else doc
+    return None if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _time(doc: Any, c: _Compiled) -> str | None:

@@ -270,3 +270,46 @@ def test_states_announced_by_events_count_but_a_late_announcement_proves_no_move
     b.status("s3", "CANCELLED", "compensated")
     b.status("s3", "PENDING")
     assert {v.saga_id for v in b.check(model, ["state_machine"])["state_machine"].violations} == {"s2", "s3"}
+
+
+def test_a_step_done_once_per_order_line():
+    model = load_model(
+        {
+            "steps": [
+                {
+                    "name": "reserve",
+                    "compensation": "release",
+                    "done": {"event": "reserved", "per": "/data/sku"},
+                    "undone": {"event": "released", "per": "/data/sku"},
+                },
+                {"name": "pay", "done": {"event": "paid"}},
+            ],
+            "states": {"terminal": {"DONE": "completed", "UNDONE": "compensated"}},
+        },
+        {"ok": "completed", "declined": "compensated"},
+    )
+    b = HistoryBuilder()
+    b.saga("s1")
+    b.event("reserved", "s1", sku="A")
+    b.event("reserved", "s1", sku="B")  # a second line, not a second effect
+    b.event("paid", "s1")
+    b.status("s1", "DONE")
+    b.saga("s2", trigger="declined")
+    b.event("reserved", "s2", sku="A")
+    b.event("reserved", "s2", sku="B")
+    b.event("released", "s2", sku="B")
+    b.event("released", "s2", sku="A")
+    b.status("s2", "UNDONE")
+    verdicts = b.check(model)
+    assert verdicts.ok, verdicts.explain()
+    b.event("reserved", "s1", sku="A")  # line A reserved twice
+    b.saga("s3", trigger="declined")
+    b.event("reserved", "s3", sku="A")
+    b.event("reserved", "s3", sku="B")
+    b.event("released", "s3", sku="B")  # line A never released
+    b.status("s3", "UNDONE")
+    verdicts = b.check(model)
+    [twice] = verdicts["idempotency"].violations
+    assert (twice.saga_id, twice.expected) == ("s1", "reserve (part A) takes effect once")
+    [kept] = verdicts["compensation"].violations
+    assert kept.saga_id == "s3" and kept.actual == "reserve (part A) completed and was never undone"
