@@ -289,6 +289,12 @@ class Step(_Frozen):
         default=None,
         description="the compensation's name, for messages; the status's compensations_done/_pending may use it",
     )
+    after: list[str] | None = Field(
+        default=None,
+        description="the steps that must be done before it (earlier in the list); default: the one just before "
+        'it. after = [] for a step that runs beside the earlier ones (a fan-out), after = ["payment"] for one '
+        "that waits for payment only",
+    )
 
 
 class Quantity(_Frozen):
@@ -500,6 +506,14 @@ class SagaModel(_Frozen):
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise _error(f"step names repeat: {names}")
+        for i, step in enumerate(self.steps):
+            for name in step.after or ():
+                if name not in names[:i]:
+                    where = "a later step" if name in names else "not a step"
+                    raise _error(
+                        f"step {step.name!r}: after = {name!r} is {where}{_close(name, names[:i])}; "
+                        f"a step waits for steps listed before it: {', '.join(names[:i]) or 'none'}"
+                    )
         known = {q.name for q in self.quantities}
         for b in self.balances:
             if b.quantity not in known:
@@ -548,3 +562,16 @@ class SagaModel(_Frozen):
     def step_index(self) -> dict[str, int]:
         """Step name → its place in the forward order."""
         return {s.name: i for i, s in enumerate(self.steps)}
+
+    def precedence(self) -> dict[str, frozenset[str]]:
+        """Step name → the steps that must be done before it (its ``after``, transitively)."""
+        out: dict[str, frozenset[str]] = {}
+        for i, step in enumerate(self.steps):
+            direct = step.after if step.after is not None else [s.name for s in self.steps[i - 1 : i]]
+            out[step.name] = frozenset(direct).union(*(out[d] for d in direct))
+        return out
+
+    @property
+    def sequential(self) -> bool:
+        """Every step waits for the one before it (no ``after`` says otherwise)."""
+        return all(s.after is None for s in self.steps)

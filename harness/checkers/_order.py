@@ -32,7 +32,7 @@ two events are ordered by their arrival only where nothing says otherwise:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -143,10 +143,13 @@ class Orderer:
             )
         return self._reorders
 
-    def in_order(self, expected: Sequence[tuple[str, Evidence]]) -> Ordering:
+    def in_order(
+        self, expected: Sequence[tuple[str, Evidence]], must: Callable[[str, str], bool] | None = None
+    ) -> Ordering:
         """Were the facts (name, first evidence) in ``expected`` observed in that order? ``violated``
         when some pair is proved the other way round; ``unknown`` when some pair cannot be ordered
-        and none is proved wrong; else ``ok``."""
+        and none is proved wrong; else ``ok``. ``must(a, b)``: does ``a`` have to come before ``b``
+        (default: every earlier one before every later one)? Other pairs are not judged."""
         if self._plainly_in_order([e for _n, e in expected]):
             return Ordering("ok", tuple(n for n, _e in expected), (), tuple(e.ref for _n, e in expected))
         order = sorted(range(len(expected)), key=lambda i: (expected[i][1].position, i))
@@ -156,6 +159,8 @@ class Orderer:
         unknown = False
         for i, (name_a, a) in enumerate(expected):
             for name_b, b in expected[i + 1 :]:
+                if must is not None and not must(name_a, name_b):
+                    continue
                 seen = self.compare(a, b)
                 if seen == "after":
                     wrong.append((name_a, name_b))

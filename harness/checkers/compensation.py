@@ -67,6 +67,7 @@ class _Judge:
     def __init__(self, history: History, model: SagaModel) -> None:
         self.model = model
         self.order = Orderer(history, model)
+        self.before = model.precedence()  # step -> the steps it waits for
         self.index = model.step_index()
         self.undoable = [s for s in model.steps if s.undone is not None]
         self.unseen = {q.name: unseen_terms(q) for q in model.quantities}
@@ -91,16 +92,21 @@ class _Judge:
         if len(done) < 2:
             return False
         self.forward += 1
-        seen = self.order.in_order(done)
+        seen = self.order.in_order(done, lambda a, b: a in self.before[b])
         if seen.violated:
-            early = seen.reversed_pairs[0][1]
+            first, early = seen.reversed_pairs[0]
+            expected = (
+                f"steps done in order: {', '.join(n for n, _ in done)}"
+                if self.model.sequential
+                else f"{early} done after {first} (it waits for {', '.join(sorted(self.before[early]))})"
+            )
             self.out.append(
                 Violation(
                     NAME,
                     rec.saga_id,
                     early,
-                    f"steps done in order: {', '.join(n for n, _ in done)}",
-                    f"done in the order {', '.join(seen.observed)} ({early} before {seen.reversed_pairs[0][0]})",
+                    expected,
+                    f"done in the order {', '.join(seen.observed)} ({early} before {first})",
                     seen.evidence,
                 )
             )
@@ -243,7 +249,8 @@ class _Judge:
         if len(pairs) < 2:
             return False
         expected = sorted(pairs, key=lambda p: -self.index[p[0]])
-        seen = self.order.in_order(expected)
+        # A step is undone before the steps it waited for (a fan-out's branches: in any order).
+        seen = self.order.in_order(expected, lambda a, b: b in self.before[a])
         if seen.violated:
             self.out.append(
                 Violation(

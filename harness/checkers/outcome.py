@@ -3,8 +3,8 @@
 A trigger accepts a set of outcomes, and another set (``under_faults``) for a saga
 whose life — first request to outcome, by the harness's clock — overlaps a fault
 window. Where it declares ``fails_at``, a saga that did not complete must have
-failed there: every step before it done (in order: the compensation checker judges
-order on every saga), no step after it done, and — where the status records them —
+failed there: every step it waits for done (in order: the compensation checker judges
+order on every saga), no step that waits for it done, and — where the status records them —
 ``failed_step`` naming that step, ``error_type`` and ``reason`` the ones declared
 (text, or ``"re:REGEX"``). A saga judged by ``under_faults`` is not asked where it
 failed: a fault may stop it anywhere. A field the run never recorded is not judged
@@ -78,7 +78,10 @@ class _Judge:
         self.shaped += 1
         steps = self.model.steps
         place = self.model.step_index()[at]  # type: ignore[index] - the model checks fails_at names a step
+        before = self.model.precedence()
         for step in steps[:place]:
+            if step.name not in before[at]:
+                continue  # a branch beside it: it may or may not have been done
             if not rec.done.get(step.name) and rec.observed(step.done):
                 self.out.append(
                     Violation(
@@ -91,6 +94,8 @@ class _Judge:
                     )
                 )
         for step in steps[place + 1 :]:
+            if at not in before[step.name]:
+                continue  # it does not wait for the step that failed
             evs = rec.done.get(step.name)
             if evs:
                 self.out.append(

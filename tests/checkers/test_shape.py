@@ -357,3 +357,63 @@ def test_arrival_in_the_right_order_within_a_tick_counts_only_where_arrival_may(
     no_car(b)
     verdicts = b.check(model, ["compensation"])
     assert verdicts.ok and verdicts["compensation"].stats["order_unknown"] == unknown
+
+
+@pytest.fixture
+def fanout():
+    """Pay, then hold a room and book a shuttle side by side, then confirm once both are done."""
+    ev = {
+        name: {"done": {"event": f"{name}.done"}, "undone": {"event": f"{name}.undone"}}
+        for name in ("pay", "room", "shuttle")
+    }
+    return load_model(
+        {
+            "steps": [
+                {"name": "pay", **ev["pay"]},
+                {"name": "room", **ev["room"]},
+                {"name": "shuttle", **ev["shuttle"], "after": ["pay"]},
+                {"name": "confirm", "done": {"event": "confirm.done"}, "after": ["room", "shuttle"]},
+            ],
+            "states": {"terminal": {"DONE": "completed", "UNDONE": "compensated"}},
+        },
+        {"ok": "completed", "no_room": {"outcome": "compensated", "fails_at": "room"}},
+    )
+
+
+def test_steps_side_by_side_may_happen_in_either_order(fanout):
+    b = HistoryBuilder()
+    b.saga("s1")
+    for name in ("pay", "shuttle", "room", "confirm"):  # the shuttle first: fine, it waits for pay only
+        b.event(f"{name}.done", "s1")
+    b.status("s1", "DONE")
+    b.saga("s2", trigger="no_room")
+    for name in ("pay.done", "shuttle.done", "shuttle.undone", "pay.undone"):
+        b.event(name, "s2")  # the room failed beside a booked shuttle: undone, then the payment
+    b.status("s2", "UNDONE")
+    verdicts = b.check(fanout)
+    assert verdicts.ok, verdicts.explain()
+    b.saga("s3")
+    for name in ("pay", "shuttle", "confirm", "room"):  # confirmed before the room was held
+        b.event(f"{name}.done", "s3")
+    b.status("s3", "DONE")
+    b.saga("s4", trigger="no_room")
+    for name in ("pay.done", "shuttle.done", "pay.undone", "shuttle.undone", "confirm.done"):
+        b.event(name, "s4")  # paid back before the shuttle was cancelled; and confirmed after failing
+    b.status("s4", "UNDONE")
+    verdicts = b.check(fanout)
+    found = {(v.checker, v.saga_id, v.step) for v in verdicts.failures}
+    assert found == {("compensation", "s3", "confirm"), ("compensation", "s4", "pay"), ("outcome", "s4", "confirm")}
+    [s3] = [v for v in verdicts["compensation"].violations if v.saga_id == "s3"]
+    assert s3.expected == "confirm done after room (it waits for pay, room, shuttle)"
+
+
+def test_a_step_waits_only_for_steps_listed_before_it():
+    with pytest.raises(ValueError, match="after = 'confirm' is a later step"):
+        load_model(
+            {
+                "steps": [
+                    {"name": "pay", "done": {"event": "p"}, "after": ["confirm"]},
+                    {"name": "confirm", "done": {"event": "c"}},
+                ]
+            }
+        )
