@@ -176,9 +176,13 @@ class Orderer:
         for a, b in zip(evs, evs[1:], strict=False):
             if a.position > b.after:
                 return False
-        times = [e.time for e in evs]
-        if all(t is None for t in times):
-            return True
+        first = evs[0].time
+        if all(e.time == first for e in evs):
+            if first is None:
+                return True
+            # One tick for all: only the arrival orders the events among them.
+            events = sum(1 for e in evs if e.since < 0)
+            return events < 2 or self._arrival_trusted()
         windows = [_produced(e) for e in evs]
         if any(w is None for w in windows):
             return False
@@ -187,22 +191,35 @@ class Orderer:
         for (a, wa), (b, wb) in zip(stamped, stamped[1:], strict=False):
             if wa[0] > wb[0]:  # type: ignore[index]
                 return False  # the times may say otherwise: the pairwise judgement
-            tie = tie or (wa[1] > wb[0] and a.source == "event" and b.source == "event")  # type: ignore[index]
+            tie = tie or (wa[1] > wb[0] and a.since < 0 and b.since < 0)  # type: ignore[index]
         # Two events within one tick: only the arrival tells, and it may not.
-        return not tie or self.policy == "arrival" or (self.policy == "auto" and not self.reorders())
+        return not tie or self._arrival_trusted()
+
+    def _arrival_trusted(self) -> bool:
+        """May the arrival order events the producer's times cannot?"""
+        return self.policy == "arrival" or (self.policy == "auto" and not self.reorders())
 
 
 def _witness(evidence: Iterable[Evidence]) -> bool:
     """Is some event stamped in a later tick than another, yet arrived first? (A sweep over the
-    events sorted by time: the latest arrival among those whose tick ended before this one began.)"""
-    stamped = [(w, e.position) for e in evidence if (w := _produced(e)) is not None]
-    by_start = sorted(stamped, key=lambda s: s[0][0])
-    by_end = sorted(stamped, key=lambda s: s[0][1])
+    ticks in time order: the latest arrival among the ticks that ended before this one began.)"""
+    ticks: dict[tuple[float, float], list[int]] = {}  # tick -> [first arrival, last arrival]
+    for e in evidence:
+        if e.since >= 0 or (w := _produced(e)) is None:
+            continue  # only events: the harness times the rest itself
+        span = ticks.get(w)
+        if span is None:
+            ticks[w] = [e.position, e.position]
+        else:
+            span[0] = min(span[0], e.position)
+            span[1] = max(span[1], e.position)
+    by_start = sorted(ticks.items(), key=lambda t: t[0][0])
+    by_end = sorted(ticks.items(), key=lambda t: t[0][1])
     latest, j = -1, 0
-    for (start, _end), position in by_start:
+    for (start, _end), (first, _last) in by_start:
         while j < len(by_end) and by_end[j][0][1] <= start:
-            latest = max(latest, by_end[j][1])
+            latest = max(latest, by_end[j][1][1])
             j += 1
-        if latest > position:
+        if latest > first:
             return True
     return False

@@ -64,8 +64,9 @@ class Evidence:
     @property
     def source(self) -> str:
         """event, answer, read or state."""
-        head = self.type.split(" ", 1)[0]
-        return head if head in ("answer", "read", "state") else "event"
+        if self.since < 0:  # only an event's lower bound is implied
+            return "event"
+        return self.type.split(" ", 1)[0]
 
 
 @dataclass(slots=True)
@@ -108,7 +109,7 @@ class SagaRecord:
         return False
 
 
-@dataclass
+@dataclass(slots=True)
 class KeyRecord:
     """Everything the client saw for one idempotency key."""
 
