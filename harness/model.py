@@ -16,6 +16,13 @@ Evidence (:class:`Match`) names exactly one source:
   saga: ``{"saga_id", "status", "body"}``), judged by ``pointer`` + ``equals``/``in``
   (a ``pointer`` alone: the value there is truthy);
 - ``state = X`` / ``states = [X, …]``: the saga was seen in that state.
+
+Any but a state may also say when the system records the fact happened (``at``, a
+pointer), which part of a step it proves (``per``: a step done once per order
+line), and for answers whether a repeat is another effect (``repeats``). A step may
+say which steps it waits for (``after``: steps side by side); ``event_order`` says
+how far the events' arrival orders them. Absence of evidence proves absence only
+where its source could have shown it (an answer that came, a saga that was read).
 """
 
 from __future__ import annotations
