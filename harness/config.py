@@ -477,7 +477,7 @@ class SnapshotsConfig(_Strict):
             if not ok:
                 hint = _close(name, ["per_saga", "per_value"])
                 raise ValueError(
-                    f"[snapshots.{name}] is a service's list of paths ([\"/orders\"]) or a table of named paths "
+                    f'[snapshots.{name}] is a service\'s list of paths (["/orders"]) or a table of named paths '
                     f'({{ orders = "/orders" }}){hint}'
                 )
         return v
