@@ -1,16 +1,27 @@
 """The event sink: an HTTP endpoint a SUT's bus pushes every CloudEvent to.
 
-It accepts both HTTP content modes — binary (``ce-*`` headers, data in the
-body) and structured (``application/cloudevents+json``) — and refuses batched
-mode. It records the event exactly as it came over the wire, in structured
+It accepts both single-event HTTP content modes — binary (``ce-*`` headers,
+data in the body) and structured (``application/cloudevents+json``) — at
+``/events``, and refuses batched mode there; batched mode (a JSON array of
+structured events) has a route of its own, ``/events:batch``, for a system
+that can push many events per request (the reference bus does: one request
+per event cost its bus more than all its other subscriptions together, and
+the harness fell behind the system it watched). It records the event exactly as it came over the wire, in structured
 form, before any SDK could fill in a missing attribute, and hands it to
 ``on_event`` (the run's history writer). It runs on the caller's asyncio loop.
+
+:class:`Arrivals` keeps when events arrived, and :func:`quiet_window_s` says how long
+the stream must stay silent before it counts as quiet: the runner judges a run only
+once the events it can still expect are in.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import statistics
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -18,10 +29,25 @@ from aiohttp import web
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
+QUIET_CAP_S = 30.0  # the quiet window never grows past this
 
 
 class WireError(ValueError):
     """The request is not one CloudEvent in a content mode the sink accepts."""
+
+
+def events_from_batch(headers: dict[str, str], body: bytes) -> list[dict[str, Any]]:
+    """The events of a batched-mode push (a JSON array of structured events), exactly as sent."""
+    ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+    if ctype and not ctype.startswith(BATCH) and not ctype.startswith("application/json"):
+        raise WireError(f"a batch is {BATCH} (a JSON array of structured events), not {ctype}")
+    try:
+        batch = json.loads(body)
+    except ValueError as exc:
+        raise WireError(f"batched-mode body is not valid JSON: {exc}") from None
+    if not isinstance(batch, list) or not all(isinstance(e, dict) for e in batch):
+        raise WireError("a batch must be a JSON array of event objects")
+    return batch
 
 
 def event_from_wire(headers: dict[str, str], body: bytes) -> dict[str, Any]:
@@ -70,7 +96,13 @@ class EventSink:
 
     @property
     def url(self) -> str:
+        """Where one event per request is pushed (binary or structured mode)."""
         return f"http://{self.host}:{self.port}/events"
+
+    @property
+    def batch_url(self) -> str:
+        """Where batches are pushed (batched mode: a JSON array of structured events)."""
+        return f"http://{self.host}:{self.port}/events:batch"
 
     def accept(self, event: dict[str, Any]) -> web.Response:
         """Take one event as it came over the wire; the answer to its pusher."""
@@ -83,6 +115,7 @@ class EventSink:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/events", self._receive)
+        app.router.add_post("/events:batch", self._receive_batch)
         self.routes(app)
         return app
 
@@ -95,6 +128,20 @@ class EventSink:
             return web.json_response({"error": "not accepted", "reason": str(exc)}, status=400)
         self.received += 1
         return self.accept(event)
+
+    async def _receive_batch(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            batch = events_from_batch(dict(request.headers), body)
+        except WireError as exc:
+            self.rejected += 1
+            return web.json_response({"error": "not accepted", "reason": str(exc)}, status=400)
+        # One answer for the whole batch: each element is taken (and judged, by a subclass's
+        # accept) on its own; a pusher that saw a refusal would push the whole batch again.
+        for event in batch:
+            self.received += 1
+            self.accept(event)
+        return web.Response(status=204)
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None)
@@ -112,3 +159,60 @@ class EventSink:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+class Arrivals:
+    """When events arrived (the harness's monotonic clock): how many in the last second, how far
+    apart they come lately, and when each saga last had one — what the quiet window and the
+    progress of a saga are judged by. Cheap: a bounded deque and a dict."""
+
+    RECENT = 256  # arrivals kept for the typical gap
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.count = 0
+        self._recent: deque[float] = deque(maxlen=self.RECENT)
+
+    def add(self, now: float) -> None:
+        self.last = now
+        self.count += 1
+        self._recent.append(now)
+
+    def in_last(self, seconds: float, now: float | None = None) -> int:
+        """Arrivals in the last ``seconds`` (at most :attr:`RECENT` are remembered)."""
+        since = (time.monotonic() if now is None else now) - seconds
+        return sum(1 for t in reversed(self._recent) if t > since)
+
+    def typical_gap_s(self) -> float:
+        """The median gap between the recent arrivals (0 with fewer than three)."""
+        times = list(self._recent)
+        if len(times) < 3:
+            return 0.0
+        return statistics.median(b - a for a, b in zip(times, times[1:], strict=False))
+
+
+def quiet_window_s(
+    *,
+    floor_s: float,
+    typical_gap_s: float,
+    drain_signal: bool,
+    retry_interval_s: float | None,
+    longest_fault_s: float,
+    loop_lag_s: float = 0.0,
+) -> float:
+    """How long the event stream must stay silent before it counts as quiet; pure.
+
+    At least ``floor_s``; five typical gaps between recent events (a slow system's events come
+    far apart); when the system gives no drain signal, long enough for a delivery in retry to be
+    tried again: the retry backoff's cap (with slack) where the system states it, else, after
+    faults, the longest fault (a retry chain backs off about as long as it kept failing); plus
+    the harness's own loop lag (an event it has not read yet is not silence). At most
+    :data:`QUIET_CAP_S`.
+    """
+    window = max(floor_s, 5 * typical_gap_s)
+    if not drain_signal:
+        if retry_interval_s is not None:
+            window = max(window, 1.5 * retry_interval_s)
+        elif longest_fault_s > 0:
+            window = max(window, longest_fault_s)
+    return min(QUIET_CAP_S, window + loop_lag_s)

@@ -253,6 +253,25 @@ class EventsAtStart(Protocol):
 
 
 @runtime_checkable
+class Drain(Protocol):
+    """The system can say what is still on its way: deliveries (commands, events, outbox rows) that
+    are pending or waiting for a retry. The harness judges a run only once every count is zero (or a
+    cap is reached), so late evidence is not taken for missing evidence."""
+
+    async def pending(self, http: aiohttp.ClientSession) -> dict[str, int]:
+        """Component -> deliveries not yet delivered (0: drained). Raises when one cannot answer
+        (down, paused): the harness then counts the system as not drained."""
+
+
+@runtime_checkable
+class RetryInterval(Protocol):
+    """How long the system may stay silent while it still has work: the cap of its retry backoff."""
+
+    def retry_interval_s(self) -> float:
+        """The longest a failed delivery waits before its next try, in seconds."""
+
+
+@runtime_checkable
 class OwnSwitches(Protocol):
     """The system's own switches its description sets for every service (``[env]``), recorded with a run."""
 
@@ -292,6 +311,7 @@ ABILITIES: dict[str, tuple[type, str]] = {
     ),
     "snapshots": (Snapshots, "list each service's read endpoints under [snapshots]"),
     "event tap": (EventTap, "describe [events.subscribe] (the SUT pushes to ${sink_url}) or [events.log]"),
+    "drain": (Drain, "name the endpoints that count undelivered work under [drain.pending]"),
 }
 
 

@@ -4,11 +4,13 @@ Eleven processes on loopback, planned by ``sagashop.topology.plan`` and run by
 one :class:`~saga_harness.supervisor.Supervisor`. It implements the
 :class:`~saga_harness.sut.SystemUnderTest` protocol and every ability: process
 control, link routing, delivery hooks (its task queue's and bus's admin API),
-contract providers, snapshots and an event tap.
+contract providers, snapshots, an event tap and a drain signal (each push queue's
+``/admin/pending``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -24,7 +26,7 @@ from saga_harness.sut import LinkInfo, ProviderInfo, SagaApi, SagaStatus, Servic
 from saga_harness.workload import Trigger
 from sagashop import signing
 from sagashop.bugs import parse_bugs
-from sagashop.topology import COMPONENTS, DATABASE, database_address, database_link, plan
+from sagashop.topology import COMMAND_SERVICES, COMPONENTS, DATABASE, database_address, database_link, plan
 from sagashop.topology import links as topology_links
 
 __all__ = ["ReferenceSystem", "ServiceInfo", "parse_bug_names"]
@@ -32,6 +34,11 @@ __all__ = ["ReferenceSystem", "ServiceInfo", "parse_bug_names"]
 # Eleven Python processes importing FastAPI and SQLAlchemy at once on a small
 # machine take several seconds; a minute leaves room for a loaded CI runner.
 DEFAULT_READY_TIMEOUT_S = 60.0
+# The components with durable pushes (an outbox, the task queue, the bus): the ones that say
+# what is still pending. The consumers only receive.
+QUEUED = ("orchestrator", "taskqueue", "eventbus", *COMMAND_SERVICES)
+RETRY_INTERVAL_S = 2.0  # PushQueue's backoff_max_s: the longest a failed push waits for its retry
+_DRAIN_READ_TIMEOUT_S = 2.0  # a component that cannot say within this counts as not drained
 
 
 def parse_bug_names(bugs: str | Sequence[str] | None, source: str = "bugs") -> tuple[str, ...]:
@@ -300,11 +307,15 @@ class ReferenceSystem:
         return out
 
     async def tap_events(self, http: aiohttp.ClientSession, sink_url: str) -> None:
+        # Batched mode, to the sink's batch route: one request per event made the harness's tap the
+        # bus's costliest subscription by far (every other one is batched), so under load the tap
+        # fell seconds behind the system and events were still arriving when the run was judged.
+        batch_url = sink_url.removesuffix("/events") + "/events:batch" if sink_url.endswith("/events") else None
         sub = {
             "name": "saga-harness-tap",
             "topic": "*",
-            "push_endpoint": sink_url,
-            "content_mode": "binary",
+            "push_endpoint": batch_url or sink_url,
+            "content_mode": "batch" if batch_url else "binary",
             "max_deliveries": 100,
         }
         async with http.post(self.url("eventbus") + "/subscriptions", json=sub) as resp:
@@ -314,6 +325,24 @@ class ReferenceSystem:
     async def untap_events(self, http: aiohttp.ClientSession) -> None:
         async with http.delete(self.url("eventbus") + "/subscriptions/saga-harness-tap") as resp:
             await resp.read()
+
+    # -- drain: what is still on its way ----------------------------------------
+    async def pending(self, http: aiohttp.ClientSession) -> dict[str, int]:
+        """Each component's pushes not yet delivered (its outbox, the task queue's tasks, the bus's
+        deliveries, the harness's tap included), from their ``/admin/pending``."""
+
+        async def one(name: str) -> tuple[str, int]:
+            timeout = aiohttp.ClientTimeout(total=_DRAIN_READ_TIMEOUT_S)
+            async with http.get(self.url(name) + "/admin/pending", timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise SutError(f"{name}: GET /admin/pending answered {resp.status}")
+                return name, int((await resp.json())["pending"])
+
+        return dict(await asyncio.gather(*(one(name) for name in QUEUED)))
+
+    def retry_interval_s(self) -> float:
+        """The cap of the push queues' retry backoff (``sagashop.pushqueue.PushQueue``)."""
+        return RETRY_INTERVAL_S
 
     # -- delivery hooks (the task queue's and the bus's admin API) -------------
     def delivery_components(self) -> list[str]:
