@@ -33,9 +33,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,20 +44,23 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp
+import psutil
 from saga_harness.adapters import load_sut
 from saga_harness.checkers import RunInfo, Verdicts, run_checks
-from saga_harness.history import HistoryWriter, Meta, read_history, shard_path
+from saga_harness.history import HistoryWriter, MachineLoad, Meta, Phase, read_history, shard_path
 from saga_harness.history.reader import read_entries
 from saga_harness.model import SagaModel
 from saga_harness.progress import Listener, PhaseStarted, ProgressEvent, RunFinished, ignore
 from saga_harness.runner import Runner
 from saga_harness.sink import EventSink
 from saga_harness.startplan import StartTally
+from saga_harness.supervisor import Supervisor, started_pids
 from saga_harness.sut import EventsAtStart, Needs, OwnSwitches, SagaPools, SystemUnderTest, require
 from saga_harness.workload import PlannedSaga, parse_mix, plan
 
 __all__ = [
     "Lifecycle",
+    "MachineMonitor",
     "Run",
     "RunRequest",
     "judge",
@@ -194,6 +198,157 @@ def plan_workload(
     return plan(sagas, triggers=triggers, mix=weights, duplicates=duplicates, seed=seed, pools=pools)
 
 
+class MachineMonitor:
+    """How starved the harness and the machine are during a run, recorded as a
+    :class:`~saga_harness.history.MachineLoad` about once a second (the judge tells a slow system
+    from a starved harness by it).
+
+    A sleeper task on the run's loop wakes every ``tick_s`` and notes how late it woke (the loop
+    lag every event and poll of the run suffers too); once per ``interval_s`` it reads the
+    machine's CPU in use, the CPU of the processes the harness started (``pids``, and their
+    children), its own process's CPU and the load average. It counts the CPU time its own code
+    takes (``cpu_s``) and says so in a ``machine-monitor`` phase when it stops: kept well under 1 %.
+    """
+
+    def __init__(
+        self,
+        history: HistoryWriter,
+        pids: Callable[[], list[int]] = started_pids,  # default: every process the harness started
+        interval_s: float = 1.0,
+        tick_s: float = 0.025,
+    ) -> None:
+        self.history = history
+        self.pids = pids
+        self.interval_s = interval_s
+        self.tick_s = tick_s
+        self.samples = 0
+        self.cpu_s = 0.0  # CPU time the monitor's own code took (its thread's clock)
+        self._began = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+        self._procs: dict[int, psutil.Process] = {}  # leaders and their children, refreshed now and then
+        self._cpu: dict[int, float] = {}  # pid -> its CPU seconds at the last sample
+        self._family_at = 0.0
+        self._me = psutil.Process()
+        self._my_cpu = 0.0
+
+    def start(self) -> None:
+        """Start sampling on the running loop."""
+        if self._task is None:
+            self._began = time.monotonic()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop sampling (idempotent) and record what the monitor itself cost."""
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        wall = time.monotonic() - self._began
+        detail = {
+            "samples": self.samples,
+            "cpu_s": round(self.cpu_s, 4),
+            "wall_s": round(wall, 3),
+            "overhead_pct": round(100 * self.cpu_s / wall, 4) if wall > 0 else 0.0,
+        }
+        self.history.append(Phase("machine-monitor", detail))
+
+    async def _run(self) -> None:
+        spent = time.thread_time()
+        psutil.cpu_percent(None)  # the first call only sets the reference point
+        self._my_cpu = _cpu_seconds(self._me)
+        self._family(time.monotonic())
+        lags: list[float] = []
+        last = time.monotonic()
+        self.cpu_s += time.thread_time() - spent
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(self.tick_s)
+            spent = time.thread_time()
+            now = time.monotonic()
+            lags.append(max(0.0, now - before - self.tick_s))
+            if now - last >= self.interval_s:
+                self._sample(now - last, lags)
+                lags, last = [], now
+            self.cpu_s += time.thread_time() - spent
+
+    def _family(self, now: float) -> None:
+        """The processes to count: the leaders and their descendants, found in one walk of the
+        process table (every ``_FAMILY_EVERY_S``, or when a leader is new: the walk costs ~3 ms,
+        reading a process's CPU clock ~20 µs)."""
+        self._family_at = now
+        leaders = set(self.pids())
+        children: dict[int, list[int]] = {}
+        if leaders:
+            for proc in psutil.process_iter(["ppid"]):
+                children.setdefault(proc.info["ppid"] or 0, []).append(proc.pid)
+        procs: dict[int, psutil.Process] = {}
+        todo = list(leaders)
+        while todo:
+            pid = todo.pop()
+            if pid in procs:
+                continue
+            try:
+                procs[pid] = self._procs.get(pid) or psutil.Process(pid)
+            except psutil.Error:
+                continue
+            todo += children.get(pid, [])
+        self._procs = procs
+
+    def _sample(self, interval_s: float, lags: list[float]) -> None:
+        now = time.monotonic()
+        if now - self._family_at >= _FAMILY_EVERY_S or set(self.pids()) - set(self._procs):
+            self._family(now)
+        used = 0.0
+        cpu: dict[int, float] = {}
+        for pid, proc in self._procs.items():
+            seconds = _cpu_seconds(proc)
+            if seconds is None:
+                continue
+            cpu[pid] = seconds
+            used += max(0.0, seconds - self._cpu.get(pid, seconds))  # a new process counts from now
+        self._cpu = cpu
+        mine = _cpu_seconds(self._me)
+        harness = None if mine is None or self._my_cpu is None else 100 * (mine - self._my_cpu) / interval_s
+        self._my_cpu = mine
+        ordered = sorted(lags)
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
+        self.history.append(
+            MachineLoad(
+                interval_s=round(interval_s, 3),
+                loop_lag_p99_ms=round(p99 * 1000, 2),
+                loop_lag_max_ms=round((ordered[-1] if ordered else 0.0) * 1000, 2),
+                cpu_busy_pct=round(psutil.cpu_percent(None), 1),
+                sut_cpu_pct=round(100 * used / interval_s, 1) if self._procs else None,
+                load1=round(os.getloadavg()[0], 2),
+                harness_cpu_pct=None if harness is None else round(harness, 1),
+                cores=psutil.cpu_count(),
+            ),
+            process="monitor",
+        )
+        self.samples += 1
+
+
+_FAMILY_EVERY_S = 10.0  # how often the monitor looks for new children of the system's processes
+
+
+def _pids_of(sut: SystemUnderTest) -> Callable[[], list[int]]:
+    """Whose CPU counts as the system's: the processes its supervisor started (the bundled and the
+    described systems have one); none for a system that runs none (the in-process fake, a plugin
+    with processes of its own: its share is then not measured)."""
+    supervisor = getattr(sut, "supervisor", None)  # not an ability: how an adapter runs its processes
+    return supervisor.pids if isinstance(supervisor, Supervisor) else list
+
+
+def _cpu_seconds(proc: psutil.Process) -> float | None:
+    """A process's CPU time so far (user + system), None once it is gone."""
+    try:
+        t = proc.cpu_times()
+    except psutil.Error:
+        return None
+    return t.user + t.system
+
+
 class _Loop:
     """An asyncio loop on a thread of its own, so synchronous callers (the CLI, pytest tests)
     can drive asynchronous clients and the event sink can run throughout the run."""
@@ -273,6 +428,8 @@ class Run:
         self._ticker: asyncio.Task[None] | None = None
         self._sink: EventSink | None = None  # a sink opened before the SUT started (or a parent run's)
         self.runner = Runner(sut, history, on_phase=self._phase)
+        # A judged run measures its own starvation (MachineLoad records) from open to the end of observing.
+        self.monitor = MachineMonitor(history, pids=_pids_of(sut)) if observe else None
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -333,6 +490,8 @@ class Run:
     def _open(self, baseline: bool = False) -> None:
         async def open_() -> None:
             await self.runner.open(observe=self._observe, sink=self._sink)
+            if self.monitor is not None:
+                self.monitor.start()
             if baseline:
                 await self.runner.baseline()
             if self.listener is not ignore:
@@ -350,8 +509,12 @@ class Run:
         if self._finished:
             return
         self._finished = True
-        if self._observe:
-            await self.runner.finish()
+        try:
+            if self._observe:
+                await self.runner.finish()
+        finally:
+            if self.monitor is not None:
+                await self.monitor.stop()
         await self._stop_ticking()
         self.emit(self.runner.counts(self.elapsed()))
 
@@ -367,6 +530,8 @@ class Run:
                 if finish:
                     await self._finish()
             finally:
+                if self.monitor is not None:
+                    await self.monitor.stop()
                 await self._stop_ticking()
                 await self.runner.close()
 

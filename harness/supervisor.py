@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import ctypes
 import ctypes.util
 import http.client
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -49,11 +50,13 @@ from saga_harness.errors import SutError
 
 __all__ = [
     "ProcessSpec",
+    "busy_loops",
     "ProcessStatus",
     "Supervisor",
     "check_health",
     "install_exit_hooks",
     "spawn_detached",
+    "started_pids",
     "stop_all",
 ]
 
@@ -391,6 +394,14 @@ def stop_all() -> None:
     _stop_all()
 
 
+def started_pids() -> list[int]:
+    """The pids of the live processes every running supervisor of this process started (the
+    leaders; their children are theirs to count): whose CPU share a run measures."""
+    with _registry_lock:
+        sups = list(_live_supervisors)
+    return [pid for sup in sups for pid in sup.pids()]
+
+
 # --- the supervisor -----------------------------------------------------------------
 
 
@@ -586,6 +597,11 @@ class Supervisor:
         with self._lock:
             return list(self._procs)
 
+    def pids(self) -> list[int]:
+        """The pids of its live processes (the leaders of their process groups)."""
+        with self._lock:
+            return [p.popen.pid for p in self._procs.values() if p.popen.returncode is None]
+
     def pid(self, name: str) -> int:
         """The current pid of ``name`` (it changes on restart)."""
         return self._get(name).popen.pid
@@ -748,6 +764,39 @@ def _tail(path: Path, lines: int) -> list[str]:
         return []
     text = data.decode("utf-8", errors="replace").splitlines()
     return [line for line in text if line.strip()][-lines:]
+
+
+# A busy loop pinned to one core: CPU contention for a run, as on a shared CI runner. Run with
+# -I -S (no site, no harness import) so it starts at once and does nothing but spin.
+_BUSY_SOURCE = r"""
+import os, sys
+cores = [int(c) for c in sys.argv[1].split(",") if c]
+if cores and hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, set(cores))
+while True:
+    pass
+"""
+
+
+@contextlib.contextmanager
+def busy_loops(count: int, run_dir: str | os.PathLike[str], cores: Sequence[int] | None = None) -> Iterator[Supervisor]:
+    """``count`` processes spinning at 100 % CPU while the block runs — the busy machine a run must
+    give the same verdict on. The i-th is pinned to core ``cores[i % len(cores)]`` (default: core
+    ``i`` of the cores this process may use) with ``os.sched_setaffinity``. They are started by a
+    :class:`Supervisor` of their own (logs in ``run_dir/logs``) and stopped on every way out of the
+    block, and by the supervisor's exit hooks and watchdog if the harness itself dies."""
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    pinned = list(cores) if cores is not None else usable
+    specs = [
+        ProcessSpec(
+            name=f"busy-{i}",
+            argv=[sys.executable, "-I", "-S", "-c", _BUSY_SOURCE, str(pinned[i % len(pinned)]) if pinned else ""],
+        )
+        for i in range(count)
+    ]
+    with Supervisor(run_dir) as sup:
+        sup.start(specs)
+        yield sup
 
 
 def spawn_detached(

@@ -19,6 +19,7 @@ the classes below, so the format cannot drift between them. A reader adds
 ``fault``       :class:`FaultChange` — a fault window starts or stops
 ``phase``       :class:`Phase` — run markers (workload-start, converged, …)
 ``snapshot``    :class:`Snapshot` — a service's state (``baseline``: before the workload)
+``machine``     :class:`MachineLoad` — how starved the harness and the machine were, about once a second
 ==============  ============================================================
 """
 
@@ -227,6 +228,47 @@ class Snapshot(Record):
         return cls(str(d.get("service") or ""), d.get("data"), bool(d.get("baseline", False)))
 
 
+@dataclass(frozen=True, slots=True)
+class MachineLoad(Record):
+    """How busy the machine was over the last ``interval_s`` (about a second), measured by the harness
+    during a run: enough to tell a slow system from a starved harness.
+
+    ``loop_lag_*``: how late the harness's own asyncio loop woke a sleeper (its events and polls
+    wait that long too); ``cpu_busy_pct``: the whole machine's CPU in use (100 = every core);
+    ``sut_cpu_pct``: CPU used by the processes the harness started (100 = one core busy; the sum
+    over their process trees); ``harness_cpu_pct``: the harness's own process (100 = one core);
+    ``load1``: the one-minute load average; ``cores``: logical CPUs. None: not measurable here.
+    """
+
+    TYPE: ClassVar[str] = "machine"
+    interval_s: float = 0.0
+    loop_lag_p99_ms: float = 0.0
+    loop_lag_max_ms: float = 0.0
+    cpu_busy_pct: float | None = None
+    sut_cpu_pct: float | None = None
+    load1: float | None = None
+    harness_cpu_pct: float | None = None
+    cores: int | None = None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> MachineLoad:
+        def num(key: str) -> float | None:
+            v = d.get(key)
+            return None if v is None else float(v)
+
+        cores = d.get("cores")
+        return cls(
+            float(d.get("interval_s") or 0.0),
+            float(d.get("loop_lag_p99_ms") or 0.0),
+            float(d.get("loop_lag_max_ms") or 0.0),
+            num("cpu_busy_pct"),
+            num("sut_cpu_pct"),
+            num("load1"),
+            num("harness_cpu_pct"),
+            None if cores is None else int(cores),
+        )
+
+
 _BY_TYPE: dict[str, Any] = {
     "meta": Meta,
     "invoke": Invoke,
@@ -238,6 +280,7 @@ _BY_TYPE: dict[str, Any] = {
     "fault": FaultChange,
     "phase": Phase,
     "snapshot": Snapshot,
+    "machine": MachineLoad,
 }
 TYPES = tuple(_BY_TYPE)
 
