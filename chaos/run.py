@@ -71,25 +71,36 @@ def execute_scenario(
     workload = life.plan(n, mix=dict(scenario.workload.mix), duplicates=scenario.workload.duplicates)
     with proxied_links(life.sut, windows) as proxies, life as run:
         nemesis = Nemesis.for_sut(windows, run.history, run.sut, run.http, proxies)
-        run.call(drive_with_faults(run, nemesis, workload, scenario.workload.concurrency, scenario.deadline))
+        run.call(
+            drive_with_faults(
+                run, nemesis, workload, scenario.workload.concurrency, scenario.deadline, scenario.workload.rate
+            )
+        )
         verdicts = run.judge()
     return RunResult(life.run_dir, verdicts)
 
 
 async def drive_with_faults(
-    run: Run, nemesis: Nemesis, workload: list[PlannedSaga], concurrency: int, deadline_s: float
+    run: Run,
+    nemesis: Nemesis,
+    workload: list[PlannedSaga],
+    concurrency: int,
+    deadline_s: float,
+    rate: float | None = None,
 ) -> None:
-    """The workload and the fault schedule at once; heal every fault, then converge."""
+    """The workload (``rate`` sagas a second at most) and the fault schedule at once; heal every
+    fault, then converge."""
     ticker = asyncio.create_task(report_faults(run, nemesis))
     try:
         chaos = asyncio.create_task(nemesis.run())
         try:
-            await run.runner.drive(workload, concurrency)
+            await run.runner.drive(workload, concurrency, rate=rate)
             await chaos
         finally:
             await heal(run, nemesis, chaos)
         settle = SETTLE_AFTER_FAULTS_S if nemesis.windows else 0.0
-        await run.runner.converge(deadline_s, settle_s=settle)
+        longest = max((w.end_s - w.start_s for w in nemesis.windows), default=0.0)
+        await run.runner.converge(deadline_s, settle_s=settle, longest_fault_s=longest)
     finally:
         ticker.cancel()
         run.emit(nemesis.counts(run.elapsed()))

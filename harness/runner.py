@@ -29,8 +29,9 @@ import aiohttp
 from saga_harness.adapters.http import send
 from saga_harness.errors import SutError
 from saga_harness.history import CapturedEvent, Completion, HistoryWriter, Invoke, Phase, Snapshot, StatusSeen
+from saga_harness.pointer import resolve
 from saga_harness.progress import SagaCounts
-from saga_harness.sink import EventSink
+from saga_harness.sink import Arrivals, EventSink, quiet_window_s
 from saga_harness.startplan import (
     MISSING,
     Answer,
@@ -45,8 +46,10 @@ from saga_harness.startplan import (
     saga_variables,
 )
 from saga_harness.sut import (
+    Drain,
     EventTap,
     PerIdSnapshots,
+    RetryInterval,
     SagaApi,
     SagaStatus,
     Snapshots,
@@ -61,15 +64,26 @@ class RunOptions:
     deadline_s: float = 30.0
     poll_interval_s: float = 0.2
     request_timeout_s: float = 10.0
-    quiet_s: float = 0.5  # events must stop arriving this long before the snapshot
+    quiet_s: float = 0.5  # the least quiet window: events must stop arriving this long before the snapshot
     retries_on_unknown: int = 3  # resends (same key) after a request whose outcome is unknown
     settle_s: float = 0.0  # after faults: the least time from healing (convergence) to the snapshot
+    # Past the deadline, sagas still progressing get more time, up to this (None: 3 x the deadline).
+    deadline_cap_s: float | None = None
+    # The longest the evidence may take to settle after convergence (None: scaled to the run, within
+    # EVIDENCE_CAP_MIN_S..EVIDENCE_CAP_MAX_S). A run always ends by itself.
+    evidence_cap_s: float | None = None
 
 
 # A delivery that failed during a fault is retried after its backoff (at most 2 s in the
 # reference system's task queue and bus), and no event announces it: after faults, the
 # snapshot waits this long from healing, or it may miss a side effect that is still due.
 SETTLE_AFTER_FAULTS_S = 3.0
+# The evidence cap, scaled to the run's length so far (a soak's backlog drains for longer than a
+# quick run's), within these bounds.
+EVIDENCE_CAP_MIN_S = 60.0
+EVIDENCE_CAP_MAX_S = 600.0
+_DEADLINE_CAP_FACTOR = 3.0
+_SETTLE_TICK_S = 0.1
 
 
 class Runner:
@@ -108,7 +122,13 @@ class Runner:
         self._broken_members: dict[tuple[str, int], str] = {}  # (pool, n) -> why its setup failed
         self._lost: dict[str, tuple[PlannedSaga, StartSequence]] = {}  # key -> a start with no saga id, no answer
         self._op = 0
-        self._last_event = time.monotonic()
+        self.arrivals = Arrivals()
+        self._progress: dict[str, float] = {}  # saga id -> when it last moved (a new state, an event for it)
+        self._saga_pointers: tuple[str, ...] = ()  # where an event names its saga (the model's evidence)
+        self._longest_fault_s = 0.0
+        self._loop_lag_s = 0.0  # the worst lag of the harness's loop seen while settling
+        self._round_s = 0.0  # how long the last round of status polls took
+        self._opened_at = time.monotonic()
         self._outcomes: dict[str, str] = {}
         self._seen_last: dict[tuple[str, str], str] = {}  # (saga id, source) -> the last state recorded
         self._converging_since: float | None = None
@@ -137,9 +157,15 @@ class Runner:
 
     # -- events ------------------------------------------------------------------------
     def _on_event(self, event: dict[str, Any]) -> None:
-        self._last_event = time.monotonic()
+        now = time.monotonic()
+        self.arrivals.add(now)
         self.events += 1
         self.history.append(CapturedEvent(event), process="sink")
+        for pointer in self._saga_pointers:
+            saga_id = resolve(event, pointer, None)
+            if isinstance(saga_id, str) and saga_id in self.saga_ids:
+                self._progress[saga_id] = now  # an event for it: it is moving
+                break
         spec = self.plan.status if self.plan is not None else None
         if spec is not None and spec.from_events is not None:
             found = spec.from_events.read(event, spec.terminal)
@@ -166,6 +192,8 @@ class Runner:
         self.api = self.sut.saga_api()
         self.plan = self.api.start_plan()
         self.urls = self.api.service_urls()
+        self._opened_at = time.monotonic()
+        self._saga_pointers = self._event_saga_pointers()
         if sink is not None and self._sink is None:
             self._sink, self._sink_owned = sink, False
             self._sink_before, sink.on_event = sink.on_event, self._on_event
@@ -173,6 +201,20 @@ class Runner:
             sink = await self.open_sink()
             await self.sut.tap_events(self.http, sink.url)
             self._tapped = True
+
+    def _event_saga_pointers(self) -> tuple[str, ...]:
+        """Where the model's event evidence names the saga (an event for a saga shows it moving)."""
+        try:
+            steps = self.sut.model().steps
+        except Exception:  # a model that does not load is the lifecycle's to report, not the runner's
+            return ("/data/saga_id",)
+        found = dict.fromkeys(m.saga_id for s in steps for m in (s.done, s.undone) if m is not None and m.event)
+        spec = self.plan.status if self.plan is not None else None
+        if spec is not None and spec.from_events is not None:
+            pointer = getattr(spec.from_events, "saga_id", None)
+            if isinstance(pointer, str):
+                found.setdefault(pointer)
+        return tuple(found) or ("/data/saga_id",)
 
     # -- pools -------------------------------------------------------------------------
     async def setup_pools(self, wanted: Iterable[tuple[str, int]]) -> int:
@@ -229,19 +271,28 @@ class Runner:
         return {p: [m[n] for n in sorted(m)] for p, m in self.members.items()}
 
     # -- the workload ------------------------------------------------------------------
-    async def drive(self, workload: list[PlannedSaga], concurrency: int | None = None) -> list[str]:
+    async def drive(
+        self, workload: list[PlannedSaga], concurrency: int | None = None, rate: float | None = None
+    ) -> list[str]:
         """Set up the pool members it draws, take a baseline snapshot (the first time, and after a
-        setup), start every planned saga (and its resubmissions), ``concurrency`` at a time; the
-        saga ids started."""
+        setup), start every planned saga (and its resubmissions), ``concurrency`` at a time and, with
+        ``rate``, no more than ``rate`` a second (the n-th not before n / rate s); the saga ids started."""
         before = set(self.saga_ids)
         self.planned += len(workload)
         new = await self.setup_pools(m for saga in workload for m in saga.members.values())
         if new or not self._baselined:
             await self.baseline()
         self.on_phase("workload")
-        self.history.append(Phase("workload-start"))
+        self.history.append(Phase("workload-start", {"rate": rate} if rate else {}))
         gate = asyncio.Semaphore(concurrency or self.options.concurrency)
-        await asyncio.gather(*(self._client(self._session(), gate, p) for p in workload))
+        t0 = time.monotonic()
+
+        async def paced(n: int, saga: PlannedSaga) -> None:
+            if rate:
+                await asyncio.sleep(max(0.0, t0 + n / rate - time.monotonic()))
+            await self._client(self._session(), gate, saga)
+
+        await asyncio.gather(*(paced(n, p) for n, p in enumerate(workload)))
         self.history.append(Phase("workload-end", {"starts": self.start_counts()}))
         return [s for s in self.saga_ids if s not in before]
 
@@ -257,35 +308,55 @@ class Runner:
         variables = saga_variables(key=key, seed=0, i=0, seq100=1, rand100=1, request=body)
         self._lost.setdefault(key, (saga, StartSequence(self._plan().saga_steps, variables, key=key)))
 
-    async def converge(self, deadline_s: float | None = None, settle_s: float | None = None) -> bool:
+    async def converge(
+        self, deadline_s: float | None = None, settle_s: float | None = None, longest_fault_s: float | None = None
+    ) -> bool:
         """Poll every started saga until all are terminal or the deadline passes (looking up lost
-        starts meanwhile). After faults, call it once they have healed, with ``settle_s``: the
-        snapshot then waits at least that long from now."""
+        starts meanwhile). Sagas still progressing at the deadline get more time, up to the cap
+        (:attr:`RunOptions.deadline_cap_s`); the ones that stopped moving are not waited for. After
+        faults, call it once they have healed, with ``settle_s`` (the snapshot then waits at least
+        that long from now) and ``longest_fault_s`` (retries back off about as long)."""
         self.on_phase("converging")
         self._converging_since = time.monotonic()
         if settle_s is not None:
             self.options = replace(self.options, settle_s=settle_s)
-        converged = await self._converge(self._session(), deadline_s)
-        pending = len([s for s in self.saga_ids if s not in self._outcomes])
-        detail = {"pending": pending, "starts": self.start_counts()}
+        if longest_fault_s is not None:
+            self._longest_fault_s = max(self._longest_fault_s, longest_fault_s)
+        converged, extended_s = await self._converge(self._session(), deadline_s)
+        pending = [s for s in self.saga_ids if s not in self._outcomes]
+        detail: dict[str, Any] = {"pending": len(pending), "starts": self.start_counts()}
+        if not converged:
+            window = self._progress_window_s()
+            detail.update(progressing=len(self._progressing(pending, window)), window_s=round(window, 3))
+        if extended_s:
+            detail["extended_s"] = round(extended_s, 3)
         self.history.append(Phase("converged" if converged else "deadline-passed", detail))
         return converged
 
     async def finish(self) -> None:
-        """Let side effects land, snapshot every service, untap the events (the observation ends)."""
+        """Let the evidence settle (events drained, the system's backlog empty, two snapshots that
+        agree), record the last snapshot of every service, untap the events (the observation ends).
+        How it settled is the Phase ``evidence-settled``."""
         snapshots = isinstance(self.sut, (Snapshots, PerIdSnapshots))
-        if self._tapped or snapshots:
+        if self._tapped or snapshots or isinstance(self.sut, Drain):
             self.on_phase("settling")
-            await self._quiet()
-        if snapshots:
-            self.on_phase("snapshot")
-        if isinstance(self.sut, Snapshots):
-            for service, data in (await self.sut.snapshot(self._session())).items():
-                self.history.append(Snapshot(service, data))
-        if isinstance(self.sut, PerIdSnapshots):
-            sagas = {sid: self.saga_values.get(sid, {}) for sid in self.saga_ids}
-            reads = await self.sut.per_id_snapshot(self._session(), sagas, self._member_lists())
-            for name, data in reads.items():
+            t0 = time.monotonic()
+            cap_at = t0 + self._evidence_cap_s()
+            detail = await self._drain(cap_at)
+            final: dict[str, Any] = {}
+            agreed, reads = True, 0  # nothing to read: nothing disagrees
+            if snapshots:
+                self.on_phase("snapshot")
+                final, agreed, reads = await self._agreeing_snapshots(cap_at)
+            detail.update(
+                events_last_s=float(self.arrivals.in_last(1.0)),
+                waited_s=round(time.monotonic() - t0, 3),
+                snapshots_agreed=agreed,
+                snapshot_reads=reads,
+            )
+            detail["cap_reached"] = detail["cap_reached"] or time.monotonic() >= cap_at
+            self.history.append(Phase("evidence-settled", detail))
+            for name, data in final.items():
                 self.history.append(Snapshot(name, data))
         if self._tapped and isinstance(self.sut, EventTap):
             self._tapped = False
@@ -487,6 +558,7 @@ class Runner:
         if source != "answer" and self._seen_last.get((saga_id, source)) == mark:
             return
         self._seen_last[(saga_id, source)] = mark
+        self._progress[saga_id] = time.monotonic()  # a new state: it is moving
         self.history.append(StatusSeen(saga_id, state, outcome, fields, source), process=process)
         if outcome is not None and saga_id not in self._outcomes:
             self._outcomes[saga_id] = outcome
@@ -554,9 +626,15 @@ class Runner:
                 self.saga_ids.setdefault(saga_id, key)
                 self.saga_values[saga_id] = seq.variables
 
-    async def _converge(self, http: aiohttp.ClientSession, deadline_s: float | None = None) -> bool:
-        deadline = time.monotonic() + (deadline_s if deadline_s is not None else self.options.deadline_s)
+    async def _converge(self, http: aiohttp.ClientSession, deadline_s: float | None = None) -> tuple[bool, float]:
+        """(all terminal, the time added past the deadline for sagas still progressing)."""
+        deadline_s = deadline_s if deadline_s is not None else self.options.deadline_s
+        begun = time.monotonic()
+        deadline = begun + deadline_s
+        cap_s = self.options.deadline_cap_s
+        cap = begun + (cap_s if cap_s is not None else _DEADLINE_CAP_FACTOR * deadline_s)
         gate = asyncio.Semaphore(self.options.concurrency)
+        self._round_s = 0.0
 
         async def poll(saga_id: str) -> None:
             async with gate:
@@ -566,24 +644,131 @@ class Runner:
             await self._find_lost()
             pending = [s for s in self.saga_ids if s not in self._outcomes]
             if not pending and not (self._lost and self._plan().lookup is not None):
-                return True
-            if time.monotonic() > deadline:
-                return False
+                return True, max(0.0, time.monotonic() - (begun + deadline_s))
+            now = time.monotonic()
+            if now > deadline:
+                # Slow is not stuck: sagas that moved within the window get more time (to the cap);
+                # if none did, the rest have stopped and waiting longer would only delay the verdict.
+                window = self._progress_window_s()
+                progressing = self._progressing(pending, window)
+                if not progressing or now >= cap:
+                    return False, max(0.0, min(now, cap) - (begun + deadline_s))
+                extra = min(cap - now, max(window, 0.1 * deadline_s))
+                deadline = now + extra
+                detail = {"pending": len(pending), "progressing": len(progressing), "extra_s": round(extra, 3)}
+                self.history.append(Phase("deadline-extended", {**detail, "window_s": round(window, 3)}))
+            started = time.monotonic()
             await asyncio.gather(*(poll(s) for s in pending))
+            self._round_s = time.monotonic() - started
             await asyncio.sleep(self.options.poll_interval_s)
 
-    async def _quiet(self) -> None:
-        # Side effects (emails, loyalty, analytics) land after the saga's outcome:
-        # wait until the event stream goes quiet, within reason, and at least
-        # ``settle_s`` from healing (retries due after a fault announce nothing).
-        now = time.monotonic()
-        settled = (self._converging_since or now) + self.options.settle_s
-        limit = max(now + max(5.0, self.options.quiet_s * 10), settled)
-        while time.monotonic() < limit and (
-            time.monotonic() - self._last_event < self.options.quiet_s or time.monotonic() < settled
-        ):
-            await asyncio.sleep(0.1)
+    def _progressing(self, pending: list[str], window_s: float) -> list[str]:
+        """The sagas among ``pending`` that moved (a new state, an event for them) in the last ``window_s``."""
+        since = time.monotonic() - window_s
+        return [s for s in pending if self._progress.get(s, float("-inf")) >= since]
+
+    def _progress_window_s(self) -> float:
+        """How recently a saga must have moved to count as progressing: the quiet window, and at least
+        three rounds of polling (a change is only seen when its saga's turn comes)."""
+        return max(self._quiet_window_s(), 3 * (self._round_s + self.options.poll_interval_s))
+
+    # -- evidence ----------------------------------------------------------------------
+    def _quiet_window_s(self) -> float:
+        retry = self.sut.retry_interval_s() if isinstance(self.sut, RetryInterval) else None
+        return quiet_window_s(
+            floor_s=self.options.quiet_s,
+            typical_gap_s=self.arrivals.typical_gap_s(),
+            drain_signal=isinstance(self.sut, Drain),
+            retry_interval_s=retry,
+            longest_fault_s=self._longest_fault_s,
+            loop_lag_s=self._loop_lag_s,
+        )
+
+    def _evidence_cap_s(self) -> float:
+        """The longest the evidence may take to settle: the option, else the run's length so far
+        within :data:`EVIDENCE_CAP_MIN_S` .. :data:`EVIDENCE_CAP_MAX_S`."""
+        if self.options.evidence_cap_s is not None:
+            return self.options.evidence_cap_s
+        return min(EVIDENCE_CAP_MAX_S, max(EVIDENCE_CAP_MIN_S, time.monotonic() - self._opened_at))
+
+    async def _pending(self) -> dict[str, int] | None:
+        """The system's own count of what it still has to deliver (None: it could not say)."""
+        if not isinstance(self.sut, Drain):
+            return {}
+        try:
+            return {str(k): int(v) for k, v in (await self.sut.pending(self._session())).items()}
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError, KeyError, TypeError, SutError):
+            return None  # down or paused for a moment: not drained
+
+    async def _drain(self, cap_at: float) -> dict[str, Any]:
+        """Wait until the observation channels are drained: the event stream quiet for the quiet
+        window, the system's pending count (where it gives one) zero, and ``settle_s`` passed since
+        healing — or the cap. The start of the ``evidence-settled`` detail."""
+        settled_at = (self._converging_since or time.monotonic()) + self.options.settle_s
+        pending: dict[str, int] | None = None
+        drained = False
+        while True:
+            tick = time.monotonic()
+            await asyncio.sleep(_SETTLE_TICK_S)
+            # The sleeper's own lateness is the harness's loop lag: an event not read yet is not silence.
+            self._loop_lag_s = max(self._loop_lag_s, time.monotonic() - tick - _SETTLE_TICK_S)
+            now = time.monotonic()
+            window = self._quiet_window_s()
+            quiet = not self._tapped or now - self.arrivals.last >= window
+            if quiet and now >= settled_at:
+                pending = await self._pending()
+                drained = pending is not None and not any(pending.values())
+                # Quiet again after the read (a read may take a while): nothing arrived meanwhile.
+                drained = drained and (not self._tapped or time.monotonic() - self.arrivals.last >= window)
+            if drained or time.monotonic() >= cap_at:
+                break
+        return {
+            "drained": drained,
+            "cap_reached": not drained,
+            "pending": pending if pending is not None else {},
+            "drain_signal": isinstance(self.sut, Drain),
+            "quiet_window_s": round(self._quiet_window_s(), 3),
+            "loop_lag_max_ms": round(self._loop_lag_s * 1000, 1),
+        }
+
+    async def _snapshot_once(self) -> dict[str, Any]:
+        """Every service's state and every per-id read, as they are now (name -> data)."""
+        out: dict[str, Any] = {}
+        http = self._session()
+        if isinstance(self.sut, Snapshots):
+            out.update(await self.sut.snapshot(http))
+        if isinstance(self.sut, PerIdSnapshots):
+            sagas = {sid: self.saga_values.get(sid, {}) for sid in self.saga_ids}
+            out.update(await self.sut.per_id_snapshot(http, sagas, self._member_lists()))
+        return out
+
+    async def _agreeing_snapshots(self, cap_at: float) -> tuple[dict[str, Any], bool, int]:
+        """Snapshot until two reads a settle apart agree (nothing changed between them), or the cap
+        (then two reads at least, whatever the time). (The last read, whether two agreed, reads.)"""
+        gap_s = max(self.options.quiet_s, _SETTLE_TICK_S)
+        last: dict[str, Any] | None = None
+        reads = 0
+        while True:
+            try:
+                now_read = await self._snapshot_once()
+            except (aiohttp.ClientError, TimeoutError, OSError, SutError):
+                if time.monotonic() >= cap_at and reads >= 2:
+                    raise  # the system cannot be read at all: the run's failure, as before
+                now_read = None
+            reads += 1
+            if now_read is not None and last is not None and _same(now_read, last):
+                return now_read, True, reads
+            if now_read is not None:
+                last = now_read
+            if time.monotonic() >= cap_at and reads >= 2 and last is not None:
+                return last, False, reads
+            await asyncio.sleep(gap_s)
 
     @property
     def outcomes(self) -> Mapping[str, str]:
         return dict(self._outcomes)
+
+
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Two snapshot reads say the same (compared as JSON: a tuple and a list alike)."""
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
