@@ -766,36 +766,26 @@ def _tail(path: Path, lines: int) -> list[str]:
     return [line for line in text if line.strip()][-lines:]
 
 
-# A busy loop pinned to one core: CPU contention for a run, as on a shared CI runner. Run with
-# -I -S (no site, no harness import) so it starts at once and does nothing but spin.
-_BUSY_SOURCE = r"""
-import os, sys
-cores = [int(c) for c in sys.argv[1].split(",") if c]
-if cores and hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, set(cores))
-while True:
-    pass
-"""
+# A busy loop: CPU contention for a run, as on a shared CI runner. Run with -I -S (no site, no
+# harness import) so it starts at once and does nothing but spin.
+_BUSY_SOURCE = "while True:\n    pass\n"
 
 
 @contextlib.contextmanager
 def busy_loops(count: int, run_dir: str | os.PathLike[str], cores: Sequence[int] | None = None) -> Iterator[Supervisor]:
     """``count`` processes spinning at 100 % CPU while the block runs — the busy machine a run must
     give the same verdict on. The i-th is pinned to core ``cores[i % len(cores)]`` (default: core
-    ``i`` of the cores this process may use) with ``os.sched_setaffinity``. They are started by a
-    :class:`Supervisor` of their own (logs in ``run_dir/logs``) and stopped on every way out of the
-    block, and by the supervisor's exit hooks and watchdog if the harness itself dies."""
-    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    ``i`` of the cores this process may use) with ``os.sched_setaffinity``, from here, before the
+    block starts. They are started by a :class:`Supervisor` of their own (logs in ``run_dir/logs``)
+    and stopped on every way out of the block, and by its exit hooks and watchdog if the harness dies."""
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     pinned = list(cores) if cores is not None else usable
-    specs = [
-        ProcessSpec(
-            name=f"busy-{i}",
-            argv=[sys.executable, "-I", "-S", "-c", _BUSY_SOURCE, str(pinned[i % len(pinned)]) if pinned else ""],
-        )
-        for i in range(count)
-    ]
+    specs = [ProcessSpec(name=f"busy-{i}", argv=[sys.executable, "-I", "-S", "-c", _BUSY_SOURCE]) for i in range(count)]
     with Supervisor(run_dir) as sup:
         sup.start(specs)
+        if pinned and hasattr(os, "sched_setaffinity"):
+            for i, spec in enumerate(specs):
+                os.sched_setaffinity(sup.pid(spec.name), {pinned[i % len(pinned)]})
         yield sup
 
 

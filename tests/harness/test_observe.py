@@ -144,7 +144,8 @@ def test_the_snapshot_waits_for_the_systems_own_backlog_to_drain(tmp_path):
     assert set(settled) >= {"drained", "cap_reached", "events_last_s", "waited_s", "pending", "snapshots_agreed"}
     # The final snapshot comes after the settling, once a service.
     at = next(i for i, line in enumerate(lines) if line["type"] == "phase" and line["name"] == "evidence-settled")
-    final = [(i, line["service"]) for i, line in enumerate(lines) if line["type"] == "snapshot" and not line["baseline"]]
+    snaps = [(i, line) for i, line in enumerate(lines) if line["type"] == "snapshot"]
+    final = [(i, line["service"]) for i, line in snaps if not line["baseline"]]
     assert final and all(i > at for i, _ in final) and len({s for _, s in final}) == len(final)
 
 
@@ -277,3 +278,29 @@ def test_sagas_that_stopped_moving_are_not_waited_for_past_the_deadline(tmp_path
     assert not converged and passed["pending"] == 5 and passed["progressing"] == 0
     # Waited for the deadline and, at most, for the sagas last seen moving to go still — not the 30 s cap.
     assert 1.0 <= took < 1.0 + passed["window_s"] + 3, (took, passed)
+
+
+# -- the sink's batch route (the reference bus's tap pushes there) ----------------------------
+def test_the_sink_takes_batches_at_its_batch_route_in_order():
+    from saga_harness.sink import BATCH, EventSink
+
+    got: list[dict[str, Any]] = []
+
+    async def go() -> list[tuple[int, str]]:
+        sink = EventSink(got.append)
+        await sink.start()
+        out = []
+        try:
+            async with aiohttp.ClientSession() as http:
+                batch = [{"specversion": "1.0", "id": str(i), "source": "/s", "type": "t"} for i in range(3)]
+                for url, body in ((sink.batch_url, batch), (sink.batch_url, {"id": "x"}), (sink.url, batch)):
+                    async with http.post(url, data=json.dumps(body), headers={"Content-Type": BATCH}) as resp:
+                        out.append((resp.status, await resp.text()))
+            return out
+        finally:
+            await sink.stop()
+            assert sink.received == 3 and sink.rejected == 2
+
+    answers = asyncio.run(go())
+    assert [a[0] for a in answers] == [204, 400, 400] and "JSON array" in answers[1][1]
+    assert [e["id"] for e in got] == ["0", "1", "2"]  # as sent, in the order sent

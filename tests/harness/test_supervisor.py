@@ -21,7 +21,7 @@ import psutil
 import pytest
 from saga_harness.errors import SutError
 from saga_harness.ports import free_port, free_ports
-from saga_harness.supervisor import ProcessSpec, Supervisor, check_health
+from saga_harness.supervisor import ProcessSpec, Supervisor, _live_groups, busy_loops, check_health
 
 SERVER = textwrap.dedent(
     r"""
@@ -358,3 +358,13 @@ def test_children_run_in_their_own_process_groups(tmp_path, server_py, marker):
         pa, pb = sup.pid("a"), sup.pid("b")
         assert os.getpgid(pa) == pa and os.getpgid(pb) == pb
         assert os.getpgid(pa) != os.getpgrp()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity")
+def test_busy_loops_are_pinned_and_stopped_on_every_way_out(tmp_path):
+    with pytest.raises(RuntimeError), busy_loops(2, tmp_path, cores=[0]) as sup:
+        pids = sup.pids()
+        assert len(pids) == 2 and all(os.sched_getaffinity(p) == {0} for p in pids)
+        assert all(psutil.Process(p).cpu_percent(0.3) > 10 for p in pids)  # they spin (two on one core)
+        raise RuntimeError("the run inside failed")
+    assert not _live_groups(pids), "a busy loop outlived its block"
