@@ -408,6 +408,34 @@ class EventsConfig(_Strict):
         return self
 
 
+class DrainEndpoint(_Strict):
+    """``[drain.pending.NAME]``: a read that says how many deliveries a component has not made yet
+    (its outbox, its queue's tasks, its bus's pushes, those waiting for a retry included)."""
+
+    service: str = Field(description="the service under [services] that answers")
+    path: str = Field(description="path of the read, e.g. /admin/pending")
+    count: str = Field(
+        default="/pending", description="JSON pointer to the number not delivered yet in the answer (0: drained)"
+    )
+
+
+class DrainConfig(_Strict):
+    """``[drain]``: the system's own drain signal. After the sagas converge the harness keeps observing
+    until the event stream is quiet and every count under ``[drain.pending]`` is 0 (or a cap is reached,
+    which the run records); a count that cannot be read counts as not drained. Without it, the quiet
+    window must cover a retry: ``retry_interval_s`` if given, else the run's longest fault."""
+
+    pending: dict[str, DrainEndpoint] = Field(
+        default_factory=dict, description="reads of what is not delivered yet, by name (see [drain.pending.NAME])"
+    )
+    retry_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="the longest a failed delivery waits before it is tried again (its backoff's cap), in seconds",
+    )
+
+
 class PerSagaSnapshot(_Strict):
     """``[snapshots.per_saga.NAME]``: a read per saga, stored as ``Snapshot(service=NAME, data=[{"saga_id",
     "status", "body"}, …])``."""
@@ -525,6 +553,9 @@ class SutConfig(_Strict):
     )
     services: dict[str, ServiceConfig] = Field(description="its processes, by name (see [services.NAME])")
     links: list[LinkConfig] = Field(default_factory=list, description="connections chaos may proxy (see [[links]])")
+    drain: DrainConfig | None = Field(
+        default=None, description="what the system has not delivered yet, read before judging (see [drain])"
+    )
     saga: SagaApiConfig = Field(description="the saga API (see [saga])")
     pools: dict[str, PoolConfig] = Field(
         default_factory=dict, description="shared setup values, by name (see [pools.NAME])"
@@ -566,6 +597,8 @@ class SutConfig(_Strict):
         if self.events is not None:
             part = self.events.subscribe or self.events.log
             refs.append(("events.service", part.service))  # type: ignore[union-attr]
+        if self.drain is not None:
+            refs += [(f"drain.pending.{n}.service", e.service) for n, e in self.drain.pending.items()]
         for where, name in refs:
             if name not in known:
                 hint = _close(name, known)
@@ -841,6 +874,8 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[snapshots]", SnapshotsConfig),
     ("[snapshots.per_saga.NAME]", PerSagaSnapshot),
     ("[snapshots.per_value.NAME]", PerValueSnapshot),
+    ("[drain]", DrainConfig),
+    ("[drain.pending.NAME]", DrainEndpoint),
     ("[events]", EventsConfig),
     ("[events.subscribe]", SubscribeConfig),
     ("[events.log]", EventLogConfig),

@@ -4,7 +4,8 @@
 description declares: process control over the services it starts (never the
 ``external`` ones) and link routing over its ``[[links]]`` always; contract
 providers with ``[contracts]``, snapshots with ``[snapshots]``, an event tap with
-``[events]``. It has no delivery hooks: nothing in a description reaches into
+``[events]``, a drain signal with ``[drain.pending]`` and a retry interval with
+``[drain] retry_interval_s``. It has no delivery hooks: nothing in a description reaches into
 a system's own deliveries.
 """
 
@@ -489,6 +490,45 @@ class _Events:
             await asyncio.sleep(0.2)
 
 
+_DRAIN_READ_S = 2.0
+
+
+class _Drain:
+    """``[drain.pending]``: reads of what the system has not delivered yet."""
+
+    config: SutConfig
+    url: Any
+
+    async def pending(self, http: aiohttp.ClientSession) -> dict[str, int]:
+        drain = self.config.drain
+        assert drain is not None
+
+        async def one(name: str) -> tuple[str, int]:
+            endpoint = drain.pending[name]
+            # A paused component never answers: a short wait, and the harness asks again later.
+            answer = await asyncio.wait_for(get(http, self.url(endpoint.service) + endpoint.path), _DRAIN_READ_S)
+            count = resolve(answer.document(), endpoint.count, None) if answer.status == 200 else None
+            if isinstance(count, bool) or not isinstance(count, (int, float)):
+                raise SutError(
+                    f"drain.pending.{name}: GET {endpoint.path} answered {answer.status} without a number at "
+                    f"{endpoint.count} ({str(answer.value())[:200]!r}); fix [drain.pending.{name}] in "
+                    f"{self.config_path}"  # type: ignore[attr-defined]
+                )
+            return name, int(count)
+
+        return dict(await asyncio.gather(*(one(n) for n in drain.pending)))
+
+
+class _Retry:
+    """``[drain] retry_interval_s``: the cap of the system's retry backoff."""
+
+    config: SutConfig
+
+    def retry_interval_s(self) -> float:
+        assert self.config.drain is not None and self.config.drain.retry_interval_s is not None
+        return self.config.drain.retry_interval_s
+
+
 def declarative_system(
     config: SutConfig,
     run_dir: str | os.PathLike[str],
@@ -506,6 +546,10 @@ def declarative_system(
         parts.append(_PerId)
     if config.events is not None or uses_sink(config):
         parts.append(_Events)
+    if config.drain is not None and config.drain.pending:
+        parts.append(_Drain)
+    if config.drain is not None and config.drain.retry_interval_s is not None:
+        parts.append(_Retry)
     cls = DeclarativeSystem
     if parts:
         name = "DeclarativeSystem[" + ", ".join(p.__name__.strip("_").lower() for p in parts) + "]"
