@@ -542,6 +542,132 @@ class ContractsConfig(_Strict):
     signing: SigningConfig | None = Field(default=None, description="how signed providers check requests")
 
 
+_RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class CalibrationRunConfig(_Strict):
+    """``[calibration.runs.NAME]``: a run the calibration makes, clean on every seed and with each bug that
+    names it in ``exposed_by``: a plain run (``saga-harness run``), or, with ``scenario``, a chaos run of
+    that scenario file (``saga-harness chaos run``), whose workload and deadline are then the file's."""
+
+    sagas: int = Field(
+        default=40, ge=1, le=1_000_000, description="how many sagas (with `scenario`: overrides the file's)"
+    )
+    quick_sagas: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="sagas in `calibrate --quick` (default: `sagas`)"
+    )
+    concurrency: int = Field(default=20, ge=1, le=1000, description="clients in flight at once (plain runs)")
+    mix: str | dict[str, float] = Field(
+        default="",
+        description='trigger weights: "ok=0.7,poor=0.3" or { ok = 0.7, poor = 0.3 } (plain runs; default: [mix])',
+    )
+    duplicates: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of sagas resent ([saga.resend]; plain runs)"
+    )
+    deadline: str | float = Field(
+        default="30s", description='how long sagas may take to converge, e.g. "30s" (plain runs)'
+    )
+    scenario: str | None = Field(
+        default=None,
+        description="a chaos scenario file, relative to this file (link and process faults, its workload and "
+        "deadline): the run is `saga-harness chaos run FILE`",
+    )
+    quick: bool = Field(default=True, description="part of `calibrate --quick`")
+
+    @field_validator("deadline")
+    @classmethod
+    def _duration(cls, v: str | float) -> str | float:
+        from saga_harness.durations import parse_duration
+
+        try:
+            parse_duration(v, "deadline")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _scenario_owns_its_workload(self) -> CalibrationRunConfig:
+        # A chaos run's reproduce line is `chaos run FILE --sagas N`: the rest of its workload must
+        # come from the file, or the line would not reproduce the run.
+        if self.scenario is not None:
+            clash = sorted(self.model_fields_set & {"concurrency", "mix", "duplicates", "deadline"})
+            if clash:
+                raise ValueError(
+                    f"with `scenario`, the workload and deadline are the scenario file's: move "
+                    f"{', '.join(clash)} into its `workload:` (or `deadline:`), or drop `scenario`"
+                )
+        return self
+
+    @property
+    def deadline_s(self) -> float:
+        """The deadline in seconds."""
+        from saga_harness.durations import parse_duration
+
+        return parse_duration(self.deadline, "deadline")
+
+    def mix_text(self) -> str:
+        """The mix as ``--mix`` takes it."""
+        if isinstance(self.mix, str):
+            return self.mix
+        return ",".join(f"{k}={v:g}" for k, v in self.mix.items())
+
+
+class CalibrationBugConfig(_Strict):
+    """``[[calibration.bugs]]``: one seeded bug of the system, declared as the reference system declares its
+    own (``sagashop.bugs.BUGS``): what it breaks, how it is switched on, the runs that expose it, and the
+    checkers of which at least one must flag it in every one of those runs."""
+
+    name: str = Field(min_length=1, description="the bug's name, e.g. orders.no_paid_check")
+    breaks: str = Field(min_length=1, description="what it breaks, in a sentence (reports)")
+    env: dict[str, str] = Field(
+        description='the switches that turn it on, over [env], e.g. { MINISHOP_BUGS = "orders.no_paid_check" }'
+    )
+    exposed_by: list[str] = Field(min_length=1, description="the [calibration.runs] names that expose it")
+    caught_by: list[str] = Field(
+        min_length=1, description='the checkers, any one of which must flag it, e.g. ["idempotency", "conservation"]'
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _some_switch(cls, v: dict[str, str]) -> dict[str, str]:
+        if not v:
+            raise ValueError('give the switch that turns the bug on, e.g. env = { MY_BUGS = "name" }')
+        return v
+
+
+class CalibrationConfig(_Strict):
+    """``[calibration]``: what ``saga-harness calibrate --config FILE`` runs: each named run clean on every
+    seed (no violation may be flagged), and each seeded bug through the runs meant to expose it."""
+
+    runs: dict[str, CalibrationRunConfig] = Field(description="the runs, by name (see [calibration.runs.NAME])")
+    bugs: list[CalibrationBugConfig] = Field(
+        default_factory=list, description="the seeded bugs (see [[calibration.bugs]])"
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> CalibrationConfig:
+        for name in self.runs:
+            if not _RUN_NAME.match(name):
+                raise ValueError(
+                    f"[calibration.runs.{name}]: a run's name is lower-case letters, digits, '-', '_' and '.' "
+                    "(it names run directories)"
+                )
+        if not self.runs:
+            raise ValueError("[calibration.runs] names no run; add at least one, e.g. [calibration.runs.run-mixed]")
+        seen: set[str] = set()
+        for bug in self.bugs:
+            if bug.name in seen:
+                raise ValueError(f"[[calibration.bugs]] names {bug.name!r} twice; each bug is declared once")
+            seen.add(bug.name)
+            for run in bug.exposed_by:
+                if run not in self.runs:
+                    raise ValueError(
+                        f"[[calibration.bugs]] {bug.name!r}: exposed_by names run {run!r}, which is not under "
+                        f"[calibration.runs]{_close(run, self.runs)}; runs: {', '.join(self.runs)}"
+                    )
+        return self
+
+
 class SutConfig(_Strict):
     """The top level of ``saga-harness.toml`` (or ``[tool.saga-harness]`` in ``pyproject.toml``)."""
 
@@ -571,6 +697,9 @@ class SutConfig(_Strict):
         default_factory=list, description="hosts besides loopback faults and load may target"
     )
     contracts: ContractsConfig | None = Field(default=None, description="pacts, schemas, providers (see [contracts])")
+    calibration: CalibrationConfig | None = Field(
+        default=None, description="the runs and seeded bugs `saga-harness calibrate --config` uses (see [calibration])"
+    )
 
     @field_validator("services")
     @classmethod
@@ -607,7 +736,19 @@ class SutConfig(_Strict):
                 raise ValueError(f"{where} names service {name!r}, which is not under [services]{hint}")
         self._pools_and_templates()
         self._terminal_states()
+        self._calibration_mixes()
         return self
+
+    def _calibration_mixes(self) -> None:
+        # A trigger misspelt in a calibration run's mix would only be found when that run starts.
+        for name, run in (self.calibration.runs if self.calibration else {}).items():
+            weights = run.mix if isinstance(run.mix, dict) else dict(_weights(run.mix, name))
+            for trigger in weights:
+                if trigger not in self.triggers:
+                    raise ValueError(
+                        f"calibration.runs.{name}.mix names trigger {trigger!r}, which is not under [triggers]"
+                        f"{_close(trigger, self.triggers)}; triggers: {', '.join(self.triggers) or 'none'}"
+                    )
 
     def _pools_and_templates(self) -> None:
         kinds = {p.kind or n for n, p in self.pools.items()}
@@ -671,6 +812,15 @@ class SutConfig(_Strict):
                     f"[saga.terminal] state {state!r} is not among the states [model.states] declares, so it can "
                     f"never be matched{_close(state, declared)}"
                 )
+
+
+def _weights(text: str, run: str) -> Iterator[tuple[str, str]]:
+    """``"ok=0.7,poor=0.3"`` as (trigger, weight) pairs; a part without ``=`` is a mistake."""
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        trigger, eq, weight = part.partition("=")
+        if not eq or not trigger.strip():
+            raise ValueError(f'calibration.runs.{run}.mix: {part!r} is not trigger=weight (e.g. "ok=0.7,poor=0.3")')
+        yield trigger.strip(), weight.strip()
 
 
 def _close(word: str, candidates: Any) -> str:
@@ -882,6 +1032,9 @@ _SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("[contracts]", ContractsConfig),
     ("[contracts.providers.NAME]", ProviderConfig),
     ("[contracts.signing]", SigningConfig),
+    ("[calibration]", CalibrationConfig),
+    ("[calibration.runs.NAME]", CalibrationRunConfig),
+    ("[[calibration.bugs]]", CalibrationBugConfig),
 ]
 
 _PLACEHOLDERS = """\
