@@ -2,50 +2,66 @@
 
 The plan is data. Each of the reference system's seeded bugs is declared once, in
 ``sagashop.bugs.BUGS``: what it breaks, the runs that expose it (catalogue
-scenarios, or the runs below) and the checkers that must catch it;
-the runs without a scenario (a plain run, a load run) are :data:`RUNS` below.
-:func:`plan` turns them into jobs, :func:`calibrate`
-runs each job with the drivers (``saga_harness.chaos.run.execute_scenario``,
-``saga_harness.run.execute``, ``saga_harness.load.runner.execute_load``) in its own
-run directory, one seeded bug at a time, and :func:`summarise` makes
-``calibration.json``. Each job's progress comes as the drivers' typed events.
+scenarios, or the runs below) and the checkers that must catch it; the runs without
+a scenario (a plain run, a load run) are :data:`RUNS` below. A system described by a
+``saga-harness.toml`` declares the same records in its ``[calibration]`` section
+(``[calibration.runs.NAME]``, ``[[calibration.bugs]]``): :func:`described_plan`.
+:func:`plan` and :func:`described_plan` turn them into jobs (:func:`merge` joins plans,
+:func:`with_contention` adds a phase under CPU contention), :func:`calibrate` runs each
+job with the drivers (``saga_harness.chaos.run.execute_scenario``, ``saga_harness.run.execute``,
+``saga_harness.load.runner.execute_load``) in its own run directory, one seeded bug at a
+time, and :func:`summarise` makes ``calibration.json``. Each job's progress comes as the
+drivers' typed events.
 
-A bug run *detects* its bug when at least one of the bug's expected checkers
-fails; a clean run is a *false positive* when any checker fails. A run that
-crashes (no verdict) is run once more, and counts as an error if it crashes again.
+A bug run *detects* its bug when at least one of the bug's expected checkers finds a
+violation; a clean run is a *false positive* when any checker does. A check the run could
+not support (its status ``inconclusive``: the machine was starved, say) is neither: it is
+counted apart, as are the runs made under contention. A run that crashes (no verdict) is
+run once more, and counts as an error if it crashes again.
+
+Contention: :class:`Contention` starts busy-loop processes, each pinned to a core, through
+the harness's one process supervisor, while the jobs marked with it run (all of them in one
+phase, after the others, so no run is mislabelled), and stops them however the phase ends.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
+import sys
 import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from saga_harness.adapters import load_sut
 from saga_harness.chaos.run import execute_scenario
-from saga_harness.chaos.scenario import CATALOGUE, LINK_FAULTS, Scenario, catalogue, load_scenario
+from saga_harness.chaos.scenario import CATALOGUE, DELIVERY_FAULTS, LINK_FAULTS, Scenario, catalogue, load_scenario
 from saga_harness.chaos.toxiproxy import close as close_toxiproxy
 from saga_harness.checkers import DEFAULT
 from saga_harness.checkers import checkers as registered_checkers
-from saga_harness.errors import ConfigError, HarnessError
+from saga_harness.config import CalibrationRunConfig, load_config
+from saga_harness.errors import ConfigError, HarnessError, ScenarioError
 from saga_harness.lifecycle import new_run_dir
 from saga_harness.load.runner import LoadSpec, execute_load
 from saga_harness.progress import Listener, ProgressEvent, ProgressState, ignore
 from saga_harness.reports import write_reports
 from saga_harness.reports.calibration import build_calibration_report
 from saga_harness.run import RunResult, RunSpec, execute
-from saga_harness.supervisor import install_exit_hooks, stop_all
+from saga_harness.supervisor import ProcessSpec, Supervisor, install_exit_hooks, stop_all
 from saga_harness.sut import LinkRouting
 from sagashop.bugs import BUGS
 
+REFERENCE = "reference"
+# The bundled worked examples (`--examples`): systems described by a saga-harness.toml alone,
+# in a source checkout's fixtures/ (they are not installed).
+EXAMPLES = ("minishop", "hotelbus", "tripbook")
 QUICK_SAGAS = 40  # sagas per scenario in --quick (scenarios with fewer keep theirs)
 QUICK_SEED = 1
 # --quick's scenarios for the bugs they expose (every usable scenario runs clean); a bug that
@@ -167,8 +183,41 @@ def check_bug_runs() -> None:
 
 
 @dataclass(frozen=True)
+class DescribedRun:
+    """A ``[calibration.runs.NAME]`` of a described system: a plain run, or a chaos run of a scenario file."""
+
+    name: str
+    sagas: int
+    quick_sagas: int
+    concurrency: int = 20
+    mix: str = ""
+    duplicates: float = 0.0
+    deadline_s: float = 30.0
+    scenario: Path | None = None
+    quick: bool = True
+
+
+@dataclass(frozen=True)
+class BugInfo:
+    """A seeded bug of some system: what it breaks and the checkers, any one of which must catch it."""
+
+    sut: str
+    name: str
+    breaks: str
+    caught_by: tuple[str, ...]
+    exposed_by: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """Its name in ``calibration.json``: the reference system's bugs bare, a described system's
+        ``"SYSTEM:BUG"`` (two systems may name a bug alike)."""
+        return self.name if self.sut == REFERENCE else f"{self.sut}:{self.name}"
+
+
+@dataclass(frozen=True)
 class Job:
-    """One run of the calibration: a scenario or a :data:`RUNS` entry, on one seed, clean or with one bug."""
+    """One run of the calibration: a scenario or a :data:`RUNS` entry (the reference system), or a
+    described system's run, on one seed, clean or with one bug, maybe under contention."""
 
     kind: Literal["scenario", "run", "load"]
     name: str
@@ -176,20 +225,41 @@ class Job:
     bug: str | None = None
     sagas: int | None = None  # scenario runs: the override of the scenario's count (None: the scenario's)
     quick: bool = False
-    run: PlainRun | LoadRun | None = None
+    run: PlainRun | LoadRun | DescribedRun | None = None
     database_url: str | None = None  # only for the scenarios that require PostgreSQL
+    sut: str = REFERENCE  # the system's name
+    config: Path | None = None  # a described system's saga-harness.toml
+    env: tuple[tuple[str, str], ...] = ()  # a described system's bug switches (--env)
+    caught_by: tuple[str, ...] = ()  # the bug's checkers (empty: the reference's, from BUGS)
+    contention: int = 0  # busy processes competing for the cores while it runs
 
     @property
     def target(self) -> str:
         return self.bug or "clean"
 
     @property
+    def bug_key(self) -> str | None:
+        """The bug's name in ``calibration.json`` (see :attr:`BugInfo.key`)."""
+        if self.bug is None:
+            return None
+        return self.bug if self.sut == REFERENCE else f"{self.sut}:{self.bug}"
+
+    @property
+    def expected(self) -> tuple[str, ...]:
+        """The checkers any one of which must flag this job's bug."""
+        return self.caught_by or (BUGS[self.bug].caught_by if self.bug in BUGS else ())
+
+    @property
     def dirname(self) -> str:
-        return f"{'bugs/' + self.bug if self.bug else 'clean'}/{self.name}-seed{self.seed}"
+        base = f"{'bugs/' + self.bug if self.bug else 'clean'}/{self.name}-seed{self.seed}"
+        base = base if self.sut == REFERENCE else f"{self.sut}/{base}"
+        return base + (f"-busy{self.contention}" if self.contention else "")
 
     def command(self) -> str:
-        """The command line that reproduces this run alone."""
-        if self.run is not None:
+        """The command line that reproduces this run alone (contention aside)."""
+        if isinstance(self.run, DescribedRun):
+            args = _described_command(self)
+        elif self.run is not None:
             args = self.run.command(self.seed, self.quick, self.bug)
         else:
             args = ["chaos", "run", self.name, "--seed", str(self.seed)]
@@ -199,12 +269,41 @@ class Job:
         return " ".join(shlex.quote(a) for a in ["saga-harness", *args])
 
 
+def _shown(path: Path | None) -> str:
+    """A path as a command line shows it: relative to the working directory when under it."""
+    if path is None:
+        return ""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _described_command(job: Job) -> list[str]:
+    run = job.run
+    assert isinstance(run, DescribedRun)
+    sagas = run.quick_sagas if job.quick else run.sagas
+    envs = [a for k, v in job.env for a in ("--env", f"{k}={v}")]
+    if run.scenario is not None:
+        args = ["chaos", "run", _shown(run.scenario), "--config", _shown(job.config), "--seed", str(job.seed)]
+        return [*args, "--sagas", str(sagas), *envs]
+    args = ["run", "--config", _shown(job.config), "--sagas", str(sagas), "--concurrency", str(run.concurrency)]
+    args += ["--seed", str(job.seed)]
+    args += ["--mix", run.mix] if run.mix else []
+    args += ["--duplicates", f"{run.duplicates:g}"] if run.duplicates else []
+    args += ["--deadline", f"{run.deadline_s:g}s"] if run.deadline_s != 30.0 else []
+    return [*args, *envs]
+
+
 @dataclass
 class Plan:
     jobs: list[Job]
     seeds: list[int]
     quick: bool
     skipped: list[dict[str, str]] = field(default_factory=list)  # scenarios whose `requires` cannot be met
+    bugs: dict[str, BugInfo] = field(default_factory=dict)  # every bug planned, by its key
+    suts: list[str] = field(default_factory=lambda: [REFERENCE])  # the systems, in order
+    contention: int = 0  # busy processes of the contention phase (0: none)
 
 
 def _unmet(scenario: Scenario, links: set[str], database_url: str | None) -> str | None:
@@ -277,7 +376,130 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
         for seed in seed_list:
             jobs += [scenario_job(s, seed, bug) for s in chosen if s.name in exposed_by(bug)]
             jobs += [other_job(r, seed, bug) for r in runs if r.name in exposed_by(bug)]
-    return Plan(jobs, seed_list, quick, skipped)
+    infos = {
+        name: BugInfo(REFERENCE, name, b.breaks, tuple(b.caught_by), tuple(b.exposed_by)) for name, b in BUGS.items()
+    }
+    return Plan(jobs, seed_list, quick, skipped, bugs=infos)
+
+
+def described_plan(config: Path, seeds: int = 3, quick: bool = False) -> Plan:
+    """The jobs of a system described by ``config`` (its ``[calibration]``): every run clean on seeds
+    1..``seeds``, and each bug through the runs it names. ``quick``: seed 1, each run's ``quick_sagas``,
+    the runs marked ``quick`` clean and each bug through its quick runs (a bug none of them exposes
+    brings in what does)."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1 (got {seeds}); each run needs a seed")
+    path = Path(config)
+    cfg = load_config(path)
+    if cfg.calibration is None:
+        raise ConfigError(
+            f"{path}: has no [calibration] section, so there is nothing to calibrate: add the runs "
+            "([calibration.runs.NAME]: sagas, concurrency, mix, duplicates, deadline, scenario) and the "
+            "seeded bugs ([[calibration.bugs]]: name, breaks, env, exposed_by, caught_by); see docs/config.md"
+        )
+    known = set(registered_checkers())
+    for bug in cfg.calibration.bugs:
+        unknown = sorted(set(bug.caught_by) - known)
+        if unknown:
+            raise ConfigError(
+                f"{path}: [[calibration.bugs]] {bug.name!r}: caught_by names {unknown}, which are not checkers; "
+                f"checkers: {', '.join(sorted(known))}"
+            )
+    runs = {name: _described_run(path, name, r) for name, r in cfg.calibration.runs.items()}
+    seed_list = [QUICK_SEED] if quick else list(range(1, seeds + 1))
+    chosen = [r for r in runs.values() if r.quick] if quick else list(runs.values())
+    if quick:  # a bug that the quick runs leave out brings in the runs that expose it
+        chosen += [
+            r
+            for r in runs.values()
+            if r not in chosen
+            and any(
+                r.name in b.exposed_by and not set(b.exposed_by) & {c.name for c in chosen}
+                for b in cfg.calibration.bugs
+            )
+        ]
+    sut = cfg.name
+
+    def job(run: DescribedRun, seed: int, bug: Any = None) -> Job:
+        kind: Literal["scenario", "run"] = "scenario" if run.scenario is not None else "run"
+        env = tuple(sorted(bug.env.items())) if bug is not None else ()
+        caught = tuple(bug.caught_by) if bug is not None else ()
+        name = bug.name if bug is not None else None
+        return Job(kind, run.name, seed, name, quick=quick, run=run, sut=sut, config=path, env=env, caught_by=caught)
+
+    jobs = [job(r, seed) for seed in seed_list for r in chosen]
+    for bug in cfg.calibration.bugs:
+        for seed in seed_list:
+            jobs += [job(r, seed, bug) for r in chosen if r.name in bug.exposed_by]
+    infos = {
+        f"{sut}:{b.name}": BugInfo(sut, b.name, b.breaks, tuple(b.caught_by), tuple(b.exposed_by))
+        for b in cfg.calibration.bugs
+    }
+    return Plan(jobs, seed_list, quick, bugs=infos, suts=[sut])
+
+
+def _described_run(config: Path, name: str, r: CalibrationRunConfig) -> DescribedRun:
+    scenario = None
+    if r.scenario is not None:
+        scenario = (config.parent / r.scenario).resolve()
+        where = f"{config}: [calibration.runs.{name}] scenario = {r.scenario!r}"
+        try:
+            loaded, _ = load_scenario(scenario)
+        except ScenarioError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        delivery = sorted({f.kind for f in loaded.faults if f.kind in DELIVERY_FAULTS})
+        if delivery or (loaded.random and set(loaded.random.kinds) & set(DELIVERY_FAULTS)):
+            raise ConfigError(
+                f"{where}: its {', '.join(delivery) or 'random delivery'} faults need delivery hooks, which a "
+                "system described by a saga-harness.toml has none of; use link faults (reset_peer on a push "
+                "link loses its answers, so the sender delivers again) or process faults"
+            )
+    return DescribedRun(
+        name,
+        sagas=r.sagas,
+        quick_sagas=r.quick_sagas or r.sagas,
+        concurrency=r.concurrency,
+        mix=r.mix_text(),
+        duplicates=r.duplicates,
+        deadline_s=r.deadline_s,
+        scenario=scenario,
+        quick=r.quick,
+    )
+
+
+def example_configs(root: Path | None = None) -> list[Path]:
+    """The bundled worked examples' saga-harness.toml files (a source checkout's fixtures/, or the
+    working directory's); a clear error where there are none (an installed wheel ships none)."""
+    here = Path(__file__).resolve().parents[1] / "fixtures"
+    for base in [root] if root is not None else [here, Path.cwd() / "fixtures"]:
+        paths = [base / name / "saga-harness.toml" for name in EXAMPLES]
+        if all(p.is_file() for p in paths):
+            return paths
+    raise ConfigError(
+        "--examples: the worked examples (fixtures/minishop, fixtures/hotelbus, fixtures/tripbook) are in a source "
+        "checkout, not in an installed harness; run from the checkout, or give each one's --config FILE"
+    )
+
+
+def merge(*plans: Plan) -> Plan:
+    """One plan of several systems' (or one system's several) jobs, in order."""
+    jobs = [j for p in plans for j in p.jobs]
+    seeds = sorted({s for p in plans for s in p.seeds})
+    suts = list(dict.fromkeys(s for p in plans for s in p.suts))
+    bugs = {k: b for p in plans for k, b in p.bugs.items()}
+    skipped = [s for p in plans for s in p.skipped]
+    contention = max((p.contention for p in plans), default=0)
+    return Plan(jobs, seeds, all(p.quick for p in plans), skipped, bugs, suts, contention)
+
+
+def with_contention(plan_: Plan, busy: int = 2, seeds: int = 1) -> Plan:
+    """``plan_`` and, after it, its jobs on its first ``seeds`` seeds again with ``busy`` busy processes
+    pinned to the cores (:class:`Contention`), clean runs and bug runs alike."""
+    if busy < 1:
+        raise ConfigError(f"--contention must be at least 1 busy process (got {busy}); 0 means no contention phase")
+    first = set(plan_.seeds[:seeds])
+    again = [replace(j, contention=busy) for j in plan_.jobs if j.seed in first and not j.contention]
+    return replace(plan_, jobs=[*plan_.jobs, *again], contention=busy)
 
 
 @dataclass
@@ -291,6 +513,56 @@ class JobProgress:
     started: float = field(default_factory=time.monotonic)
 
 
+# A busy loop pinned to one core (Linux: sched_setaffinity; elsewhere it only competes).
+_BUSY = """
+import os, sys
+core = int(sys.argv[1])
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {core})
+while True:
+    pass
+"""
+
+
+class Contention:
+    """``busy`` busy-loop processes, each pinned to one of this process's cores, started and stopped through
+    the harness's process supervisor (so they go however the harness ends). A context manager."""
+
+    def __init__(self, busy: int, log_dir: Path) -> None:
+        self.busy = busy
+        self.supervisor = Supervisor(log_dir)
+        allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+        cores = sorted(allowed)
+        self.cores = [cores[i % len(cores)] for i in range(busy)]
+
+    def __enter__(self) -> Contention:
+        specs = [
+            ProcessSpec(f"busy-{i}", [sys.executable, "-c", _BUSY, str(core)]) for i, core in enumerate(self.cores)
+        ]
+        self.supervisor.start(specs)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.supervisor.stop()
+
+    def pids(self) -> list[int]:
+        """The busy processes alive now."""
+        return self.supervisor.pids()
+
+    def describe(self) -> dict[str, Any]:
+        """What ran: how many busy processes, on which cores."""
+        return {"busy": self.busy, "cores": self.cores}
+
+
+def _status(check: Mapping[str, Any]) -> str:
+    """A check's status in ``verdicts.json``: ok, violated or inconclusive (a file written before checks
+    had a status says only ``ok``)."""
+    status = check.get("status")
+    if status in ("ok", "violated", "inconclusive"):
+        return str(status)
+    return "ok" if check.get("ok") else "violated"
+
+
 def run_job(job: Job, run_dir: Path, listener: Listener = ignore) -> dict[str, Any]:
     """Run one job in ``run_dir`` with its driver; its record for ``calibration.json``.
 
@@ -300,10 +572,12 @@ def run_job(job: Job, run_dir: Path, listener: Listener = ignore) -> dict[str, A
     command = job.command()
     started = time.monotonic()
     record: dict[str, Any] = {
+        "sut": job.sut,
         "kind": job.kind,
         "name": job.name,
-        "bug": job.bug,
+        "bug": job.bug_key,
         "seed": job.seed,
+        "contention": job.contention,
         "command": command,
     }
     try:
@@ -318,23 +592,60 @@ def run_job(job: Job, run_dir: Path, listener: Listener = ignore) -> dict[str, A
             "verdict": "error",
             "error": message,
             "failed_checkers": [],
+            "inconclusive_checkers": [],
             "detected": None,
             "seconds": seconds,
         }
-    failed = sorted(c.name for c in result.verdicts.checks if not c.ok)
-    expected = set(caught_by(job.bug)) if job.bug else set()
+    checks = result.verdicts.to_json().get("checks", [])
+    failed = sorted(c["name"] for c in checks if _status(c) == "violated")
+    unsure = sorted(c["name"] for c in checks if _status(c) == "inconclusive")
+    # Held back: violations a check found but would not stand by (the run could not support them).
+    held = sorted(c["name"] for c in checks if _status(c) == "inconclusive" and c.get("inconclusive"))
+    verdict = "fail" if failed else "inconclusive" if unsure else "pass"
+    detected = bool(set(failed) & set(job.expected)) if job.bug else None
     return {
         **record,
-        "verdict": "pass" if result.verdicts.ok else "fail",
+        "verdict": verdict,
         "failed_checkers": failed,
-        # Detected: flagged by a checker meant to catch this bug (not merely by any checker).
-        "detected": bool(set(failed) & expected) if job.bug else None,
+        "inconclusive_checkers": unsure,
+        # Detected: a violation found by a checker meant to catch this bug (not merely by any checker).
+        "detected": detected,
+        # Not detected, yet a checker meant to catch it found it and held it back as inconclusive.
+        "held_back": bool(job.bug) and not detected and bool(set(held) & set(job.expected)),
         "seconds": round(time.monotonic() - started, 2),
     }
 
 
 def _drive(job: Job, run_dir: Path, command: str, listener: Listener) -> RunResult:
     """The job, by the driver of its kind."""
+    if isinstance(job.run, DescribedRun):
+        r, env = job.run, dict(job.env)
+        sagas = r.quick_sagas if job.quick else r.sagas
+        if r.scenario is not None:
+            scenario, _ = load_scenario(r.scenario)
+            return execute_scenario(
+                scenario,
+                seed=job.seed,
+                sagas=sagas,
+                out=run_dir,
+                config=job.config,
+                env=env,
+                command=command,
+                listener=listener,
+            )
+        spec = RunSpec(
+            sagas=sagas,
+            concurrency=r.concurrency,
+            seed=job.seed,
+            mix=r.mix,
+            duplicates=r.duplicates,
+            deadline_s=r.deadline_s,
+            out=run_dir,
+            config=job.config,
+            env=env,
+            command=command,
+        )
+        return execute(spec, listener)
     if job.kind == "scenario":
         scenario, _ = load_scenario(job.name)
         return execute_scenario(
@@ -379,43 +690,87 @@ def _drive(job: Job, run_dir: Path, command: str, listener: Listener) -> RunResu
             command=command,
         )
         return execute_load(load_spec, listener)
-    raise AssertionError(job)  # plan() makes no other job
+    raise AssertionError(job)  # the plans make no other job
+
+
+def _clean_summary(clean: list[dict[str, Any]]) -> dict[str, Any]:
+    busy = [r for r in clean if r.get("contention")]
+    return {
+        "runs": len(clean),
+        "passed": sum(1 for r in clean if r.get("verdict") == "pass"),
+        "false_positives": sum(1 for r in clean if r.get("verdict") == "fail"),
+        "inconclusive": sum(1 for r in clean if r.get("verdict") == "inconclusive"),
+        "errors": sum(1 for r in clean if r.get("verdict") == "error"),
+        "under_contention": {
+            "runs": len(busy),
+            "false_positives": sum(1 for r in busy if r.get("verdict") == "fail"),
+            "inconclusive": sum(1 for r in busy if r.get("verdict") == "inconclusive"),
+            "errors": sum(1 for r in busy if r.get("verdict") == "error"),
+        },
+        "scenarios": sorted({r["name"] for r in clean}),
+    }
 
 
 def summarise(
     records: Iterable[dict[str, Any]], seconds: float, plan_: Plan | None = None, checkers: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """``calibration.json``: per bug detected_in / runs / checkers that flagged it / scenarios; clean runs."""
+    """``calibration.json``: per bug detected_in / runs / checkers that flagged it / scenarios; clean runs
+    (false positives and inconclusive runs apart, and those under contention); per system the same."""
     records = list(records)
+    infos = (
+        plan_.bugs
+        if plan_ is not None and plan_.bugs
+        else {
+            name: BugInfo(REFERENCE, name, b.breaks, tuple(b.caught_by), tuple(b.exposed_by))
+            for name, b in BUGS.items()
+        }
+    )
     bugs: dict[str, dict[str, Any]] = {}
-    for bug, record in BUGS.items():
-        mine = [r for r in records if r.get("bug") == bug]
+    for key, info in infos.items():
+        mine = [r for r in records if r.get("bug") == key]
         by_checker: dict[str, int] = {}
         for r in mine:
             for name in r.get("failed_checkers", []):
                 by_checker[name] = by_checker.get(name, 0) + 1
-        bugs[bug] = {
+        busy = [r for r in mine if r.get("contention")]
+        bugs[key] = {
+            "sut": info.sut,
             "detected_in": sum(1 for r in mine if r.get("detected")),
             "runs": len(mine),
             "checkers": sorted(by_checker),
             "scenarios": sorted({r["name"] for r in mine}),
-            "expected_checkers": sorted(record.caught_by),
+            "expected_checkers": sorted(info.caught_by),
             "by_checker": dict(sorted(by_checker.items())),
             "errors": sum(1 for r in mine if r.get("verdict") == "error"),
-            "description": record.breaks,
+            "inconclusive": sum(1 for r in mine if not r.get("detected") and r.get("verdict") == "inconclusive"),
+            "held_back": sum(1 for r in mine if r.get("held_back")),
+            "under_contention": {"runs": len(busy), "detected_in": sum(1 for r in busy if r.get("detected"))},
+            "description": info.breaks,
         }
-    clean = [r for r in records if not r.get("bug")]
-    clean_summary = {
-        "runs": len(clean),
-        "false_positives": sum(1 for r in clean if r.get("verdict") == "fail"),
-        "errors": sum(1 for r in clean if r.get("verdict") == "error"),
-        "scenarios": sorted({r["name"] for r in clean}),
+    clean_summary = _clean_summary([r for r in records if not r.get("bug")])
+
+    def good(clean: dict[str, Any], mine: Iterable[dict[str, Any]]) -> bool:
+        return (
+            clean["false_positives"] == 0
+            and clean["errors"] == 0
+            and all(b["runs"] >= 1 and b["detected_in"] == b["runs"] for b in mine)
+        )
+
+    suts: dict[str, dict[str, Any]] = {}
+    for sut in plan_.suts if plan_ is not None else sorted({r.get("sut", REFERENCE) for r in records}):
+        clean = _clean_summary([r for r in records if not r.get("bug") and r.get("sut", REFERENCE) == sut])
+        keys = [k for k, b in bugs.items() if b["sut"] == sut]
+        suts[sut] = {"clean": clean, "bugs": keys, "ok": good(clean, (bugs[k] for k in keys))}
+    out: dict[str, Any] = {
+        "bugs": bugs,
+        "clean": clean_summary,
+        "suts": suts,
+        "seconds": round(seconds, 1),
+        "ok": good(clean_summary, bugs.values()),
     }
-    ok = clean_summary["false_positives"] == 0 and clean_summary["errors"] == 0
-    ok = ok and all(b["runs"] >= 1 and b["detected_in"] == b["runs"] for b in bugs.values())
-    out: dict[str, Any] = {"bugs": bugs, "clean": clean_summary, "seconds": round(seconds, 1), "ok": ok}
     if plan_ is not None:
         out.update(mode="quick" if plan_.quick else "full", seeds=plan_.seeds, skipped=plan_.skipped)
+        out["contention"] = {"busy": plan_.contention} if plan_.contention else None
     out["checkers"] = list(checkers)
     out["runs"] = records
     return out
@@ -445,6 +800,8 @@ def calibrate(
     ``on_start`` and ``on_finish`` bracket each job; ``on_event`` hears its progress events,
     ``progress.state`` being their fold so far. With ``jobs`` > 1 they are called from the jobs'
     threads. Each job has its own SUT, ports and run directory; only the machine is shared.
+    The jobs marked with contention run last, together, while :class:`Contention`'s busy
+    processes run (stopped whatever happens).
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1 (got {jobs})")
@@ -484,24 +841,44 @@ def calibrate(
             on_finish(progress, record)
         return record
 
+    indexed = list(enumerate(plan_.jobs))
+    quiet = [(i, j) for i, j in indexed if not j.contention]
+    busy = [(i, j) for i, j in indexed if j.contention]
+    records: dict[int, dict[str, Any]] = {}
+    contention: dict[str, Any] | None = None
     try:
-        if jobs == 1:
-            records = [one(i, job) for i, job in enumerate(plan_.jobs)]
-        else:
-            records = _in_parallel(one, plan_.jobs, jobs)
+        records.update(_phase(one, quiet, jobs))
+        if busy:
+            with Contention(max(j.contention for _, j in busy), out / "contention") as cpu:
+                contention = cpu.describe()
+                records.update(_phase(one, busy, jobs))
+                contention["alive_at_end"] = len(cpu.pids())  # each busy process ran the whole phase
     finally:
         # The embedded Toxiproxy server, if a link-fault scenario started one, goes with the calibration.
         close_toxiproxy()
     known = registered_checkers()
     judged = [c for c in DEFAULT if c in known] + [c for c in known if c not in DEFAULT]
-    result = summarise(records, time.monotonic() - started, plan_, judged)
+    result = summarise([records[i] for i in sorted(records)], time.monotonic() - started, plan_, judged)
+    if contention is not None:
+        result["contention"] = contention
     (out / "calibration.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     build_calibration_report(out / "calibration.json")
     return result
 
 
-def _in_parallel(one: Callable[[int, Job], dict[str, Any]], jobs_: list[Job], threads: int) -> list[dict[str, Any]]:
-    """``one(i, job)`` for every job on ``threads`` threads; the records in the plan's order.
+def _phase(
+    one: Callable[[int, Job], dict[str, Any]], todo: list[tuple[int, Job]], threads: int
+) -> dict[int, dict[str, Any]]:
+    """``one(i, job)`` for each job of a phase, ``threads`` at a time; the records by index."""
+    if threads == 1 or len(todo) <= 1:
+        return {i: one(i, job) for i, job in todo}
+    return _in_parallel(one, todo, threads)
+
+
+def _in_parallel(
+    one: Callable[[int, Job], dict[str, Any]], jobs_: list[tuple[int, Job]], threads: int
+) -> dict[int, dict[str, Any]]:
+    """``one(i, job)`` for every job on ``threads`` threads; the records by index.
 
     The threads are daemons and this thread only waits: Ctrl-C (or a crash of a job's own code)
     stops every supervisor of the process — every job's SUT, Locust — and is raised here, instead
@@ -510,7 +887,7 @@ def _in_parallel(one: Callable[[int, Job], dict[str, Any]], jobs_: list[Job], th
     install_exit_hooks()  # from this (the main) thread: SIGINT then stops the jobs' processes too
     # Bug runs first: the longest runs are among them (a bug that keeps sagas from ending waits out
     # the deadline), and the short clean runs then fill the threads' ends.
-    todo = sorted(enumerate(jobs_), key=lambda item: item[1].bug is None)
+    todo = sorted(jobs_, key=lambda item: item[1].bug is None)
     records: dict[int, dict[str, Any]] = {}
     failures: list[BaseException] = []
     lock = threading.Lock()
@@ -545,4 +922,4 @@ def _in_parallel(one: Callable[[int, Job], dict[str, Any]], jobs_: list[Job], th
     if failures:
         stop_all()
         raise failures[0]
-    return [records[i] for i in sorted(records)]
+    return records

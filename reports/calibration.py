@@ -1,7 +1,9 @@
 """The calibration report (``calibration.html``) from ``calibration.json`` alone.
 
-A bug × checker detection matrix (how many of each bug's runs each checker
-flagged, the expected checkers marked), then every clean run and every bug run.
+Each system's summary (clean runs, false positives and inconclusive runs apart, those
+under CPU contention apart), a bug × checker detection matrix (how many of each bug's
+runs each checker flagged, the expected checkers marked), then every clean run and
+every bug run.
 One self-contained file: inline CSS, no script, no network request; every text
 is escaped by the template engine (autoescape), and only relative links to the
 runs' own reports are emitted.
@@ -51,6 +53,9 @@ def _bug_rows(data: dict[str, Any], checkers: list[str]) -> list[dict[str, Any]]
         ]
         rows.append(
             {
+                "sut": bug.get("sut") or "reference",
+                "held_back": int(bug.get("held_back") or 0),
+                "busy": bug.get("under_contention") or {},
                 "name": name,
                 "description": bug.get("description", ""),
                 "runs": runs,
@@ -101,6 +106,12 @@ def build_calibration_report(calibration: str | Path, out: str | Path | None = N
     bugs = _bug_rows(data, checkers)
     runs = _runs(data)
     clean = data.get("clean", {})
+    suts = [
+        {"name": name, "clean": part.get("clean") or {}, "ok": part.get("ok", True) is not False,
+         "bugs": [b for b in bugs if b["name"] in (part.get("bugs") or [])]}
+        for name, part in (data.get("suts") or {}).items()
+        if isinstance(part, dict)
+    ]  # fmt: skip
     ok = (
         all(b["ok"] for b in bugs)
         and bool(bugs)
@@ -118,6 +129,8 @@ def build_calibration_report(calibration: str | Path, out: str | Path | None = N
             bugs=bugs,
             checkers=checkers,
             clean=clean,
+            suts=suts,
+            contention=data.get("contention") if isinstance(data.get("contention"), dict) else None,
             clean_runs=[r for r in runs if not r.get("bug")],
             bug_runs=[r for r in runs if r.get("bug")],
             skipped=[s for s in data.get("skipped", []) if isinstance(s, dict)],

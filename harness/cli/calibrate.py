@@ -1,4 +1,6 @@
-"""``saga-harness calibrate``: every seeded bug caught, the clean system never flagged."""
+"""``saga-harness calibrate``: every seeded bug caught, the clean system never flagged — the reference
+system, systems described by a saga-harness.toml (``--config``), the bundled worked examples
+(``--examples``), optionally again under CPU contention (``--contention``)."""
 
 from __future__ import annotations
 
@@ -67,12 +69,13 @@ class JobsView:
 
     def renderable(self) -> RenderableType:
         table = Table(show_header=True, box=None, header_style="bold")
-        for col in ("bug", "scenario / run", "seed", "status", "elapsed"):
+        for col in ("system", "bug", "scenario / run", "seed", "status", "elapsed"):
             table.add_column(col)
         with self.lock:
             jobs = sorted(self.running.values(), key=lambda j: j.index)
         for job in jobs:
             table.add_row(
+                escape(job.job.sut) + (f" [dim](busy {job.job.contention})[/]" if job.job.contention else ""),
                 escape(job.job.target),
                 escape(job.job.name),
                 str(job.job.seed),
@@ -93,7 +96,9 @@ class JobsView:
 
     @staticmethod
     def _label(job: JobProgress) -> str:
-        return f"[{job.index + 1}/{job.total}] {job.job.target} · {job.job.name} · seed {job.job.seed}"
+        j = job.job
+        busy = f" · busy {j.contention}" if j.contention else ""
+        return f"[{job.index + 1}/{job.total}] {j.sut} · {j.target} · {j.name} · seed {j.seed}{busy}"
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -101,15 +106,27 @@ def _line(record: dict[str, Any]) -> str:
     if record["verdict"] == "error":
         status = "[bold red]ERROR[/]"
     elif record["bug"]:
-        status = "[green]detected[/]" if record["detected"] else "[bold red]NOT DETECTED[/]"
+        status = (
+            "[green]detected[/]"
+            if record["detected"]
+            else "[yellow]NOT DETECTED (held back: inconclusive)[/]"
+            if record.get("held_back")
+            else "[bold red]NOT DETECTED[/]"
+        )
+    elif record["verdict"] == "inconclusive":
+        status = "[yellow]inconclusive[/]"
     else:
         status = "[green]pass[/]" if record["verdict"] == "pass" else "[bold red]FALSE POSITIVE[/]"
     failed = ", ".join(record["failed_checkers"]) or "-"
     extra = f" — {escape(record['error'])}" if record.get("error") else ""
+    if record.get("inconclusive_checkers"):
+        extra += f" [yellow](inconclusive: {escape(', '.join(record['inconclusive_checkers']))})[/]"
     if record.get("retried_after"):
         extra += f" [yellow](run again after an error: {escape(record['retried_after']['error'])})[/]"
+    busy = f" · busy {record['contention']}" if record.get("contention") else ""
     return (
-        f"{status} {escape(record['bug'] or 'clean')} · {escape(record['name'])} · seed {record['seed']} · "
+        f"{status} {escape(record.get('sut') or 'reference')} · {escape(record['bug'] or 'clean')} · "
+        f"{escape(record['name'])} · seed {record['seed']}{busy} · "
         f"{record['seconds']:.1f}s · flagged by: {escape(failed)}{extra}"
     )
 
@@ -120,20 +137,34 @@ def _summary(result: dict[str, Any]) -> None:
         table.add_column(col)
     for name, bug in result["bugs"].items():
         good = bug["runs"] >= 1 and bug["detected_in"] == bug["runs"]
+        busy = bug.get("under_contention") or {}
+        shown = f"{bug['detected_in']}/{bug['runs']}" + (
+            f" ({busy['detected_in']}/{busy['runs']} busy)" if busy.get("runs") else ""
+        )
         table.add_row(
             escape(name),
-            f"[{'green' if good else 'bold red'}]{bug['detected_in']}/{bug['runs']}[/]",
+            f"[{'green' if good else 'bold red'}]{shown}[/]",
             escape(", ".join(bug["checkers"]) or "-"),
             escape(", ".join(bug["expected_checkers"])),
             escape(", ".join(bug["scenarios"]) or "none"),
         )
     console.print(table)
-    clean = result["clean"]
-    colour = "green" if not clean["false_positives"] and not clean["errors"] else "bold red"
-    console.print(
-        f"clean runs: {clean['runs']}, false positives: [{colour}]{clean['false_positives']}[/]"
-        + (f", crashed: [bold red]{clean['errors']}[/]" if clean["errors"] else "")
-    )
+    for sut, part in (result.get("suts") or {"": {"clean": result["clean"]}}).items():
+        clean = part["clean"]
+        colour = "green" if not clean["false_positives"] and not clean["errors"] else "bold red"
+        busy = clean.get("under_contention") or {}
+        console.print(
+            (f"{escape(sut)}: " if sut else "")
+            + f"clean runs: {clean['runs']}, false positives: [{colour}]{clean['false_positives']}[/]"
+            + f", inconclusive: {clean.get('inconclusive', 0)}"
+            + (f", crashed: [bold red]{clean['errors']}[/]" if clean["errors"] else "")
+            + (
+                f"; under contention: {busy['runs']} runs, {busy['false_positives']} false positives, "
+                f"{busy['inconclusive']} inconclusive"
+                if busy.get("runs")
+                else ""
+            )
+        )
     for skipped in result.get("skipped", []):
         console.print(f"[dim]skipped scenario {escape(skipped['scenario'])}: {escape(skipped['reason'])}[/]")
 
@@ -144,16 +175,26 @@ def calibrate(
     quick: bool = typer.Option(False, "--quick", help="one seed, few sagas, the shortest runs for the bugs"),
     jobs: int = typer.Option(1, "--jobs", help="runs at once (each its own SUT and ports)"),
     out: Path = typer.Option(None, "--out", help="calibration directory (default runs/<time>-calibration)"),
+    config: list[Path] = typer.Option(
+        None, "--config", help="a system described by a saga-harness.toml with a [calibration] section (repeatable)"
+    ),
+    examples: bool = typer.Option(
+        False, "--examples", help="add the bundled worked examples (minishop, hotelbus, tripbook; a source checkout)"
+    ),
+    contention: int = typer.Option(
+        0, "--contention", min=0, help="then run the first seed's runs again with N busy processes pinned to the cores"
+    ),
     database_url: str = typer.Option(
         None, "--database-url", help="PostgreSQL for the scenarios that require it (skipped without it)"
     ),
 ) -> None:
-    """Run the clean reference system through the scenario catalogue and each seeded bug through
-    the runs meant to expose it; write calibration.json and calibration.html. Exit 0 when every
-    bug is detected in every run and no clean run is flagged."""
+    """Run each system's clean runs on every seed and each seeded bug through the runs meant to expose it
+    (the reference system by default: its scenario catalogue; or the systems given with --config, plus the
+    worked examples with --examples); write calibration.json and calibration.html. Exit 0 when every bug
+    is detected in every run and no clean run is flagged (an inconclusive run is counted apart)."""
     # Imported here: `saga-harness --help` should not load every driver.
     from saga_harness.calibration import calibrate as run_calibration
-    from saga_harness.calibration import plan, prepare_out
+    from saga_harness.calibration import described_plan, example_configs, merge, plan, prepare_out, with_contention
 
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be at least 1 (got {seeds})")
@@ -161,7 +202,14 @@ def calibrate(
         raise ConfigError(f"--jobs must be at least 1 (got {jobs}): how many runs go on at once")
     if quick and seeds not in (None, 1):
         raise ConfigError(f"--quick runs one seed; drop --seeds {seeds} or drop --quick for the full calibration")
-    the_plan = plan(seeds=seeds or 3, quick=quick, database_url=database_url)
+    configs = list(config or [])
+    plans = [] if configs else [plan(seeds=seeds or 3, quick=quick, database_url=database_url)]
+    if examples:
+        configs += [p for p in example_configs() if p.resolve() not in {c.resolve() for c in configs}]
+    plans += [described_plan(c, seeds=seeds or 3, quick=quick) for c in configs]
+    the_plan = merge(*plans)
+    if contention:
+        the_plan = with_contention(the_plan, busy=contention)
     out_dir = prepare_out(out)
     with JobsView(len(the_plan.jobs)) as view:
         result = run_calibration(the_plan, out_dir, on_start=view.start, on_finish=view.finish, jobs=jobs)
