@@ -395,6 +395,25 @@ class StateMachine(_Frozen):
     transitions: dict[str, list[Any]] = Field(default_factory=dict, description="state -> the states that may follow")
 
 
+class Convergence(_Frozen):
+    """How convergence is judged over time: a saga stuck is a violation, a slow one is measured."""
+
+    objective_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="the time-to-converge objective, per saga (first request to outcome): a saga slower than "
+        "this is reported as slow, not as a violation; default: the run's convergence deadline as recorded "
+        "(30 s when the history does not say)",
+    )
+    quiet_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="an unfinished saga with no state change, event or retry for this long before observation "
+        "ended is stuck (a violation); one that moved within it is still progressing: slow, and inconclusive "
+        "for that saga. Longer than the longest pause the system takes on purpose (a retry's backoff)",
+    )
+
+
 # -- triggers ------------------------------------------------------------------------------
 def _outcomes(value: Any, key: str) -> Any:
     """One outcome or a list; "any" is every outcome. Kept in the order completed, compensated, failed."""
@@ -483,6 +502,9 @@ class SagaModel(_Frozen):
     balances: list[Balance] = Field(default_factory=list, description="snapshot numbers equal to a quantity's net")
     triggers: dict[str, TriggerExpectation] = Field(
         default_factory=dict, description="trigger -> what it demands (over [triggers.NAME]'s own)"
+    )
+    convergence: Convergence = Field(
+        default_factory=Convergence, description="the time-to-converge objective and when a saga is stuck"
     )
     event_order: Literal["auto", "arrival", "time"] = Field(
         default="auto",

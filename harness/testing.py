@@ -12,6 +12,12 @@ successful")`` (a start step's request and its answer, text or JSON), ``b.read("
 {"s1": {"paid": True}})`` (a per-saga read), ``b.status("s1", "PAID", failed_step=None)``
 (a status with recorded fields), and ``with b.faulted("kill", "payment"): …`` (a fault window).
 
+How the observation ended, for the verdicts that depend on it: ``b.wait(15)`` then
+``b.phase("deadline-passed")`` (the harness stopped polling: an unfinished saga quiet
+for longer than ``[model.convergence] quiet_s`` is stuck), ``b.settled(drained=False,
+events_last_s=480)`` (the evidence was still arriving), ``b.machine(loop_lag_p99_ms=900)``
+(a starved second).
+
 Every line is built from its record class (:mod:`saga_harness.history.records`),
 exactly as :class:`~saga_harness.history.HistoryWriter` writes it, with ``ref``
 set to ``"built:<n>"`` so violations can cite it. :meth:`HistoryBuilder.write`
@@ -198,6 +204,59 @@ class HistoryBuilder:
     def phase(self, name: str, **detail: Any) -> None:
         """A run marker: workload-start, workload-end, converged …"""
         self.add(Phase(name, detail), process="runner")
+
+    def settled(
+        self,
+        drained: bool = True,
+        *,
+        cap_reached: bool | None = None,
+        events_last_s: float = 0.0,
+        waited_s: float = 1.0,
+        pending: dict[str, int] | None = None,
+        **detail: Any,
+    ) -> None:
+        """How the evidence settled before the snapshot (the ``evidence-settled`` phase): ``drained``,
+        or the wait's cap reached (by default when not drained) with ``events_last_s`` still arriving."""
+        self.phase(
+            "evidence-settled",
+            drained=drained,
+            cap_reached=(not drained) if cap_reached is None else cap_reached,
+            events_last_s=events_last_s,
+            waited_s=waited_s,
+            pending=pending or {},
+            **detail,
+        )
+
+    def machine(
+        self,
+        *,
+        interval_s: float = 1.0,
+        loop_lag_p99_ms: float = 1.0,
+        loop_lag_max_ms: float | None = None,
+        cpu_busy_pct: float | None = 30.0,
+        sut_cpu_pct: float | None = 40.0,
+        load1: float | None = 0.5,
+        cores: int | None = 2,
+    ) -> dict[str, Any]:
+        """One of the harness's starvation samples (a ``machine`` line, about one a second): its
+        event loop's lag, the machine's CPU busy (100: every core), the SUT's CPU (100: one core)."""
+        self._clock += interval_s
+        line = {
+            "mono": self._clock,
+            "wall": self._clock,
+            "process": "runner",
+            "type": "machine",
+            "interval_s": interval_s,
+            "loop_lag_p99_ms": loop_lag_p99_ms,
+            "loop_lag_max_ms": loop_lag_p99_ms if loop_lag_max_ms is None else loop_lag_max_ms,
+            "cpu_busy_pct": cpu_busy_pct,
+            "sut_cpu_pct": sut_cpu_pct,
+            "load1": load1,
+            "cores": cores,
+            "ref": f"{REF_PREFIX}:{len(self.entries) + 1}",
+        }
+        self.entries.append(line)
+        return line
 
     def check(self, model: SagaModel, names: list[str] | None = None) -> Verdicts:
         """Every checker (or the ones named) over this history."""

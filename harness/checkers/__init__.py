@@ -1,5 +1,11 @@
 """Checkers: pure functions ``check(history, model) -> Verdict``, registered by name.
 
+A verdict's status is ``ok``, ``violated`` (proved by evidence) or ``inconclusive``
+(the run could not support a verdict); see :mod:`saga_harness.checkers.verdict`.
+Build one with :func:`verdict`, marking each violation inferred from *absent* evidence
+(``basis="absent"``) and passing the run's :func:`~saga_harness.checkers.observation.observe`:
+such violations are held back when the evidence was not complete.
+
 ``history`` is the per-saga index (:class:`saga_harness.history.History`); no
 checker does I/O or reads a clock. Register one with :func:`register`, or, from
 another package, through the entry-point group ``saga_harness.checkers``;
@@ -16,6 +22,7 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any
 
+from saga_harness.checkers.coverage import measure
 from saga_harness.checkers.verdict import RunInfo, RunStats, Verdict, Verdicts, Violation, verdict
 from saga_harness.history import History, build_index
 from saga_harness.model import SagaModel
@@ -67,7 +74,7 @@ def run_checks(
     else:
         history = build_index(entries, model, keep_events=not NEEDS_EVENTS.isdisjoint(wanted))
     results = tuple(available[n](history, model) for n in wanted)
-    return Verdicts(results, summary(history, results))
+    return Verdicts(results, summary(history, results), coverage=measure(history, model, results))
 
 
 def summary(history: History, results: Iterable[Verdict]) -> RunStats:

@@ -18,6 +18,12 @@ producer's timestamps alone); a saga whose order the evidence cannot settle
 is counted (``order_unknown``), not flagged. So is a step whose undoing its evidence
 could not have shown, or a quantity whose terms could not (an answer that never came,
 a saga never read): ``undo_unobservable``.
+
+Proved by evidence present (never held back): steps done or undone in the wrong order,
+an undo in a completed saga, an undo without its step, an undo that took effect twice,
+a compensated saga listing a compensation pending. Inferred from evidence absent (held
+back as inconclusive when the run's evidence was not complete): a step done and never
+undone, a quantity that does not net to zero.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from typing import Any
 from saga_harness.checkers import _fields, register
 from saga_harness.checkers._order import Orderer, earliest
 from saga_harness.checkers._parts import by_part, label
-from saga_harness.checkers.verdict import Verdict, Violation, verdict
+from saga_harness.checkers.observation import observe
+from saga_harness.checkers.verdict import Examined, Verdict, Violation, verdict
 from saga_harness.history import Evidence, History, SagaRecord
 from saga_harness.model import Quantity, SagaModel, Step, Term
 
@@ -73,9 +80,13 @@ class _Judge:
         self.unseen = {q.name: unseen_terms(q) for q in model.quantities}
         self.out: list[Violation] = []
         self.compensated = self.failed = self.forward = self.pending = self.unobservable = 0
+        self.sagas = self.facts = 0
         self.unknown: list[str] = []
 
     def saga(self, rec: SagaRecord) -> None:
+        if rec.outcome is not None or rec.done:
+            self.sagas += 1
+            self.facts += sum(map(len, rec.done.values())) + sum(map(len, rec.undone.values()))
         unknown = self._forward(rec)
         if rec.outcome == "completed":
             self._completed(rec)
@@ -108,6 +119,7 @@ class _Judge:
                     expected,
                     f"done in the order {', '.join(seen.observed)} ({early} before {first})",
                     seen.evidence,
+                    cause=f"{early} done before {first}, which it waits for",
                 )
             )
         return seen.status == "unknown"
@@ -124,6 +136,7 @@ class _Judge:
                         "a completed saga undoes nothing",
                         f"{step.compensation or step.name + ' undone'} happened",
                         tuple(e.ref for e in evs),
+                        cause=f"completed sagas undid {step.name}",
                     )
                 )
 
@@ -144,6 +157,7 @@ class _Judge:
                     "a compensated saga has no compensation pending",
                     f"its status lists pending: {', '.join(_fields.names(pending))}",
                     (rec.fields_ref or rec.outcome_ref or "",),
+                    cause="compensated sagas still list a compensation pending",
                 )
             )
         declared = failed and bool(_fields.names(pending))
@@ -184,6 +198,7 @@ class _Judge:
                     f"{comp} takes effect once" + (", however often it was retried" if tried else ""),
                     f"compensations_done lists it {listed} times{tried}",
                     (rec.fields_ref or "",),
+                    cause=f"{comp} listed more than once in compensations_done",
                 )
             )
 
@@ -217,7 +232,22 @@ class _Judge:
                     if failed
                     else f"{what} completed and was never undone"
                 )
-                self.out.append(Violation(NAME, rec.saga_id, step.name, expected, actual, tuple(e.ref for e in done)))
+                self.out.append(
+                    Violation(
+                        NAME,
+                        rec.saga_id,
+                        step.name,
+                        expected,
+                        actual,
+                        tuple(e.ref for e in done),
+                        basis="absent",
+                        cause=(
+                            f"{step.name} done and never undone, and the failed sagas say nothing of it"
+                            if failed
+                            else f"{step.name} done and never undone in compensated sagas"
+                        ),
+                    )
+                )
         elif undone and not done:
             if rec.observed(step.done):
                 self.out.append(
@@ -228,6 +258,7 @@ class _Judge:
                         f"no {comp} without {what}",
                         f"{comp} undid a step that never happened",
                         tuple(e.ref for e in undone),
+                        cause=f"{step.compensation or 'undo of ' + step.name} without {step.name}",
                     )
                 )
         for upart, same in by_part(undone).items():
@@ -241,6 +272,7 @@ class _Judge:
                         f"{comp_once} exactly once" + (", however often it was retried" if tried else ""),
                         f"{comp_once} happened {len(same)} times{tried}",
                         tuple(e.ref for e in same),
+                        cause=f"{step.compensation or 'undo of ' + step.name} took effect more than once",
                     )
                 )
 
@@ -260,6 +292,7 @@ class _Judge:
                     f"undone in reverse order: {', '.join(n for n, _ in expected)}",
                     f"undone in the order {', '.join(seen.observed)}",
                     seen.evidence,
+                    cause=f"undone in the order {', '.join(seen.observed)}, not the reverse of the forward order",
                 )
             )
         return seen.status == "unknown"
@@ -280,6 +313,8 @@ class _Judge:
                         f"{q.name} nets to zero after compensation",
                         f"left over: {shown}",
                         _refs(rec, q.name),
+                        basis="absent",
+                        cause=f"{q.name} does not net to zero after compensation",
                     )
                 )
 
@@ -292,6 +327,8 @@ def check(history: History, model: SagaModel) -> Verdict:
     return verdict(
         NAME,
         judge.out,
+        observation=observe(history),
+        examined=Examined(judge.sagas, judge.facts),
         compensated_sagas=judge.compensated,
         failed_sagas=judge.failed,
         forward_order_checked=judge.forward,

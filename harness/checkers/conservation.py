@@ -2,7 +2,13 @@
 
 A quantity whose terms come from answers or reads is judged for a saga only where
 they could have shown (every answer came, the saga was read); a balance only when
-they could for every saga (else counted in ``unobservable``, not flagged)."""
+they could for every saga (else counted in ``unobservable``, not flagged).
+
+Proved by evidence present: a number below zero in a snapshot; a completed saga whose
+terms add up to *more* than it must (more money seen moving than the order's total).
+Inferred from evidence absent (held back when the run's evidence was not complete): a
+completed saga's terms adding up to less (a term not seen yet), and a balance that differs
+from the net of the terms (the snapshot and the events may be apart by what is in flight)."""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from typing import Any
 
 from saga_harness.checkers import register
 from saga_harness.checkers.compensation import net, observed, unseen_terms
-from saga_harness.checkers.verdict import Verdict, Violation, verdict
+from saga_harness.checkers.observation import observe
+from saga_harness.checkers.verdict import Examined, Verdict, Violation, verdict
 from saga_harness.history import History
 from saga_harness.model import Balance, SagaModel
 from saga_harness.pointer import resolve
@@ -30,7 +37,13 @@ def check(history: History, model: SagaModel) -> Verdict:
     totals: dict[str, dict[str | None, float]] = {q.name: {} for q in model.quantities}
     unseen = {q.name: unseen_terms(q) for q in model.quantities}
     unknown: dict[str, int] = {}  # quantity -> sagas whose terms could not all show
+    sagas = facts = 0
     for rec in history.sagas.values():
+        if rec.terms:
+            sagas += 1
+            for roles in rec.terms.values():
+                for terms in roles.values():
+                    facts += len(terms)
         for q in model.quantities:
             n = net(rec, q.name)
             for k, v in n.items():
@@ -55,6 +68,12 @@ def check(history: History, model: SagaModel) -> Verdict:
                             f"{q.name} of a completed saga = {want:g}",
                             f"{q.name} = {got:g}",
                             refs,
+                            basis="present" if got > want else "absent",
+                            cause=(
+                                f"more {q.name} than a completed saga's total"
+                                if got > want
+                                else f"less {q.name} than a completed saga's total"
+                            ),
                         )
                     )
     for rule in model.non_negative:
@@ -63,6 +82,7 @@ def check(history: History, model: SagaModel) -> Verdict:
             continue
         data, ref = snap
         for item in resolve(data, rule.items, []) or []:
+            facts += 1
             value = resolve(item, rule.field, None)
             if isinstance(value, (int, float)) and value < 0:
                 out.append(
@@ -73,6 +93,7 @@ def check(history: History, model: SagaModel) -> Verdict:
                         f"{rule.field} >= 0 for {resolve(item, rule.key, '?')}",
                         f"{value}",
                         (ref,),
+                        cause=f"{rule.name} below zero in {rule.service}",
                     )
                 )
     for b in model.balances:
@@ -86,10 +107,18 @@ def check(history: History, model: SagaModel) -> Verdict:
             if base is not None and isinstance(got, (int, float)):
                 got -= resolve(base, b.value, 0) or 0  # what this run changed
             want = sum(totals[b.quantity].values())
+            facts += 1
             if isinstance(got, (int, float)) and abs(got - want) > 1e-9:
                 out.append(
                     Violation(
-                        NAME, None, b.name, f"{b.service} {b.value} = {want:g} (net {b.quantity})", f"{got}", (ref,)
+                        NAME,
+                        None,
+                        b.name,
+                        f"{b.service} {b.value} = {want:g} (net {b.quantity})",
+                        f"{got}",
+                        (ref,),
+                        basis="absent",
+                        cause=f"{b.service} {b.value} differs from the net {b.quantity}",
                     )
                 )
             continue
@@ -105,6 +134,7 @@ def check(history: History, model: SagaModel) -> Verdict:
         )
         for item in resolve(data, b.items, []) or []:  # type: ignore[arg-type]
             key = str(resolve(item, b.key, ""))  # type: ignore[arg-type]
+            facts += 1
             got = level(item) - before.get(key, 0)
             want = per_key.get(key, 0.0)
             if abs(got - want) > 1e-9:
@@ -116,8 +146,15 @@ def check(history: History, model: SagaModel) -> Verdict:
                         f"{b.service} {key}: {_expr(b)} = {want:g} (net {b.quantity})",
                         f"{got:g}",
                         (ref,),
+                        basis="absent",
+                        cause=f"{b.name}: {b.service} differs from the net {b.quantity}",
                     )
                 )
     return verdict(
-        NAME, out, quantities={q: round(sum(v.values()), 4) for q, v in totals.items()}, unobservable=unknown
+        NAME,
+        out,
+        observation=observe(history),
+        examined=Examined(sagas, facts),
+        quantities={q: round(sum(v.values()), 4) for q, v in totals.items()},
+        unobservable=unknown,
     )

@@ -3,14 +3,17 @@
 A step's effect counts once per distinct piece of evidence: a CloudEvent by its
 (source, id), an answer by its request when the evidence says ``repeats = "effect"``
 (by default resent requests' answers are one effect: a system replays its answer),
-a read or a state once — per part, for a step done once per order line (``per``)."""
+a read or a state once — per part, for a step done once per order line (``per``).
+
+Every violation here is proved by evidence that is there (two sagas answered for one key,
+two distinct effects, a record applied twice): none is held back on a starved run."""
 
 from __future__ import annotations
 
 from saga_harness.checkers import register
 from saga_harness.checkers._parts import by_part, label
 from saga_harness.checkers._snapshot import records
-from saga_harness.checkers.verdict import Verdict, Violation, verdict
+from saga_harness.checkers.verdict import Examined, Verdict, Violation, verdict
 from saga_harness.history import Evidence, History
 from saga_harness.model import SagaModel
 from saga_harness.pointer import resolve
@@ -26,8 +29,9 @@ def _observations(evs: list[Evidence]) -> str:
 @register(NAME)
 def check(history: History, model: SagaModel) -> Verdict:
     out: list[Violation] = []
-    resent = 0
+    resent = facts = 0
     for key, kr in history.keys.items():
+        facts += len(kr.answers)
         ok = [(sid, ref) for sid, status, ref in kr.answers if sid and status is not None and status < 300]
         # Resent: a step requested again with the key (one saga's several start steps are not resends).
         resent += any(n > 1 for n in kr.steps.values()) if kr.steps else len(kr.answers) > 1
@@ -41,28 +45,32 @@ def check(history: History, model: SagaModel) -> Verdict:
                     f"one saga for idempotency key {key!r}",
                     f"{len(ids)} sagas were started: {', '.join(ids)}",
                     tuple(r for _, r in ok),
+                    cause="one idempotency key started more than one saga",
                 )
             )
     for rec in history.sagas.values():
         for step, evs in rec.done.items():
+            facts += len(evs)
             if len(evs) < 2:
                 continue
             for part, same in by_part(evs).items():
                 if len(same) > 1:
+                    kind = _observations(same)
                     out.append(
                         Violation(
                             NAME,
                             rec.saga_id,
                             step,
                             f"{step}{label(part)} takes effect once",
-                            f"{len(same)} distinct {_observations(same)} prove it took effect: "
-                            + ", ".join(e.event_id for e in same),
+                            f"{len(same)} distinct {kind} prove it took effect: " + ", ".join(e.event_id for e in same),
                             tuple(e.ref for e in same),
+                            cause=f"{step} took effect more than once (distinct {kind})",
                         )
                     )
     for rule in model.projections:
         by_saga, ref = records(history, rule)
         for sid, items in by_saga.items():
+            facts += len(items)
             if rule.unique:
                 values = [resolve(i, rule.unique, None) for i in items]
                 dupes = sorted({str(v) for v in values if v is not None and values.count(v) > 1})
@@ -75,6 +83,7 @@ def check(history: History, model: SagaModel) -> Verdict:
                             f"{rule.name} applied once per event ({rule.unique})",
                             f"{rule.service} applied the same event more than once: {', '.join(dupes)}",
                             (ref,) if ref else (),
+                            cause=f"{rule.service} applied one event more than once ({rule.name})",
                         )
                     )
                     continue
@@ -87,6 +96,13 @@ def check(history: History, model: SagaModel) -> Verdict:
                         f"{rule.per_completed} {rule.name} per completed saga",
                         f"{len(items)} in {rule.service}",
                         (ref,) if ref else (),
+                        cause=f"more than {rule.per_completed} {rule.name} per completed saga in {rule.service}",
                     )
                 )
-    return verdict(NAME, out, keys=len(history.keys), resent_keys=resent)
+    return verdict(
+        NAME,
+        out,
+        examined=Examined(len(history.sagas), facts),
+        keys=len(history.keys),
+        resent_keys=resent,
+    )

@@ -9,6 +9,11 @@ order on every saga), no step that waits for it done, and — where the status r
 (text, or ``"re:REGEX"``). A saga judged by ``under_faults`` is not asked where it
 failed: a fault may stop it anywhere. A field the run never recorded is not judged
 (counted in ``fields_unrecorded``); one recorded empty is a violation.
+
+Proved by evidence present: a wrong outcome seen, a step done after the one that must
+fail, a recorded field that says otherwise. Inferred from evidence absent (held back when
+the run's evidence was not complete): a step before the failing one with no evidence it
+was done.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from saga_harness.checkers import _fields, register
-from saga_harness.checkers.verdict import Verdict, Violation, verdict
+from saga_harness.checkers.observation import observe
+from saga_harness.checkers.verdict import Examined, Verdict, Violation, verdict
 from saga_harness.history import History, SagaRecord
 from saga_harness.model import SagaModel, TriggerExpectation, text_matches
 
@@ -39,10 +45,13 @@ class _Judge:
         self.out: list[Violation] = []
         self.by_trigger: dict[str, dict[str, int]] = {}
         self.under_faults = self.relaxed = self.shaped = self.unrecorded = 0
+        self.sagas = self.facts = 0
 
     def saga(self, rec: SagaRecord) -> None:
         if rec.trigger is None or rec.outcome is None:
             return
+        self.sagas += 1
+        self.facts += 1 + len(rec.fields or ()) + sum(map(len, rec.done.values()))
         counts = self.by_trigger.setdefault(rec.trigger, {})
         counts[rec.outcome] = counts.get(rec.outcome, 0) + 1
         want = self.model.expectation(rec.trigger)
@@ -60,6 +69,7 @@ class _Judge:
                     f"{want.describe(faulted)} (trigger {rec.trigger!r}{during})",
                     f"{rec.outcome}",
                     (rec.outcome_ref or "",),
+                    cause=f"trigger {rec.trigger!r} ended {rec.outcome}, not {want.describe(faulted)}{during}",
                 )
             )
             return
@@ -91,6 +101,8 @@ class _Judge:
                         f"{step.name} done before the saga failed at {at} (trigger {rec.trigger!r})",
                         f"no evidence it was done: no {step.done.describe()}",
                         (rec.outcome_ref or "",),
+                        basis="absent",
+                        cause=f"trigger {rec.trigger!r} failed at {at} without evidence of {step.name} before it",
                     )
                 )
         for step in steps[place + 1 :]:
@@ -106,6 +118,7 @@ class _Judge:
                         f"nothing done after {at}, where trigger {rec.trigger!r} must fail",
                         f"{step.name} was done",
                         tuple(e.ref for e in evs),
+                        cause=f"trigger {rec.trigger!r} went past {at}: {step.name} was done",
                     )
                 )
         fields = rec.fields or {}
@@ -122,6 +135,7 @@ class _Judge:
                     f"the saga names {at} as the step that failed (trigger {rec.trigger!r})",
                     f"failed_step = {named!r}" if named not in (None, "") else "it names no failed step",
                     (rec.fields_ref or "",),
+                    cause=f"trigger {rec.trigger!r}: failed_step does not name {at}",
                 )
             )
 
@@ -144,6 +158,7 @@ class _Judge:
                     f"{what} {expected!r} (trigger {rec.trigger!r})",
                     f"{key} = {value!r}" if value not in (None, "") else f"it gives no {what}",
                     (rec.fields_ref or "",),
+                    cause=f"trigger {rec.trigger!r}: {what} is not {expected!r}",
                 )
             )
 
@@ -156,6 +171,8 @@ def check(history: History, model: SagaModel) -> Verdict:
     return verdict(
         NAME,
         judge.out,
+        observation=observe(history),
+        examined=Examined(judge.sagas, judge.facts),
         by_trigger=judge.by_trigger,
         during_faults=judge.under_faults,
         judged_under_faults=judge.relaxed,

@@ -1,4 +1,6 @@
-"""State machine: each saga's states follow the declared edges; nothing leaves a terminal state."""
+"""State machine: each saga's states follow the declared edges; nothing leaves a terminal state.
+
+Every violation is proved by states that were seen (present evidence): none is held back."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from typing import Any
 
 from saga_harness.checkers import register
 from saga_harness.checkers._snapshot import records
-from saga_harness.checkers.verdict import Verdict, Violation, verdict
+from saga_harness.checkers.verdict import Examined, Verdict, Violation, verdict
 from saga_harness.history import History
 from saga_harness.model import SagaModel, state_key
 from saga_harness.pointer import resolve
@@ -28,7 +30,7 @@ def check(history: History, model: SagaModel) -> Verdict:
         for sid, items in by_saga.items():
             raw = resolve(items[0], model.state_history.transitions, [])
             snap[sid] = [resolve(t, model.state_history.state, None) if isinstance(t, dict) else t for t in raw]
-    walked = 0
+    walked = facts = 0
     for rec in history.sagas.values():
         if rec.saga_id in snap:
             states, refs = snap[rec.saga_id], (snap_ref or "",)
@@ -39,20 +41,43 @@ def check(history: History, model: SagaModel) -> Verdict:
         if not path:
             continue
         walked += 1
+        facts += len(states)
         if initial and rec.saga_id in snap and path[0] not in initial:
             out.append(
-                Violation(NAME, rec.saga_id, None, f"starts in one of {sm.initial}", f"started in {path[0]}", refs[:3])
+                Violation(
+                    NAME,
+                    rec.saga_id,
+                    None,
+                    f"starts in one of {sm.initial}",
+                    f"started in {path[0]}",
+                    refs[:3],
+                    cause=f"sagas started in {path[0]}, not an initial state",
+                )
             )
         for a, b in zip(path, path[1:], strict=False):
             if a in sm.terminal:
                 out.append(
-                    Violation(NAME, rec.saga_id, None, f"nothing after the terminal state {a}", f"{a} → {b}", refs[:3])
+                    Violation(
+                        NAME,
+                        rec.saga_id,
+                        None,
+                        f"nothing after the terminal state {a}",
+                        f"{a} → {b}",
+                        refs[:3],
+                        cause=f"sagas left the terminal state {a} ({a} → {b})",
+                    )
                 )
                 break
             if edges and b not in edges.get(a, ()):
                 out.append(
                     Violation(
-                        NAME, rec.saga_id, None, f"{a} → one of {sm.transitions.get(a, [])}", f"{a} → {b}", refs[:3]
+                        NAME,
+                        rec.saga_id,
+                        None,
+                        f"{a} → one of {sm.transitions.get(a, [])}",
+                        f"{a} → {b}",
+                        refs[:3],
+                        cause=f"undeclared transition {a} → {b}",
                     )
                 )
         last = path[-1]
@@ -65,6 +90,7 @@ def check(history: History, model: SagaModel) -> Verdict:
                     f"outcome {sm.terminal[last]} for terminal state {last}",
                     f"outcome {rec.outcome}",
                     (rec.outcome_ref or "",),
+                    cause=f"terminal state {last} reported as outcome {rec.outcome}",
                 )
             )
-    return verdict(NAME, out, sagas_walked=walked)
+    return verdict(NAME, out, examined=Examined(walked, facts), sagas_walked=walked)

@@ -36,6 +36,12 @@ from saga_harness.history.records import (
 from saga_harness.model import REGEX, Match, SagaModel, Term, same, state_key, text_matches
 from saga_harness.pointer import resolve
 
+MACHINE = "machine"  # the line type of the harness's starvation samples (MachineLoad)
+# How long after a fault window stops its effects still count as its own: a killed
+# process's work is redelivered once it is back, a cut link's retries land after it
+# heals (the harness also lets the snapshot settle this long after faults heal).
+FAULT_AFTERMATH_S = 3.0
+
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
@@ -92,6 +98,7 @@ class SagaRecord:
     unanswered: set[str] | None = None  # start steps with a request that got no answer
     reads: set[str] | None = None  # per-saga reads that read it
     settled: bool = False  # the harness read it in a terminal state
+    last_event: float | None = None  # wall time of the latest new evidence of it a captured event brought
 
     def observed(self, match: Match) -> bool:
         """Could ``match``'s source have shown its evidence for this saga? Absence of evidence
@@ -123,6 +130,38 @@ class KeyRecord:
     steps: dict[str | None, int] | None = None  # answers per start step (None: a one-request start)
 
 
+@dataclass(frozen=True, slots=True)
+class MachineSample:
+    """How busy the machine was over one interval (a ``machine`` line, written about every second
+    by the harness): its event loop's lag, the CPU busy and what the SUT used, the load average.
+    None: not measured."""
+
+    wall: float  # when the interval ended
+    interval_s: float
+    loop_lag_p99_ms: float | None = None
+    loop_lag_max_ms: float | None = None
+    cpu_busy_pct: float | None = None  # the whole machine's CPU in use (100: every core)
+    sut_cpu_pct: float | None = None  # the SUT's processes (100: one core)
+    load1: float | None = None
+    cores: int | None = None
+
+
+@dataclass(slots=True)
+class FaultTouch:
+    """What the history shows of the sagas around one fault window, gathered in the same pass:
+    ``involved`` — sagas whose evidence during the window or its aftermath (:data:`FAULT_AFTERMATH_S`)
+    involves the faulted component (an event whose source or type names it; a request of theirs that
+    got no answer or a 5xx); ``seen`` — sagas observed at all (an event, a status, an answer) while
+    the window was active. Interpreting them (what "touched" means) is the coverage's job."""
+
+    fault_id: str
+    components: tuple[str, ...]  # the names the fault targets: a process, both ends of a link, a queue's owner
+    start: float
+    stop: float | None = None
+    involved: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
+
+
 @dataclass
 class History:
     """The index the checkers read."""
@@ -134,10 +173,14 @@ class History:
     baselines: dict[str, Any] = field(default_factory=dict)
     faults: list[Entry] = field(default_factory=list)  # each fault window's start and stop (FaultChange)
     phases: dict[str, float] = field(default_factory=dict)  # run marker -> wall time it was first seen
+    marks: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)  # every phase: (wall, name, detail)
+    machine: list[MachineSample] = field(default_factory=list)  # the harness's starvation samples, in order
+    touches: dict[str, FaultTouch] = field(default_factory=dict)  # fault id -> the sagas around its window
     meta: Meta | None = None  # who the run is (the first meta line)
     entries: int = 0
     events: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
+    start: float | None = None  # the first line's wall time
     end: float | None = None
     # Every captured event with its history ref, in arrival order; None unless
     # build_index(..., keep_events=True): most checkers never need them and a
@@ -249,6 +292,7 @@ class _Pass:
 
     lookup: _Lookup
     invokes: dict[tuple[str, int], int] = field(default_factory=dict)  # (process, op) -> line of the request
+    open: dict[str, FaultTouch] = field(default_factory=dict)  # fault windows active (or in their aftermath)
     deferred: list[tuple[str, Completion, str, int, int, str]] = field(default_factory=list)
     read_miss: dict[tuple[str, str, str, str], int] = field(default_factory=dict)  # last read that did not show it
 
@@ -283,16 +327,22 @@ def _build(lines: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bo
         position = h.entries
         wall = line.get("wall", 0.0)
         h.end = wall
+        if position == 1:
+            h.start = wall
         record = parse(line)
+        if ctx.open:
+            _expire(h, ctx, wall)
         # Most frequent first: this chain runs once per line.
         if isinstance(record, CapturedEvent):
-            _event(h, record.event, line["ref"], events, position, captured)
+            _event(h, record.event, line["ref"], events, position, captured, wall, ctx)
         elif isinstance(record, Completion):
             _completion(h, ctx, record, line, wall, position)
         elif isinstance(record, StatusSeen):
             if not record.saga_id:
                 continue
             rec = h.saga(record.saga_id)
+            if ctx.open:
+                _seen(ctx, record.saga_id, wall)
             state, outcome, source = record.state, record.outcome, record.source
             if outcome is None and terminal:
                 outcome = terminal.get(state_key(state))
@@ -330,10 +380,15 @@ def _build(lines: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bo
                     _read(h, ctx, record.service, record.data, position, line["ref"])
         elif isinstance(record, FaultChange):
             h.faults.append(from_line(line))  # type: ignore[arg-type] - a fault line parses
+            _fault(h, ctx, record, wall)
         elif isinstance(record, Phase):
             h.phases.setdefault(record.name, wall)
+            h.marks.append((wall, record.name, record.detail))
         elif isinstance(record, Meta):
             h.meta = h.meta or record
+        elif line.get("type") == MACHINE:
+            h.machine.append(_machine(record, line, wall))
+    h.touches.update(ctx.open)
     for key, completion, step, after, position, ref in ctx.deferred:
         kr = h.keys.get(key)
         if kr is not None and kr.saga_id is not None:
@@ -349,6 +404,8 @@ def _event(
     lookup: dict[str, list[_Compiled]],
     position: int,
     captured: list[tuple[str, dict[str, Any]]] | None,
+    wall: float,
+    ctx: _Pass,
 ) -> None:
     """A captured event: evidence of the steps, compensations and quantities the model matches it to."""
     h.events += 1
@@ -363,6 +420,8 @@ def _event(
         if saga_id is None:
             continue
         rec = h.saga(str(saga_id))
+        if ctx.open:
+            _touch(ctx, rec.saga_id, wall, f"{event.get('source')} {etype}".lower())
         eid = f"{event.get('source')}#{event.get('id')}"
         role, name = c.role, c.name
         if role == "done" or role == "undone":
@@ -371,10 +430,12 @@ def _event(
                 continue  # the same event delivered twice proves nothing new
             time = _time(event, c) if c.at else event.get("time")
             bucket.append(Evidence(ref, eid, etype, time, position, -1, _part(event, c)))
+            rec.last_event = wall
             continue
         per = rec.terms.setdefault(name, {}).setdefault(role, [])
         if any(e.event_id == eid for _k, _v, e in per):
             continue
+        rec.last_event = wall
         ev = Evidence(ref, eid, etype, _time(event, c) if c.at else event.get("time"), position)
         term: Term = c.match  # type: ignore[assignment] - quantity roles hold terms
         items = [event] if term.items is None else resolve(event, term.items, [])
@@ -408,6 +469,10 @@ def _completion(
             if rec.first_invoke is None or (kr.first_invoke or wall) < rec.first_invoke:
                 rec.first_invoke = kr.first_invoke or wall
                 rec.first_position = kr.first_position
+        if ctx.open and kr.saga_id is not None:
+            _seen(ctx, kr.saga_id, wall)
+            if record.outcome == "info" or (record.status is not None and record.status >= 500):
+                _touch(ctx, kr.saga_id, wall, None)  # a request of it failed while the fault was on
     answers = ctx.lookup.answers
     if not answers:
         return
@@ -595,3 +660,63 @@ def _outcomes_from_snapshot(h: History, model: SagaModel) -> None:
             outcome = terminal.get(state_key(state))
             if outcome is not None:
                 rec.outcome, rec.outcome_ref = outcome, ref
+
+
+def _fault(h: History, ctx: _Pass, record: FaultChange, wall: float) -> None:
+    """A fault window starts (watched from now on) or stops (watched for its aftermath)."""
+    fault = record.fault
+    fid = str(fault.get("id") or f"{fault.get('kind')}:{fault.get('target')}")
+    if record.phase == "start":
+        if fid not in ctx.open and fid not in h.touches:
+            target = str(fault.get("target") or "")
+            names = {p.strip().lower() for p in re.split(r"->|:|,", target)} - {"", "*"}
+            ctx.open[fid] = FaultTouch(fid, tuple(sorted(names)), wall)
+    elif fid in ctx.open and ctx.open[fid].stop is None:
+        ctx.open[fid].stop = wall
+
+
+def _expire(h: History, ctx: _Pass, wall: float) -> None:
+    """Stop watching the windows whose aftermath is over."""
+    for fid, touch in list(ctx.open.items()):
+        if touch.stop is not None and wall > touch.stop + FAULT_AFTERMATH_S:
+            h.touches[fid] = ctx.open.pop(fid)
+
+
+def _seen(ctx: _Pass, saga_id: str, wall: float) -> None:
+    """Saga ``saga_id`` was observed at ``wall``: seen during the windows active then."""
+    for touch in ctx.open.values():
+        if touch.stop is None or wall <= touch.stop:
+            touch.seen.add(saga_id)
+
+
+def _touch(ctx: _Pass, saga_id: str, wall: float, text: str | None) -> None:
+    """Evidence of ``saga_id`` at ``wall``: involves a watched fault when ``text`` (an event's source
+    and type) names a component it targets, or always when ``text`` is None (a failed request)."""
+    for touch in ctx.open.values():
+        if touch.stop is None or wall <= touch.stop:
+            touch.seen.add(saga_id)
+        if text is None or any(name in text for name in touch.components):
+            touch.involved.add(saga_id)
+
+
+def _figure(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _machine(record: Any, line: Mapping[str, Any], wall: float) -> MachineSample:
+    """A starvation sample, from its record (MachineLoad) or, from a reader that does not know the
+    type yet, from the line's fields (the same names)."""
+
+    def get(name: str) -> Any:
+        return getattr(record, name, None) if record is not None else line.get(name)
+
+    return MachineSample(
+        wall,
+        _figure(get("interval_s")) or 1.0,
+        _figure(get("loop_lag_p99_ms")),
+        _figure(get("loop_lag_max_ms")),
+        _figure(get("cpu_busy_pct")),
+        _figure(get("sut_cpu_pct")),
+        _figure(get("load1")),
+        int(cores) if (cores := _figure(get("cores"))) else None,
+    )

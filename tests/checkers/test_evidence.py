@@ -187,6 +187,8 @@ def test_a_system_with_no_steps_is_still_judged():
     b.status("s2", "UNDONE")  # not an edge, and not what the trigger demands
     b.answer("key-s1", "s9")  # one key, two sagas
     b.saga("s3")  # never ends
+    b.wait(30)  # the deadline passes: s3 (and s9, the second saga of key-s1) stopped moving
+    b.phase("deadline-passed")
     verdicts = b.check(model)
     assert {c.name for c in verdicts.checks if not c.ok} == {"state_machine", "outcome", "idempotency", "convergence"}
     assert {v.saga_id for v in verdicts.failures} == {"s1", "s2", "s3", "s9"}

@@ -121,8 +121,10 @@ def test_a_saga_that_never_ends(shop):
     b = HistoryBuilder()
     b.saga("s4")
     b.status("s4", "CHARGING")
+    b.wait(30)  # the deadline: nothing more of it
+    b.phase("deadline-passed")
     [v] = only(b.check(shop, ["convergence"]), "convergence")
-    assert v.saga_id == "s4" and "still CHARGING" in v.actual
+    assert v.saga_id == "s4" and "stuck in CHARGING" in v.actual and v.basis == "absent"
 
 
 def test_services_that_disagree(shop):
@@ -139,7 +141,7 @@ def test_completed_without_a_step(shop):
     b.event("shop.reserved", "s1", total=0, items=[])
     b.event("shop.confirmed", "s1")
     b.status("s1", "DONE", "completed")
-    snapshots(b, stock=[])
+    snapshots(b, stock=[], orders=[], mails=[])  # nothing in the snapshots says it completed either
     vs = only(b.check(shop, ["convergence"]), "convergence")
     assert any(v.step == "charge" for v in vs)
 
@@ -229,6 +231,8 @@ def test_completed_saga_charged_the_wrong_amount(shop):
 def test_assert_ok_explains_each_violation(shop):
     b = HistoryBuilder()
     b.saga("s4")
+    b.wait(30)
+    b.phase("deadline-passed")
     verdicts = b.check(shop)
     try:
         verdicts.assert_ok()
