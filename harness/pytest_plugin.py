@@ -7,7 +7,14 @@
 
 Options: ``--saga-config FILE`` (a saga-harness.toml) or ``--saga-sut NAME`` (a SUT
 plugin: ``reference``, the default, or ``fake``), ``--saga-run-dir DIR`` (default
-``runs/pytest-<time>``), ``--saga-bugs``, ``--saga-report FILE``.
+``runs/pytest-<time>``), ``--saga-bugs``, ``--saga-report FILE``,
+``--saga-inconclusive skip|fail``.
+
+``assert_ok()`` fails the test when a check is violated. When the run is inconclusive —
+no violation proved, but a check could not be judged (evidence still arriving, the
+machine starved, a saga still progressing when observation ended) — it skips the test
+with the reason (``--saga-inconclusive skip``, the default: a busy CI runner does not
+turn red for what it could not see) or fails it (``fail``: for a pipeline that must judge).
 
 The session's SUT goes through the run lifecycle (:mod:`saga_harness.lifecycle`),
 like every run: started once, shut down completely at the session's end; each test's
@@ -51,6 +58,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--saga-run-dir", default=None, help="where runs are written (default runs/pytest-<time>)")
     group.addoption("--saga-bugs", default=None, help="the SUT's seeded bugs to switch on")
     group.addoption("--saga-report", default=None, help="write one HTML report for the whole session to FILE")
+    group.addoption(
+        "--saga-inconclusive",
+        default="skip",
+        choices=("skip", "fail"),
+        help="what assert_ok() does when a run is inconclusive (no violation proved, but a check could not "
+        "be judged: evidence still arriving, a starved machine): skip the test with the reason (default) or fail it",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,13 +79,27 @@ def _run_dir(config: pytest.Config) -> Path:
     return config.stash[_RUN_DIR]
 
 
-class SagaRun:
-    """One test's run against the session's SUT: drive sagas, wait, check."""
+def _skip_inconclusive(explanation: str) -> None:
+    __tracebackhide__ = True
+    pytest.skip(f"saga-harness: {explanation}")
 
-    def __init__(self, run: Run) -> None:
+
+def _fail_inconclusive(explanation: str) -> None:
+    __tracebackhide__ = True
+    pytest.fail(f"saga-harness (--saga-inconclusive fail): {explanation}", pytrace=False)
+
+
+class SagaRun:
+    """One test's run against the session's SUT: drive sagas, wait, check.
+
+    ``inconclusive``: what the verdicts' ``assert_ok()`` does with an inconclusive run
+    (``skip`` or ``fail``; the session's ``--saga-inconclusive``)."""
+
+    def __init__(self, run: Run, inconclusive: str = "skip") -> None:
         from saga_harness.progress import ProgressState
 
         self.run = run
+        self.inconclusive = inconclusive
         self.sut = run.sut
         self.run_dir = run.run_dir
         self.history_path = run.history.path
@@ -127,9 +155,11 @@ class SagaRun:
             self._nemesis = None
 
     def check(self, names: list[str] | None = None) -> Verdicts:
-        """Heal the faults, let the services settle, snapshot them and judge everything recorded so far."""
+        """Heal the faults, let the services settle, snapshot them and judge everything recorded so far.
+        The verdicts' ``assert_ok()`` skips or fails an inconclusive run, per ``--saga-inconclusive``."""
         self._heal()
-        self.verdicts = self.run.judge(names)
+        hook = _skip_inconclusive if self.inconclusive == "skip" else _fail_inconclusive
+        self.verdicts = replace(self.run.judge(names), on_inconclusive=hook)
         return self.verdicts
 
     @property
@@ -233,7 +263,7 @@ def saga_run(_saga_session: Run, request: pytest.FixtureRequest) -> Iterator[Sag
         run = stack.enter_context(
             _saga_session.child(_run_dir(request.config) / name, process="pytest", listener=lambda e: _hear(holder, e))
         )
-        saga = SagaRun(run)
+        saga = SagaRun(run, request.config.getoption("--saga-inconclusive"))
         holder.append(saga)
         request.node.stash[_SAGA_RUN] = saga
         stack.callback(saga._heal)

@@ -2,6 +2,11 @@
 
 One file: CSS and SVG inline, no script, no network request. Every text that
 comes from the SUT or the history is escaped by the template engine.
+
+The run's status has its own colour and words: green "All invariants hold", red
+"Invariants violated", amber "Inconclusive" (nothing proved broken, but a check could
+not be judged — the reason is on the banner). Findings are one card each (one per cause,
+with its sagas listed and the first one's swimlane); what the run covered has its section.
 """
 
 from __future__ import annotations
@@ -14,17 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from saga_harness.checkers.verdict import RunInfo, Verdicts
+from saga_harness.checkers.findings import derived_cause
+from saga_harness.checkers.verdict import RunInfo, Verdict, Verdicts, Violation
 from saga_harness.reports.inputs import contract_results
 from saga_harness.reports.plots import histogram, swimlane, timeline
 from saga_harness.reports.timeline import compute
 from saga_harness.rundir import REPORT_FILE, read_load
 
 TEMPLATES = Path(__file__).with_name("templates")
-MAX_VIOLATIONS = 50  # shown in full; the rest are counted (verdicts.json has them all)
-MAX_TRACED = 10  # violations drawn with their saga's swimlane
-MAX_EVIDENCE = 20  # history lines quoted per violation
+MAX_TRACED = 10  # findings drawn with their first saga's swimlane
+MAX_EVIDENCE = 20  # history lines quoted per finding
 MAX_LINE = 2000
+HEADLINE = {"ok": "All invariants hold", "violated": "Invariants violated", "inconclusive": "Inconclusive"}
+TITLE = {"ok": "PASS", "violated": "FAIL", "inconclusive": "INCONCLUSIVE"}
 
 
 def _env() -> Environment:
@@ -59,25 +66,59 @@ def _version() -> str:
         return "dev"
 
 
+def _examples(check: Verdict) -> dict[tuple[str, str | None, str, str], Violation]:
+    """The first instance of each of ``check``'s findings (its expected and actual, to show)."""
+    out: dict[tuple[str, str | None, str, str], Violation] = {}
+    for v in (*check.violations, *check.inconclusive, *check.notes):
+        key = (v.checker, v.step, v.cause or derived_cause(v.checker, v.step, v.actual), v.kind)
+        out.setdefault(key, v)
+    return out
+
+
+def _cards(run_dir: Path, verdicts: Verdicts) -> tuple[list[dict[str, Any]], set[str]]:
+    """One card per finding (violated, inconclusive, then notes), and the sagas to trace."""
+    examples: dict[tuple[str, str | None, str, str], Violation] = {}
+    for check in verdicts.checks:
+        examples.update(_examples(check))
+    cards: list[dict[str, Any]] = []
+    traced: set[str] = set()
+    for f in verdicts.findings:
+        first = next((i.saga_id for i in f.first if i.saga_id is not None), None)
+        if first is not None and f.status != "note" and len(traced) < MAX_TRACED:
+            traced.add(first)
+        refs = [r for i in f.first for r in i.evidence][:MAX_EVIDENCE]
+        cards.append(
+            {
+                "f": f,
+                "example": examples.get((f.checker, f.step, f.cause, f.kind)),
+                "saga": first,
+                "lines": _lines(run_dir, refs),
+            }
+        )
+    return cards, traced
+
+
 def render_report(run_dir: str | Path, verdicts: Verdicts, contracts: Mapping[str, Any] | None = None) -> str:
     """The HTML of ``run_dir``'s report: its ``verdicts``, its history's figures and its contract results."""
     run_dir = Path(run_dir)
     run = verdicts.run or RunInfo(run_id=run_dir.name)
-    violations = verdicts.failures
-    shown = violations[:MAX_VIOLATIONS]
-    trace_ids = {v.saga_id for v in shown[:MAX_TRACED] if v.saga_id}
+    cards, trace_ids = _cards(run_dir, verdicts)
     figures = compute(run_dir, trace_ids)
-    items = []
-    for i, v in enumerate(shown):
-        traced = v.saga_id is not None and i < MAX_TRACED
-        lane = swimlane(figures.traces.get(v.saga_id, []), figures.faults, figures.start or 0) if traced else ""
-        items.append({"v": v, "swimlane": lane, "lines": _lines(run_dir, list(v.evidence[:MAX_EVIDENCE]))})
+    for card in cards:
+        sid = card["saga"]
+        lane = sid in trace_ids and card["f"].status != "note"
+        card["swimlane"] = swimlane(figures.traces.get(sid, []), figures.faults, figures.start or 0) if lane else ""
     started = run.started_at or figures.start or 0
     return (
         _env()
         .get_template("report.html.j2")
         .render(
             ok=verdicts.ok,
+            status=verdicts.status,
+            headline=HEADLINE[verdicts.status],
+            title_word=TITLE[verdicts.status],
+            reason=verdicts.reason,
+            coverage=verdicts.coverage,
             run=run,
             checks=verdicts.checks,
             stats=verdicts.stats,
@@ -89,8 +130,8 @@ def render_report(run_dir: str | Path, verdicts: Verdicts, contracts: Mapping[st
             timeline_svg=timeline(figures),
             converge_svg=histogram(figures.converge_s, "time to converge"),
             by_trigger=figures.by_trigger,
-            violations=items,
-            hidden=len(violations) - len(shown),
+            findings=cards,
+            violations=len(verdicts.failures),
             load=read_load(run_dir),
             contracts=contracts or None,
         )

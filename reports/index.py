@@ -25,12 +25,20 @@ document.querySelectorAll('th[data-col]').forEach(th => th.addEventListener('cli
 """
 
 
+_VERDICT = {
+    "ok": '<span class="ok">pass</span>',
+    "violated": '<span class="bad">FAIL</span>',
+    "inconclusive": '<span class="unsure">inconclusive</span>',
+}
+
+
 @dataclass(frozen=True)
 class RunRow:
     """One run as the index lists it."""
 
     dir: str
     ok: bool
+    status: str  # ok / violated / inconclusive
     sut: str | None
     scenario: str
     seed: int | None
@@ -64,6 +72,7 @@ def _runs(runs_dir: Path) -> list[RunRow]:
             RunRow(
                 dir=path.parent.name,
                 ok=v.ok,
+                status=v.status,
                 sut=run.sut,
                 scenario=run.scenario or "",
                 seed=run.seed,
@@ -105,9 +114,10 @@ def build_run_index(runs_dir: str | Path = "runs") -> Path:
     rows = []
     for r in reversed(runs):
         link = f'<a href="{escape(r.dir)}/{REPORT_FILE}">{escape(r.dir)}</a>' if r.report else escape(r.dir)
-        verdict = '<span class="ok">pass</span>' if r.ok else '<span class="bad">FAIL</span>'
+        verdict = _VERDICT.get(r.status, _VERDICT["violated"])
+        order = {"ok": 2, "inconclusive": 1}.get(r.status, 0)  # sorts red, amber, green
         rows.append(
-            f"<tr><td>{link}</td><td data-v='{int(r.ok)}'>{verdict}</td><td>{escape(str(r.sut))}</td>"
+            f"<tr><td>{link}</td><td data-v='{order}'>{verdict}</td><td>{escape(str(r.sut))}</td>"
             f"<td>{escape(r.scenario)}</td><td>{r.seed}</td><td>{escape(r.bugs)}</td>"
             f"<td>{r.sagas}</td><td>{r.p50 if r.p50 is not None else ''}</td><td>{r.rps or ''}</td>"
             f"<td>{r.violations}</td></tr>"
@@ -129,7 +139,8 @@ def build_run_index(runs_dir: str | Path = "runs") -> Path:
 <style>body{{font:14px system-ui,sans-serif;margin:24px;color:#1d2330}}
 table{{border-collapse:collapse;width:100%;margin-bottom:24px}}
 th,td{{padding:5px 8px;border-bottom:1px solid #e6e8ec;text-align:left}}th{{cursor:pointer;background:#f3f4f6}}
-.ok{{color:#1f7a3d;font-weight:600}}.bad{{color:#b3261e;font-weight:600}}</style></head><body>
+.ok{{color:#1f7a3d;font-weight:600}}.bad{{color:#b3261e;font-weight:600}}
+.unsure{{color:#9a5b00;font-weight:600}}</style></head><body>
 <h1>saga-harness runs</h1><p>{len(runs)} run(s) in {escape(str(runs_dir.resolve()))}. Click a column to sort.</p>
 <table id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>
 <h2>Trends by scenario</h2><table><thead><tr><th>scenario</th><th>runs</th><th>time to converge (p50)</th>

@@ -1,5 +1,10 @@
-"""JUnit XML for CI: one test case per invariant, violations in the failure message, and a
-test case per contract check (pact interaction, event type, fuzzed service).
+"""JUnit XML for CI: one test case per invariant, and a test case per contract check (pact
+interaction, event type, fuzzed service).
+
+A violated invariant is a failure whose text lists every finding (one line per cause, its
+first sagas and history lines), then the first violations in full. An inconclusive one is a
+*skipped* case whose message says why (neither passed nor failed: CI shows it apart). Notes —
+slow sagas, observation gaps — go to the case's ``system-out``.
 
 Built from the run directory alone (``verdicts.json``, ``contracts.json``), so it can be
 rebuilt at any time.
@@ -12,11 +17,12 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from saga_harness.checkers.verdict import VERDICTS_FILE, Verdicts, Violation
+from saga_harness.checkers.findings import Finding
+from saga_harness.checkers.verdict import VERDICTS_FILE, Verdict, Verdicts, Violation
 from saga_harness.reports.inputs import read_stored
 from saga_harness.rundir import JUNIT_FILE
 
-MAX_LISTED = 50  # a failure message lists this many violations, then counts the rest
+MAX_LISTED = 50  # a failure message lists this many violations in full (after every finding), then counts the rest
 MAX_EVIDENCE = 5
 
 
@@ -26,6 +32,22 @@ def _describe(violation: Violation) -> str:
     if violation.evidence:
         text += f" [evidence: {', '.join(violation.evidence[:MAX_EVIDENCE])}]"
     return text
+
+
+def _finding(f: Finding) -> str:
+    named = [i for i in f.first if i.saga_id is not None]
+    sagas = ", ".join(f"{i.saga_id} [{', '.join(i.evidence[:MAX_EVIDENCE])}]" for i in named)
+    more = f" and {f.more_sagas} more saga(s)" if f.more_sagas else ""
+    refs = "" if named else " [" + ", ".join(r for i in f.first for r in i.evidence[:MAX_EVIDENCE]) + "]"
+    return f"{f.title}" + (f": {sagas}{more}" if named else refs if f.first else "")
+
+
+def _failure_text(check: Verdict) -> str:
+    lines = [f"finding: {_finding(f)}" for f in check.findings if f.status == "violated"]
+    lines += [_describe(v) for v in check.violations[:MAX_LISTED]]
+    if len(check.violations) > MAX_LISTED:
+        lines.append(f"… and {len(check.violations) - MAX_LISTED} more (see {VERDICTS_FILE})")
+    return "\n".join(lines)
 
 
 def _contract_cases(contracts: Mapping[str, Any]) -> list[tuple[str, str, str | None]]:
@@ -56,13 +78,15 @@ def junit_xml(
     checks = verdicts.checks if verdicts is not None else ()
     run = verdicts.run if verdicts is not None else None
     name = suite or " ".join(p for p in ("saga-harness", run and run.sut, run and run.scenario) if p)
-    failures = sum(not c.ok for c in checks)
+    failures = sum(c.status == "violated" for c in checks)
+    skipped = sum(c.status == "inconclusive" for c in checks)
     extra = _contract_cases(contracts or {})
     root = ET.Element(
         "testsuites",
         name="saga-harness",
         tests=str(len(checks) + len(extra)),
         failures=str(failures + sum(t is not None for _c, _n, t in extra)),
+        skipped=str(skipped),
     )
     if extra:
         cs = ET.SubElement(
@@ -84,7 +108,13 @@ def junit_xml(
         ET.indent(root)
         return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
     ts = ET.SubElement(
-        root, "testsuite", name=name, tests=str(len(checks)), failures=str(failures), errors="0", skipped="0"
+        root,
+        "testsuite",
+        name=name,
+        tests=str(len(checks)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
     )
     props = ET.SubElement(ts, "properties")
     if run is not None:
@@ -102,17 +132,21 @@ def junit_xml(
         case = ET.SubElement(
             ts, "testcase", classname=f"saga_harness.{name.replace(' ', '_')}", name=check.name, time="0"
         )
-        if not check.ok:
-            lines = [_describe(v) for v in check.violations[:MAX_LISTED]]
-            if len(check.violations) > MAX_LISTED:
-                lines.append(f"… and {len(check.violations) - MAX_LISTED} more (see {VERDICTS_FILE})")
+        if check.status == "violated":
+            causes = sum(f.status == "violated" for f in check.findings)
             failure = ET.SubElement(
                 case,
                 "failure",
-                message=f"{check.name}: {len(check.violations)} violation(s)",
+                message=f"{check.name}: {len(check.violations)} violation(s), {causes} finding(s)",
                 type="InvariantViolation",
             )
-            failure.text = "\n".join(lines)
+            failure.text = _failure_text(check)
+        elif check.status == "inconclusive":
+            skipped_el = ET.SubElement(case, "skipped", message=f"inconclusive: {check.reason or 'not judged'}")
+            skipped_el.text = "\n".join(f"finding: {_finding(f)}" for f in check.findings if f.status == "inconclusive")
+        notes = [f"note: {_finding(f)}" for f in check.findings if f.status == "note"]
+        if notes:
+            ET.SubElement(case, "system-out").text = "\n".join(notes)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -46,7 +46,12 @@ def run_scenario(
     database_url: str = typer.Option(None, "--database-url", help="reference system on PostgreSQL"),
     env: list[str] = typer.Option(None, "--env", help=ENV_HELP),
 ) -> None:
-    """Run one scenario with a progress display; heal every fault, converge, check."""
+    """Run one scenario with a progress display; heal every fault, converge, check.
+
+    Exit status: 0 every check holds; 1 a violation is proved; 3 inconclusive (no violation
+    proved, but a check could not be judged: evidence still arriving, the machine starved, a saga
+    still progressing when observation ended); 2 a usage, config or start-up error.
+    """
     # Imported here: `saga-harness --help` should not load the chaos engine.
     from saga_harness.chaos.run import execute_scenario
     from saga_harness.chaos.scenario import load_scenario

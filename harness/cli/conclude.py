@@ -1,4 +1,10 @@
-"""The end of a judged run on the command line: its reports written, its verdicts shown, its exit status."""
+"""The end of a judged run on the command line: its reports written, its verdicts shown, its exit status.
+
+Every command that judges (``run``, ``check``, ``chaos run``, ``load run``) ends here, so
+they exit alike: 0 every check holds, 1 a violation proved, 3 inconclusive (no violation
+proved, but a check could not be judged: evidence still arriving, the machine starved, a
+saga still progressing when observation ended). 2 is a usage, config or start-up error
+(``saga_harness.cli.main``)."""
 
 from __future__ import annotations
 
@@ -12,10 +18,10 @@ from saga_harness.reports import write_reports
 
 def conclude(verdicts: Verdicts, run_dir: Path) -> int:
     """Write ``junit.xml`` and ``report.html``, show the verdicts and where everything is;
-    the exit status: 0 when every check holds, 1 on a violation."""
+    the exit status: 0 when every check holds, 1 on a violation, 3 when inconclusive."""
     paths = write_reports(run_dir)
     show_verdicts(verdicts)
     show_paths([("run directory", run_dir), ("report", paths.html)])
     if paths.html_error:
         console.print(f"[yellow]{escape(paths.html_error)}[/]", highlight=False)
-    return 0 if verdicts.ok else 1
+    return verdicts.exit_code

@@ -4,8 +4,9 @@
 run's progress events into a :class:`~saga_harness.progress.ProgressState` and draws
 it — a live table when stdout is a terminal, else one plain line every few seconds
 (so ``saga-harness run … > log`` shows the run as it goes). :func:`show_verdicts`
-prints the verdicts, the violations and the command that reproduces the run, on one
-line whatever the terminal's width.
+prints the verdicts (ok, VIOLATED or INCONCLUSIVE), every finding — one line per
+cause, its first sagas and history lines, never a silent cap — what the run covered,
+and the command that reproduces the run, on one line whatever the terminal's width.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from saga_harness.checkers import Verdicts
+from saga_harness.checkers.coverage import Coverage
+from saga_harness.checkers.findings import Finding
 from saga_harness.progress import ProgressEvent, ProgressState
 
 console = Console()
@@ -123,23 +126,41 @@ class ProgressDisplay:
         return table
 
 
+STATUS_MARKUP = {
+    "ok": "[green]ok[/]",
+    "violated": "[bold red]VIOLATED[/]",
+    "inconclusive": "[bold yellow]INCONCLUSIVE[/]",
+}
+FINDING_MARK = {"violated": "[red]✗", "inconclusive": "[yellow]?", "note": "[cyan]·"}
+
+
 def show_verdicts(verdicts: Verdicts, out: Console | None = None) -> None:
-    """The verdicts table, the run's figures, the first violations, and how to reproduce a failed run."""
+    """The verdicts table, the run's figures, every finding (one line each, its first sagas and
+    history lines), what the run covered, the verdict with its exit status, and how to reproduce a
+    run that did not pass."""
     out = out or console
     run = verdicts.run
     title = f"verdicts — {run.sut} seed {run.seed}" if run is not None else "verdicts"
     table = Table(title=escape(title))
-    for col in ("check", "verdict", "violations", "stats"):
+    for col in ("check", "status", "violations", "inconclusive", "examined", "stats"):
         table.add_column(col)
     for check in verdicts.checks:
-        verdict = "[green]ok[/]" if check.ok else "[bold red]VIOLATED[/]"
         stats = ", ".join(f"{k}={v}" for k, v in list(check.stats.items())[:4])
-        table.add_row(escape(check.name), verdict, str(len(check.violations)), escape(stats))
+        seen = check.examined
+        examined = f"{seen.sagas} sagas, {seen.facts} facts" if seen is not None else "-"
+        table.add_row(
+            escape(check.name),
+            STATUS_MARKUP[check.status],
+            str(len(check.violations)),
+            str(len(check.inconclusive)),
+            examined,
+            escape(stats),
+        )
     out.print(table)
     stats, conv = verdicts.stats, verdicts.stats.convergence_s
     out.print(
         f"sagas started: {stats.sagas_started}  by outcome: {stats.by_outcome}  "
-        f"time to converge p50={conv.get('p50')} p99={conv.get('p99')} max={conv.get('max')}",
+        f"time to converge p50={_num(conv.get('p50'))} p99={_num(conv.get('p99'))} max={_num(conv.get('max'))}",
         markup=False,
         highlight=False,
     )
@@ -152,16 +173,93 @@ def show_verdicts(verdicts: Verdicts, out: Console | None = None) -> None:
             f"{starts.get('found_later', 0)} found later, {starts.get('lost', 0)} never started or lost",
             highlight=False,
         )
-    for check in verdicts.checks:
-        for v in check.violations[:5]:
-            out.print(
-                f"[red]✗ {escape(check.name)}[/] saga [bold]{escape(str(v.saga_id))}[/] "
-                f"step {escape(str(v.step))}: expected {escape(v.expected)}; got {escape(v.actual)}",
-                highlight=False,
-            )
+    show_findings(verdicts, out)
+    show_coverage(verdicts, out)
+    show_status(verdicts, out)
     if not verdicts.ok and run is not None and run.command:
         # One unbroken line, whatever the terminal's width: it is meant to be copied.
         out.print(Text("reproduce with: ") + Text(run.command, style="bold"), soft_wrap=True, highlight=False)
+
+
+def finding_line(finding: Finding) -> str:
+    """One finding as plain text: its checker, title, first sagas with their history lines, and how
+    many more ("and 25 more sagas"); never a ``None``."""
+    named = [i for i in finding.first if i.saga_id is not None]
+    if named:
+        shown = ", ".join(f"{i.saga_id} ({', '.join(i.evidence[:2])})" if i.evidence else i.saga_id for i in named)
+        more = finding.more_sagas
+        tail = f": {shown}" + (f" … and {more} more saga{'s' if more != 1 else ''}" if more else "")
+    else:
+        refs = [r for i in finding.first for r in i.evidence][:3]
+        tail = f" ({', '.join(refs)})" if refs else ""
+    return f"{finding.checker}: {finding.title}{tail}"
+
+
+def show_findings(verdicts: Verdicts, out: Console | None = None) -> None:
+    """Every finding, one line each (violated, then inconclusive with why, then notes): no silent cap."""
+    out = out or console
+    for finding in verdicts.findings:
+        mark = FINDING_MARK[finding.status]
+        out.print(f"{mark} {escape(finding_line(finding))}[/]", highlight=False, soft_wrap=True)
+        if finding.status == "inconclusive" and finding.reason:
+            out.print(f"    [yellow]not judged:[/] {escape(finding.reason)}", highlight=False, soft_wrap=True)
+
+
+def coverage_lines(coverage: Coverage) -> list[str]:
+    """What the run covered, in a few plain lines (steps, faults, triggers, checkers)."""
+    lines = []
+    if coverage.steps:
+        steps = "; ".join(
+            f"{s.step} {s.done} done"
+            + (f", {s.failed} failed" if s.failed else "")
+            + (f", {s.compensated} compensated" if s.compensated else "")
+            for s in coverage.steps
+        )
+        lines.append(f"steps: {steps}")
+    for f in coverage.faults:
+        effect = "no effect" if f.no_effect else f"touched {f.touched} ({f.involved} by evidence, {f.stalled} stalled)"
+        lines.append(
+            f"fault {f.id} ({f.kind} {f.target}, {f.duration_s:g} s at {f.start_s:g} s): "
+            f"{f.in_flight} sagas in flight, {effect}"
+        )
+    if coverage.triggers:
+        triggers = "; ".join(
+            f"{t.trigger} → " + ", ".join(f"{o} {n}" for o, n in t.outcomes.items()) for t in coverage.triggers
+        )
+        lines.append(f"triggers: {triggers}")
+    examined = [c for c in coverage.checkers if c.sagas is not None]
+    if examined:
+        lines.append("examined: " + "; ".join(f"{c.checker} {c.sagas} sagas, {c.facts} facts" for c in examined))
+    return lines
+
+
+def show_coverage(verdicts: Verdicts, out: Console | None = None) -> None:
+    """What the verdicts rest on, and a warning for what the run did not cover or could not see."""
+    out = out or console
+    coverage = verdicts.coverage
+    for line in coverage_lines(coverage):
+        out.print(f"[dim]covered:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    reason = coverage.observation.get("reason")
+    if reason:
+        out.print(f"[yellow]observation incomplete:[/] {escape(str(reason))}", highlight=False, soft_wrap=True)
+    for warning in coverage.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+
+
+def show_status(verdicts: Verdicts, out: Console | None = None) -> None:
+    """The run's verdict in one line, with its exit status (and why, when inconclusive)."""
+    out = out or console
+    status = verdicts.status
+    text = {
+        "ok": "every check holds",
+        "violated": f"{len(verdicts.failures)} violation(s) proved",
+        "inconclusive": "no violation proved, but the run could not support a verdict (neither green nor red)",
+    }[status]
+    out.print(f"verdict: {STATUS_MARKUP[status]} — {escape(text)} (exit {verdicts.exit_code})", highlight=False)
+
+
+def _num(value: object) -> str:
+    return "-" if value is None else str(value)
 
 
 def show_paths(paths: Iterable[tuple[str, Path | None]], out: Console | None = None) -> None:

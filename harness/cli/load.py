@@ -35,7 +35,12 @@ def run_load(
     env: list[str] = typer.Option(None, "--env", help=ENV_HELP),
     deadline: str = typer.Option("60s", "--deadline", help="how long sagas may take to converge after load"),
 ) -> None:
-    """Run Locust headless against the SUT, then heal, converge and check every invariant."""
+    """Run Locust headless against the SUT, then heal, converge and check every invariant.
+
+    Exit status: 0 every check holds; 1 a violation is proved; 3 inconclusive (no violation
+    proved, but a check could not be judged: evidence still arriving, the machine starved, a saga
+    still progressing when observation ended); 2 a usage, config or start-up error.
+    """
     # Imported here: `saga-harness --help` should not load the load driver (and the chaos engine).
     from saga_harness.load.runner import LoadSpec, execute_load
 

@@ -33,7 +33,12 @@ def run(
     database_url: str = typer.Option(None, "--database-url", help="reference system on PostgreSQL"),
     env: list[str] = typer.Option(None, "--env", help=ENV_HELP),
 ) -> None:
-    """Start the SUT, drive sagas, wait for convergence, check every invariant."""
+    """Start the SUT, drive sagas, wait for convergence, check every invariant.
+
+    Exit status: 0 every check holds; 1 a violation is proved; 3 inconclusive (no violation
+    proved, but a check could not be judged: evidence still arriving, the machine starved, a saga
+    still progressing when observation ended); 2 a usage, config or start-up error.
+    """
     spec = RunSpec(
         sagas=sagas,
         concurrency=concurrency,
@@ -64,7 +69,12 @@ def check(
     config: Path = typer.Option(None, "--config", help="the SUT description whose model judges it"),
     sut: str = typer.Option(None, "--sut", help="the SUT plugin whose model judges it (default: the run's)"),
 ) -> None:
-    """Judge a recorded history again, offline (nothing is started): the same verdicts, the same exit status."""
+    """Judge a recorded history again, offline (nothing is started): the same verdicts, the same exit status.
+
+    Exit status: 0 every check holds; 1 a violation is proved; 3 inconclusive (no violation
+    proved, but a check could not be judged: evidence still arriving, the machine starved, a saga
+    still progressing when observation ended); 2 a usage, config or start-up error.
+    """
     if not history.exists():
         raise ConfigError(f"{history}: no such file or directory; give a history.jsonl or a run directory")
     verdicts, run_dir = rejudge(history, out, config=config, sut=sut)
