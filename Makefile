@@ -29,8 +29,11 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 
+# Every bench/bench_*.py, results in bench/results/ (or the ones named: make bench BENCH="soak determinism").
+# The soak (2,500 sagas and 40 faults, quiet and with two busy processes on the cores, ~12 min) and the
+# determinism runs (20 runs of one seed, ~15 min) are here and never in `make test`.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 lint: install
 	$(BIN)/ruff check .

@@ -97,6 +97,11 @@ class Scenario(_Strict):
     checkers: list[str] = Field(default_factory=list, description="empty: every checker")
     deadline: float = 60.0
     requires: list[Literal["postgres"]] = Field(default_factory=list)
+    soak: bool = Field(
+        default=False,
+        description="a long soak (thousands of sagas, minutes): run by `make bench` and the full calibration, "
+        "never by `make test` nor `calibrate --quick`",
+    )
 
     _d = field_validator("deadline", mode="before")(classmethod(lambda cls, v: _seconds(v)))
 

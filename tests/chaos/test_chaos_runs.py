@@ -3,7 +3,9 @@
 In ``make test`` every scenario the reference system can run on SQLite runs clean in
 ``calibrate --quick`` (tests/chaos/test_calibrate.py), and each seeded bug through the runs that
 expose it; here: the scenarios that need PostgreSQL, and (``-m slow``) every scenario on three
-seeds and every bug through every scenario that exposes it."""
+seeds and every bug through every scenario that exposes it. The soak scenarios (``soak: true``,
+minutes each) have tests of their own, all slow: clean on a quiet machine and with two busy
+processes pinned to the cores (the same verdict), and the double charge still caught."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 from postgres import PG_URL, pg_available
 from saga_harness.chaos.scenario import LINK_FAULTS, catalogue
+from saga_harness.supervisor import busy_loops
 
 BIN = Path(sys.executable).parent / "saga-harness"
 # Timed runs share one xdist worker (see the Makefile): their fault windows never race each other.
@@ -51,6 +54,8 @@ def backend(name: str) -> list[str]:
 def _params():
     out = []
     for scenario, _ in catalogue():
+        if scenario.soak:
+            continue  # minutes each: the soak tests below
         marks = []
         if any(f.kind in LINK_FAULTS for f in scenario.faults) or (
             scenario.random and any(k in LINK_FAULTS for k in scenario.random.kinds)
@@ -87,7 +92,7 @@ def _bug_params():
         pytest.param(bug.name, scenario.name, set(bug.caught_by), id=f"{bug.name}-{scenario.name}")
         for scenario, _ in catalogue()
         for bug in BUGS.values()
-        if scenario.name in bug.exposed_by
+        if scenario.name in bug.exposed_by and not scenario.soak
     ]
 
 
@@ -108,6 +113,68 @@ def test_seeded_bug_is_caught_by_its_scenario(tmp_path, bug, scenario, checkers)
 def test_scenario_is_green_on_three_seeds(tmp_path, name, seed):
     proc, verdicts = chaos_run(tmp_path, name, "--seed", str(seed), *backend(name))
     assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+# -- the soak: thousands of sagas, dozens of faults on every process, minutes ----------------------
+SOAK_SEED = "11"
+
+
+def _statuses(verdicts: dict) -> dict[str, str]:
+    return {c["name"]: c.get("status") or ("ok" if c["ok"] else "violated") for c in verdicts["checks"]}
+
+
+def _settled(out: Path) -> dict:
+    phases = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines() if '"type":"phase"' in x]
+    return next(p["detail"] for p in phases if p["name"] == "evidence-settled")
+
+
+def _soak_is_clean(proc, verdicts, out: Path) -> None:
+    assert verdicts is not None, proc.stdout[-4000:] + proc.stderr[-2000:]
+    violated = {c["name"]: len(c["violations"]) for c in verdicts["checks"] if c["violations"]}
+    assert not violated and proc.returncode != 1, (violated, proc.stdout[-4000:])
+    assert len(verdicts["faults"]) == 40 and verdicts["stats"]["starts"]["sagas"] == 2500
+    settled = _settled(out)
+    assert settled["drained"] and settled["snapshots_agreed"] and set(settled["pending"].values()) == {0}, settled
+
+
+@pytest.mark.slow
+def test_soak_is_clean_on_the_reference_system(tmp_path):
+    proc, verdicts = chaos_run(tmp_path, "soak", "--seed", SOAK_SEED)
+    _soak_is_clean(proc, verdicts, tmp_path / "soak")
+    assert proc.returncode == 0 and _statuses(verdicts) == dict.fromkeys(_statuses(verdicts), "ok")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity")
+def test_soak_gives_the_same_verdict_with_two_busy_processes_on_the_cores(tmp_path):
+    # The issue's busy machine: the same seed, two processes spinning on the cores the whole run.
+    with busy_loops(2, tmp_path / "busy"):
+        proc, verdicts = chaos_run(tmp_path, "soak", "--seed", SOAK_SEED)
+    _soak_is_clean(proc, verdicts, tmp_path / "soak")
+    loads = [json.loads(x) for x in (tmp_path / "soak" / "history.jsonl").read_text().splitlines() if '"machine"' in x]
+    busy = sorted(r["cpu_busy_pct"] for r in loads if r.get("type") == "machine")
+    assert busy and busy[len(busy) // 2] >= 90, "the cores were not busy: the test tested nothing"
+
+
+@pytest.mark.slow
+def test_soak_still_catches_the_double_charge(tmp_path):
+    proc, verdicts = chaos_run(tmp_path, "soak", "--seed", SOAK_SEED, "--bugs", "payment.double_charge_on_redelivery")
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
+    violated = {c["name"] for c in verdicts["checks"] if c["violations"]}
+    assert violated & {"idempotency", "conservation"}, violated
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_verdict_in_20_runs(tmp_path):
+    # Faults, workload and timing differ from run to run only by the machine's noise: the status of
+    # every check must not (bench/bench_determinism.py keeps the figures of the full-size runs).
+    runs = []
+    for i in range(20):
+        proc, verdicts = chaos_run(tmp_path / f"run-{i:02d}", "mixed-random", "--seed", "7", "--sagas", "60")
+        assert verdicts is not None, proc.stdout[-4000:] + proc.stderr[-2000:]
+        runs.append((_statuses(verdicts), [f["id"] for f in verdicts["faults"]]))
+    assert all(r == runs[0] for r in runs), [r[0] for r in runs]
+    assert set(runs[0][0].values()) == {"ok"}
 
 
 def test_chaos_list_shows_the_catalogue():
