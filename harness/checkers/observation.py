@@ -32,14 +32,18 @@ from saga_harness.history.index import MachineSample
 # poll behind, so a quiet window it measured may be its own delay, not the system's.
 STARVED_LOOP_LAG_P99_MS = 250.0
 # The SUT is starved of CPU when the machine is saturated (all cores ≥ 90 % busy) and the
-# SUT gets under half of that: other work holds the cores it needs, so its slowness says
-# nothing of the system. (A SUT saturating the machine itself is slow, not starved: its own
-# limit, which a verdict may judge.)
+# SUT, with work to do, gets under half of that: other work holds the cores it needs, so its
+# slowness says nothing of the system. (A SUT saturating the machine itself is slow, not
+# starved: its own limit, which a verdict may judge.) "Work to do": at least 1 % of a core —
+# an idle SUT is not starved, and a monitor's first interval reads every process at 0.
 SATURATED_CPU_PCT = 90.0
 STARVED_SUT_SHARE = 0.5
-# A run is starved when more than a fifth of its sampled time was: a few slow seconds (a GC,
-# a burst) are within what the deadlines absorb; a fifth of the run is not.
+SUT_BUSY_PCT = 1.0
+# A run is starved when more than a fifth of its sampled time was, and at least 3 s of it: a
+# few slow seconds (a start-up, a GC, a burst) are within what the deadlines absorb; a fifth
+# of the run is not. (Two samples of a 2 s run decide nothing.)
 STARVED_RUN_SHARE = 0.2
+STARVED_MIN_S = 3.0
 
 # Phases the observe side records (harness.runner / harness.lifecycle).
 SETTLED = "evidence-settled"
@@ -55,7 +59,7 @@ def starved(sample: MachineSample) -> bool:
     if busy is None or sut is None or not cores:
         return False
     # sut_cpu_pct counts one core as 100; cpu_busy_pct the whole machine.
-    return busy >= SATURATED_CPU_PCT and sut / cores < STARVED_SUT_SHARE * busy
+    return busy >= SATURATED_CPU_PCT and sut >= SUT_BUSY_PCT and sut / cores < STARVED_SUT_SHARE * busy
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class Observation:
 
     @property
     def starved(self) -> bool:
-        return self.sampled_s > 0 and self.starved_s > STARVED_RUN_SHARE * self.sampled_s
+        return self.starved_s >= STARVED_MIN_S and self.starved_s > STARVED_RUN_SHARE * self.sampled_s
 
     @property
     def complete(self) -> bool:
@@ -113,9 +117,9 @@ class Observation:
             lag = f"; event-loop lag p99 up to {self.worst_lag_ms:.0f} ms" if self.worst_lag_ms is not None else ""
             parts.append(
                 f"the machine was starved for {self.starved_s:.0f} of {self.sampled_s:.0f} s ({share:.0f} % of the "
-                f"run, above {100 * STARVED_RUN_SHARE:.0f} %){lag}: loop lag above {STARVED_LOOP_LAG_P99_MS:.0f} ms, "
-                f"or the CPU ≥ {SATURATED_CPU_PCT:.0f} % busy with the SUT getting under "
-                f"{100 * STARVED_SUT_SHARE:.0f} % of it"
+                f"run, above {100 * STARVED_RUN_SHARE:.0f} %){lag}: the harness's loop late by more than "
+                f"{STARVED_LOOP_LAG_P99_MS:.0f} ms, or the CPU ≥ {SATURATED_CPU_PCT:.0f} % busy with the SUT getting "
+                f"under {100 * STARVED_SUT_SHARE:.0f} % of it"
             )
         if not parts:
             return None

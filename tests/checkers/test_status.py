@@ -166,6 +166,33 @@ def test_a_sut_starved_of_cpu_by_other_work(shop):
     assert b2.check(shop, ["compensation"])["compensation"].status == "violated"
 
 
+@pytest.mark.parametrize(
+    ("sample", "is_starved"),
+    [
+        ({"loop_lag_p99_ms": STARVED_LOOP_LAG_P99_MS + 1}, True),  # the harness fell a poll behind
+        ({"loop_lag_p99_ms": STARVED_LOOP_LAG_P99_MS}, False),
+        ({"cpu_busy_pct": 99.0, "sut_cpu_pct": 60.0, "cores": 2}, True),  # 30 % of the machine: under half of 99
+        ({"cpu_busy_pct": 99.0, "sut_cpu_pct": 120.0, "cores": 2}, False),  # 60 %: the SUT is what keeps it busy
+        ({"cpu_busy_pct": 80.0, "sut_cpu_pct": 10.0, "cores": 2}, False),  # not saturated
+        ({"cpu_busy_pct": 99.0, "sut_cpu_pct": 0.0, "cores": 2}, False),  # idle (or a first reading): not starved
+        ({"cpu_busy_pct": 99.0, "sut_cpu_pct": 10.0, "cores": None}, False),  # cores unknown: shares cannot be compared
+    ],
+)
+def test_what_a_starved_second_is(sample, is_starved):
+    from saga_harness.checkers.observation import starved as starved_sample
+    from saga_harness.history.index import MachineSample
+
+    assert starved_sample(MachineSample(wall=1.0, interval_s=1.0, **sample)) is is_starved
+
+
+def test_a_few_starved_seconds_are_not_a_starved_run(shop):
+    b = HistoryBuilder()
+    starved(b, 2)  # 2 of 2 s: all of it, but 2 s decide nothing
+    assert not observe(build_index(b.entries, shop)).starved
+    starved(b, 1)
+    assert observe(build_index(b.entries, shop)).starved
+
+
 def test_evidence_cap_reached_while_events_arrive_holds_back_missing_events(shop):
     b = HistoryBuilder()
     b.saga("s1")
