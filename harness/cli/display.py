@@ -145,7 +145,7 @@ def show_verdicts(verdicts: Verdicts, out: Console | None = None) -> None:
     for col in ("check", "status", "violations", "inconclusive", "examined", "stats"):
         table.add_column(col)
     for check in verdicts.checks:
-        stats = ", ".join(f"{k}={v}" for k, v in list(check.stats.items())[:4])
+        stats = ", ".join(f"{k}={_stat(v)}" for k, v in list(check.stats.items())[:4])
         seen = check.examined
         examined = f"{seen.sagas} sagas, {seen.facts} facts" if seen is not None else "-"
         table.add_row(
@@ -260,6 +260,17 @@ def show_status(verdicts: Verdicts, out: Console | None = None) -> None:
 
 def _num(value: object) -> str:
     return "-" if value is None else str(value)
+
+
+def _stat(value: object) -> str:
+    """A checker's figure as text: nested tables flattened, nothing shown as ``None``."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_stat(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_stat(v) for v in value) + "]"
+    return str(value)
 
 
 def show_paths(paths: Iterable[tuple[str, Path | None]], out: Console | None = None) -> None:
