@@ -324,7 +324,8 @@ class Runner:
             self._longest_fault_s = max(self._longest_fault_s, longest_fault_s)
         converged, extended_s = await self._converge(self._session(), deadline_s)
         pending = [s for s in self.saga_ids if s not in self._outcomes]
-        detail: dict[str, Any] = {"pending": len(pending), "starts": self.start_counts()}
+        deadline = deadline_s if deadline_s is not None else self.options.deadline_s
+        detail: dict[str, Any] = {"pending": len(pending), "starts": self.start_counts(), "deadline_s": deadline}
         if not converged:
             window = self._progress_window_s()
             detail.update(progressing=len(self._progressing(pending, window)), window_s=round(window, 3))
@@ -656,7 +657,8 @@ class Runner:
                 extra = min(cap - now, max(window, 0.1 * deadline_s))
                 deadline = now + extra
                 detail = {"pending": len(pending), "progressing": len(progressing), "extra_s": round(extra, 3)}
-                self.history.append(Phase("deadline-extended", {**detail, "window_s": round(window, 3)}))
+                more = {"window_s": round(window, 3), "deadline_s": deadline_s}
+                self.history.append(Phase("deadline-extended", {**detail, **more}))
             started = time.monotonic()
             await asyncio.gather(*(poll(s) for s in pending))
             self._round_s = time.monotonic() - started
