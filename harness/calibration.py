@@ -550,8 +550,8 @@ class Contention:
         return self.supervisor.pids()
 
     def describe(self) -> dict[str, Any]:
-        """What ran: how many busy processes, on which cores."""
-        return {"busy": self.busy, "cores": self.cores}
+        """What ran: how many busy processes, on which cores, their pids."""
+        return {"busy": self.busy, "cores": self.cores, "pids": self.pids()}
 
 
 def _status(check: Mapping[str, Any]) -> str:

@@ -34,7 +34,8 @@ STOP_TIMEOUT_S = 5.0
 
 def child_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The environment of a started system process: ours minus anything that would switch bugs on, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINISHOP_", "HOTELBUS_", "PYTHONPATH"))}
+    switches = ("MINISHOP_", "HOTELBUS_", "TRIPBOOK_", "PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(switches)}
     env.update(extra)
     env[TOKEN_VAR] = TOKEN
     env["PYTHONUNBUFFERED"] = "1"
