@@ -97,7 +97,7 @@ class _Judge:
             if self.end is not None and rec.first_invoke is not None
             else ""
         )
-        where = f"in {state}" if state is not None else "never seen in a state"
+        where = f"in {state}" if state is not None else "with no state seen"
         if idle is None or idle >= self.quiet:
             self.stuck += 1
             quiet = f"no state change, event or retry for {idle:.1f} s" if idle is not None else "never seen to move"

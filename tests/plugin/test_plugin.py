@@ -25,7 +25,9 @@ def test_sagas_keep_their_promises(saga_run, saga_sut):
 
 def test_plugin_options_are_registered(pytester):
     result = pytester.runpytest_subprocess("--help")
-    result.stdout.fnmatch_lines(["*--saga-config*", "*--saga-sut*", "*--saga-run-dir*", "*--saga-bugs*"])
+    result.stdout.fnmatch_lines(
+        ["*--saga-config*", "*--saga-sut*", "*--saga-run-dir*", "*--saga-bugs*", "*--saga-inconclusive*"]
+    )
 
 
 def test_a_clean_system_passes(pytester):
@@ -63,6 +65,47 @@ def test_a_seeded_bug_fails_the_test_with_a_readable_explanation(pytester):
             "*done · sagas 20/20 started, 20 finished, 0 in flight*",
         ]
     )
+    # One line per cause, before the instances; and assert_ok's own frames hidden.
+    result.stdout.fnmatch_lines(["*✗ [[]compensation[]] reserve done and never undone in compensated sagas in * saga*"])
+    assert "verdict.py" not in result.stdout.str()
+
+
+INCONCLUSIVE_TEST = """
+def test_judged_while_a_service_is_paused(saga_run, saga_chaos):
+    with saga_chaos.pause("charge"):
+        saga_run.start_sagas(5, mix="ok=1", seed=1)
+        verdicts = saga_run.check()  # every saga still waits on the paused service: slow, not stuck
+    assert verdicts.status == "inconclusive", verdicts.explain()
+    assert not verdicts.failures
+    verdicts.assert_ok()
+    raise AssertionError("assert_ok() let an inconclusive run pass")
+"""
+
+
+def test_an_inconclusive_run_is_skipped_with_its_reason_by_default(pytester):
+    pytester.makepyfile(INCONCLUSIVE_TEST)
+    result = pytester.runpytest_subprocess("--saga-sut", "fake", "--saga-run-dir", str(pytester.path / "runs"), "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*SKIPPED*saga-harness: inconclusive: no violation proved, but convergence could not be judged*"]
+    )
+
+
+def test_an_inconclusive_run_fails_when_asked_to(pytester):
+    pytester.makepyfile(INCONCLUSIVE_TEST)
+    result = pytester.runpytest_subprocess(
+        "--saga-sut", "fake", "--saga-run-dir", str(pytester.path / "runs"), "--saga-inconclusive", "fail"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*saga-harness (--saga-inconclusive fail): inconclusive*",
+            "*? [[]convergence[]] still progressing * when observation ended (slow, not stuck) in 5 sagas: fake-*",
+            "*not judged: still progressing when observation ended*",
+        ]
+    )
+    out = result.stdout.str()
+    assert "pytest_plugin.py" not in out and "verdict.py" not in out  # no frames of the harness's own
 
 
 def test_a_bad_option_is_an_error_of_the_session_not_a_traceback(pytester):
