@@ -513,20 +513,14 @@ class JobProgress:
     started: float = field(default_factory=time.monotonic)
 
 
-# A busy loop pinned to one core (Linux: sched_setaffinity; elsewhere it only competes).
-_BUSY = """
-import os, sys
-core = int(sys.argv[1])
-if hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, {core})
-while True:
-    pass
-"""
+# A busy loop: nothing but CPU (pinned to its core by the parent, as soon as it exists).
+_BUSY = "while True:\n    pass\n"
 
 
 class Contention:
-    """``busy`` busy-loop processes, each pinned to one of this process's cores, started and stopped through
-    the harness's process supervisor (so they go however the harness ends). A context manager."""
+    """``busy`` busy-loop processes, each pinned to one of this process's cores (Linux; elsewhere they only
+    compete), started and stopped through the harness's process supervisor (so they go however the
+    harness ends). A context manager."""
 
     def __init__(self, busy: int, log_dir: Path) -> None:
         self.busy = busy
@@ -536,10 +530,14 @@ class Contention:
         self.cores = [cores[i % len(cores)] for i in range(busy)]
 
     def __enter__(self) -> Contention:
-        specs = [
-            ProcessSpec(f"busy-{i}", [sys.executable, "-c", _BUSY, str(core)]) for i, core in enumerate(self.cores)
-        ]
-        self.supervisor.start(specs)
+        self.supervisor.start(ProcessSpec(f"busy-{i}", [sys.executable, "-c", _BUSY]) for i in range(self.busy))
+        try:
+            if hasattr(os, "sched_setaffinity"):
+                for name, core in zip(self.supervisor.names(), self.cores, strict=True):
+                    os.sched_setaffinity(self.supervisor.pid(name), {core})
+        except BaseException:
+            self.supervisor.stop()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -271,3 +271,137 @@ def test_parallel_jobs_keep_the_plan_order_and_a_crash_stops_the_rest(tmp_path, 
     monkeypatch.setattr(cal, "run_job", crashing)
     with pytest.raises(KeyError, match="a bug in the calibration itself"):
         cal.calibrate(cal.Plan(jobs, [1], False), tmp_path / "b", jobs=2)
+
+
+# --- systems described by a config, and contention --------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+MINISHOP = ROOT / "fixtures" / "minishop" / "saga-harness.toml"
+HOTELBUS = ROOT / "fixtures" / "hotelbus" / "saga-harness.toml"
+
+
+def test_a_described_system_is_planned_from_its_calibration_section(monkeypatch):
+    from saga_harness.calibration import described_plan
+
+    monkeypatch.chdir(ROOT)
+    p = described_plan(MINISHOP, seeds=2)
+    runs = {"run-resend", "run-failures", "run-races"}
+    clean = [j for j in p.jobs if j.bug is None]
+    assert {(j.name, j.seed) for j in clean} == {(r, s) for r in runs for s in (1, 2)} and p.suts == ["minishop"]
+    assert all(j.sut == "minishop" and j.config == MINISHOP and j.kind == "run" for j in p.jobs)
+    bugs = [j for j in p.jobs if j.bug]
+    assert len(bugs) == 5 * 2 and {j.bug_key for j in bugs} == set(p.bugs)
+    race = next(j for j in bugs if j.bug == "stock.lost_update" and j.seed == 1)
+    assert race.env == (("MINISHOP_BUGS", "stock.lost_update"),) and race.expected == ("conservation",)
+    assert race.dirname == "minishop/bugs/stock.lost_update/run-races-seed1"
+    assert race.command() == (
+        "saga-harness run --config fixtures/minishop/saga-harness.toml --sagas 40 --concurrency 20 --seed 1 "
+        "--mix scarce=0.5,wallet=0.5 --env MINISHOP_BUGS=stock.lost_update"
+    )
+    quick = described_plan(MINISHOP, quick=True)
+    assert quick.seeds == [1] and len(quick.jobs) == 3 + 5
+
+
+def test_a_run_with_a_scenario_file_is_a_chaos_run_of_that_file(monkeypatch):
+    from saga_harness.calibration import described_plan
+
+    monkeypatch.chdir(ROOT)
+    job = next(j for j in described_plan(HOTELBUS, seeds=1).jobs if j.bug == "payments.no_dedupe")
+    assert job.kind == "scenario" and job.run.scenario == HOTELBUS.parent / "scenarios" / "lost-push-answers.yaml"
+    assert job.command() == (
+        "saga-harness chaos run fixtures/hotelbus/scenarios/lost-push-answers.yaml --config "
+        "fixtures/hotelbus/saga-harness.toml --seed 1 --sagas 30 --env HOTELBUS_BUGS=payments.no_dedupe"
+    )
+
+
+def test_examples_join_the_reference_system_and_contention_repeats_the_first_seed():
+    from saga_harness.calibration import described_plan, example_configs, merge, with_contention
+
+    assert [p.parent.name for p in example_configs()] == ["minishop", "hotelbus", "tripbook"]
+    whole = merge(plan(seeds=2), *(described_plan(c, seeds=2) for c in example_configs()))
+    assert whole.suts == ["reference", "minishop", "hotelbus", "tripbook"]
+    assert set(BUGS) < set(whole.bugs) and "minishop:orders.no_paid_check" in whole.bugs
+    busy = with_contention(whole, busy=2)
+    again = busy.jobs[len(whole.jobs) :]
+    assert again and all(j.contention == 2 and j.seed == 1 for j in again) and busy.contention == 2
+    assert len(again) == sum(1 for j in whole.jobs if j.seed == 1)
+    assert len({j.dirname for j in busy.jobs}) == len(busy.jobs)  # a run under contention has its own directory
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "saga-harness.toml"
+    path.write_text(text.replace('cwd = ".."', f'cwd = "{ROOT / "fixtures"}"'))
+    return path
+
+
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        (('[[calibration.bugs]]\nname = "orders.no_paid_check"', ""), "has no [calibration] section"),
+        (('caught_by = ["idempotency", "conservation"]', 'caught_by = ["idempotence"]'), "not checkers"),
+        (('exposed_by = ["run-resend"]', 'exposed_by = ["run-resnd"]'), "did you mean 'run-resend'"),
+        (('mix = "scarce=0.5,wallet=0.5"', 'mix = "scarse=1"'), "names trigger 'scarse'"),
+        (("duplicates = 0.4", 'scenario = "no-such.yaml"\nduplicates = 0.4'), "calibration.runs.run-resend"),
+    ],
+)
+def test_a_mistake_in_the_calibration_section_is_exit_2_naming_file_and_key(tmp_path, change, needle):
+    text = MINISHOP.read_text()
+    old, new = change
+    if new == "" and old.startswith("[[calibration.bugs]]"):
+        text = text[: text.index("# --- 7. calibration")]
+    else:
+        assert old in text
+        text = text.replace(old, new, 1)
+    path = _write(tmp_path, text)
+    proc = calibrate("--config", str(path), "--quick", "--out", str(tmp_path / "cal"), cwd=tmp_path, timeout=60)
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert str(path) in message and needle in message, message
+    assert not (tmp_path / "cal" / "runs").exists()
+
+
+def test_contention_pins_busy_processes_and_stops_them_however_it_ends(tmp_path):
+    import psutil
+    from saga_harness.calibration import Contention
+
+    with Contention(2, tmp_path) as cpu:
+        pids = cpu.pids()
+        assert len(pids) == 2 and set(cpu.cores) <= os.sched_getaffinity(0)
+        assert [psutil.Process(p).cpu_affinity() for p in pids] == [[c] for c in cpu.cores]  # one core each
+        time.sleep(0.5)
+        assert all(psutil.Process(p).cpu_percent(interval=0.3) > 20 for p in pids)  # they do compete
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+    with pytest.raises(RuntimeError, match="a job failed"), Contention(1, tmp_path / "b") as cpu:
+        [pid] = cpu.pids()
+        raise RuntimeError("a job failed")
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.timeout(300)
+def test_a_tiny_calibration_from_a_config_under_contention(tmp_path):
+    # One run of 12 sagas, clean and with one bug, then both again while two busy processes hold the cores.
+    text = MINISHOP.read_text()
+    text = text[: text.index("[calibration.runs.run-resend]")] + (
+        '[calibration.runs.tiny]\nsagas = 12\nconcurrency = 4\nmix = "ok=1"\nduplicates = 1\n\n'
+        '[[calibration.bugs]]\nname = "orders.no_paid_check"\nbreaks = "a resent checkout charges again"\n'
+        'env = { MINISHOP_BUGS = "orders.no_paid_check" }\nexposed_by = ["tiny"]\ncaught_by = ["idempotency"]\n'
+    )
+    path = _write(tmp_path, text)
+    out = tmp_path / "cal"
+    proc = calibrate("--config", str(path), "--contention", "2", "--seeds", "1", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    data = json.loads((out / "calibration.json").read_text())
+    assert [(r["bug"], r["contention"]) for r in data["runs"]] == [
+        (None, 0), ("minishop:orders.no_paid_check", 0), (None, 2), ("minishop:orders.no_paid_check", 2),
+    ]  # fmt: skip
+    assert all(r["detected"] for r in data["runs"] if r["bug"])
+    assert data["clean"]["under_contention"] == {"runs": 1, "false_positives": 0, "inconclusive": 0, "errors": 0}
+    assert data["bugs"]["minishop:orders.no_paid_check"]["under_contention"] == {"runs": 1, "detected_in": 1}
+    assert data["contention"]["busy"] == 2 and data["contention"]["alive_at_end"] == 2
+    import psutil
+
+    gone = [p for p in data["contention"]["pids"] if psutil.pid_exists(p)]
+    assert not gone, f"busy processes still running: {gone}"
+    assert "under contention: 1 runs, 0 false positives, 0 inconclusive" in " ".join(proc.stdout.split())
+    html = (out / "calibration.html").read_text()
+    assert 'data-contention="2"' in html and "clean runs under CPU contention (2 busy processes" in html
