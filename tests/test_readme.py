@@ -39,6 +39,8 @@ HEAVY = {
     "saga-harness load run": ("tests/load/test_load.py", '"load", "run"'),
     "saga-harness contracts fuzz": ("tests/contracts/test_fuzz.py", '"contracts", "fuzz", "--max-examples"'),
     "saga-harness calibrate": ("tests/chaos/test_calibrate.py", '"--quick"'),
+    "saga-harness calibrate --config": ("tests/examples/test_worked_examples.py", '"calibrate", "--config"'),
+    "--contention 2": ("tests/chaos/test_calibrate.py", '"--contention", "2"'),
     "saga-harness contracts verify": ("tests/contracts/test_pact_provider.py", '"contracts", "verify", "--bugs"'),
     # `sut up` and `sut up --detach` run here; their variants with options in the `sut` command's tests.
     "saga-harness sut up --database-url": (
@@ -98,6 +100,8 @@ class Shell:
     def argv(self, command: str) -> list[str]:
         if command.startswith(".venv/bin/"):
             command = str(BIN) + command.removeprefix(".venv/bin")
+        # The worked examples are named from the repository's root; these commands run elsewhere.
+        command = re.sub(r"(?<=[\s=])fixtures/", f"{ROOT}/fixtures/", command)
         if self.last_run is not None:
             command = command.replace("runs/<run>", str(self.last_run))
         if self.saga_id:
