@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -552,15 +552,6 @@ class Contention:
         return {"busy": self.busy, "cores": self.cores, "pids": self.pids()}
 
 
-def _status(check: Mapping[str, Any]) -> str:
-    """A check's status in ``verdicts.json``: ok, violated or inconclusive (a file written before checks
-    had a status says only ``ok``)."""
-    status = check.get("status")
-    if status in ("ok", "violated", "inconclusive"):
-        return str(status)
-    return "ok" if check.get("ok") else "violated"
-
-
 def run_job(job: Job, run_dir: Path, listener: Listener = ignore) -> dict[str, Any]:
     """Run one job in ``run_dir`` with its driver; its record for ``calibration.json``.
 
@@ -594,11 +585,11 @@ def run_job(job: Job, run_dir: Path, listener: Listener = ignore) -> dict[str, A
             "detected": None,
             "seconds": seconds,
         }
-    checks = result.verdicts.to_json().get("checks", [])
-    failed = sorted(c["name"] for c in checks if _status(c) == "violated")
-    unsure = sorted(c["name"] for c in checks if _status(c) == "inconclusive")
+    checks = result.verdicts.checks
+    failed = sorted(c.name for c in checks if c.status == "violated")
+    unsure = sorted(c.name for c in checks if c.status == "inconclusive")
     # Held back: violations a check found but would not stand by (the run could not support them).
-    held = sorted(c["name"] for c in checks if _status(c) == "inconclusive" and c.get("inconclusive"))
+    held = sorted(c.name for c in checks if c.status == "inconclusive" and c.inconclusive)
     verdict = "fail" if failed else "inconclusive" if unsure else "pass"
     detected = bool(set(failed) & set(job.expected)) if job.bug else None
     return {
