@@ -19,9 +19,10 @@ it started) is touched when:
 
 1. *involved*: during the window or its aftermath
    (:data:`~saga_harness.history.index.FAULT_AFTERMATH_S`), an event of the saga names
-   the faulted component in its ``source`` or ``type`` (the killed process, either end
-   of a faulted link, the owner of a faulted queue), or a request of the saga got no
-   answer or a 5xx; or
+   what the fault targets in its ``source`` or ``type`` (the killed process, either end
+   of a faulted link, the faulted delivery queue — or any event at all for a fault on
+   every queue; :func:`~saga_harness.history.index.fault_names`), or a request of the saga
+   got no answer or a 5xx; or
 2. *stalled*: it was in flight across the whole window, the window lasted at least
    :data:`STALL_MIN_S`, and the harness observed nothing of it while it lasted (no
    event, no status change, no answer).
@@ -29,8 +30,8 @@ it started) is touched when:
 Limits: the harness sees events, answers and status changes, not the calls between
 services, so a saga whose command crossed a faulted link without an event naming
 either end counts only if it stalled; a saga that stalled for a reason of its own
-during a window counts as touched; names are matched as text (``order`` also matches
-``orders``).
+during a window counts as touched; names are matched as text, parts of a queue's name
+too (``orchestrator-fraud`` matches ``fraud`` events, and ``order`` matches ``orders``).
 
 Whether a run that covered nothing is judged: it is not made inconclusive. An
 inconclusive verdict means this run could not see what it needed to; a fault that hit

@@ -155,7 +155,7 @@ class FaultTouch:
     the window was active. Interpreting them (what "touched" means) is the coverage's job."""
 
     fault_id: str
-    components: tuple[str, ...]  # the names the fault targets: a process, both ends of a link, a queue's owner
+    components: tuple[str, ...]  # the names the fault targets (fault_names): a process, a link's ends, a queue
     start: float
     stop: float | None = None
     involved: set[str] = field(default_factory=set)
@@ -668,11 +668,31 @@ def _fault(h: History, ctx: _Pass, record: FaultChange, wall: float) -> None:
     fid = str(fault.get("id") or f"{fault.get('kind')}:{fault.get('target')}")
     if record.phase == "start":
         if fid not in ctx.open and fid not in h.touches:
-            target = str(fault.get("target") or "")
-            names = {p.strip().lower() for p in re.split(r"->|:|,", target)} - {"", "*"}
-            ctx.open[fid] = FaultTouch(fid, tuple(sorted(names)), wall)
+            ctx.open[fid] = FaultTouch(fid, fault_names(str(fault.get("target") or "")), wall)
     elif fid in ctx.open and ctx.open[fid].stop is None:
         ctx.open[fid].stop = wall
+
+
+def fault_names(target: str) -> tuple[str, ...]:
+    """The names a fault's target stands for, as an event's source or type would say them: a process
+    (``payment``), both ends of a link (``taskqueue->payment``), or a delivery queue
+    (``eventbus:orchestrator-fraud``: the queue's name and its parts — the queue, not the component
+    every delivery passes through; ``eventbus:*``: every event, ``*``). Parts shorter than three
+    letters are dropped: they would match anything."""
+    component, sep, queue = target.partition(":")
+    if sep and "->" not in target:
+        if queue.strip() in ("", "*"):
+            return ("*",)
+        parts = [queue]
+    else:
+        parts = target.split("->")
+    names: set[str] = set()
+    for part in parts:
+        part = part.strip().lower()
+        if part and part != "*":
+            names.add(part)
+            names.update(p for p in re.split(r"[-_.]", part) if len(p) >= 3)
+    return tuple(sorted(names))
 
 
 def _expire(h: History, ctx: _Pass, wall: float) -> None:
@@ -695,7 +715,7 @@ def _touch(ctx: _Pass, saga_id: str, wall: float, text: str | None) -> None:
     for touch in ctx.open.values():
         if touch.stop is None or wall <= touch.stop:
             touch.seen.add(saga_id)
-        if text is None or any(name in text for name in touch.components):
+        if text is None or touch.components == ("*",) or any(name in text for name in touch.components):
             touch.involved.add(saga_id)
 
 

@@ -390,6 +390,36 @@ def test_coverage_counts_steps_faults_triggers_and_checkers(shop):
     assert "mail->nowhere" in warning and "had no effect" in warning
 
 
+@pytest.mark.parametrize(
+    ("target", "names"),
+    [
+        ("payment", ("payment",)),
+        ("taskqueue->payment", ("payment", "taskqueue")),
+        ("eventbus:orchestrator-fraud", ("fraud", "orchestrator", "orchestrator-fraud")),  # the queue, not the bus
+        ("eventbus:*", ("*",)),  # every queue: every event passes through it
+    ],
+)
+def test_what_a_fault_targets_by_name(target, names):
+    from saga_harness.history.index import fault_names
+
+    assert fault_names(target) == names
+
+
+def test_a_fault_on_a_delivery_queue_touches_the_sagas_whose_events_it_carries(shop):
+    b = HistoryBuilder()
+    b.saga("s1")
+    b.saga("s2")
+    with b.faulted("drop", "bus:orchestrator-charged"):
+        b.event("shop.charged", "s1", amount=1)  # its charge went through the dropped queue
+        b.event("shop.reserved", "s2", total=1, items=[])
+    with b.faulted("delay", "bus:*"):
+        b.event("shop.reserved", "s1", total=1, items=[])
+    drop, every = b.check(shop, ["idempotency"]).coverage.faults
+    assert (drop.in_flight, drop.touched, drop.sagas) == (2, 1, ("s1",))
+    # Every event passes through a fault on every queue; s2, in flight, had none then (and 10 ms is no stall).
+    assert (every.in_flight, every.touched, every.sagas, every.stalled) == (2, 1, ("s1",), 0)
+
+
 def test_a_run_whose_checkers_examined_nothing_says_so_and_stays_ok():
     model = SagaModel.model_validate({"states": {"terminal": {"DONE": "completed"}}})
     b = HistoryBuilder()
