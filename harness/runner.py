@@ -5,7 +5,17 @@ every observation into the history as it happens — client invocations and
 their completions (one per request of a saga's start sequence, the answer as
 JSON or text), captured events, status observations (read, announced by an
 event, or stated by an answer), final snapshots — waits for convergence, and
-leaves judging to the checkers. The start sequence, pools, templates and the
+leaves judging to the checkers.
+
+Slow is not stuck: at the convergence deadline, sagas that moved within the last
+quiet window (a new state, an event for them) get more time, up to a cap; the
+others are not waited for (``deadline-extended``, ``deadline-passed`` phases).
+Evidence is complete before judging: after convergence the runner keeps
+observing until the event stream has been quiet for a window scaled to the run
+(:func:`~saga_harness.sink.quiet_window_s`), the SUT's own drain signal
+(:class:`~saga_harness.sut.Drain`) says nothing is pending, and two snapshots a
+settle apart agree — or a cap is reached; the ``evidence-settled`` phase says
+which, and the checkers weigh absent evidence by it. The start sequence, pools, templates and the
 reading of answers are the start plan's (:mod:`saga_harness.startplan`), the
 same the locustfile uses; only the HTTP is here. It observes only
 through the abilities the SUT declares: an :class:`~saga_harness.sut.EventTap`
