@@ -405,3 +405,21 @@ def test_a_tiny_calibration_from_a_config_under_contention(tmp_path):
     assert "under contention: 1 runs, 0 false positives, 0 inconclusive" in " ".join(proc.stdout.split())
     html = (out / "calibration.html").read_text()
     assert 'data-contention="2"' in html and "clean runs under CPU contention (2 busy processes" in html
+
+
+def test_examples_outside_a_source_checkout_are_a_clear_error(tmp_path):
+    from saga_harness.calibration import example_configs
+    from saga_harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="source checkout.*--config FILE"):
+        example_configs(tmp_path)
+
+
+def test_a_bug_whose_runs_are_not_quick_brings_them_into_quick(tmp_path):
+    from saga_harness.calibration import described_plan
+
+    races = "[calibration.runs.run-races]\n"
+    text = MINISHOP.read_text().replace(races, races + "quick = false\n")
+    jobs = described_plan(_write(tmp_path, text), quick=True).jobs
+    assert {j.name for j in jobs if j.bug == "stock.lost_update"} == {"run-races"}
+    assert "run-races" in {j.name for j in jobs if j.bug is None}  # and its clean control
