@@ -23,14 +23,16 @@ it started) is touched when:
    of a faulted link, the faulted delivery queue — or any event at all for a fault on
    every queue; :func:`~saga_harness.history.index.fault_names`), or a request of the saga
    got no answer or a 5xx; or
-2. *stalled*: it was in flight across the whole window, the window lasted at least
-   :data:`STALL_MIN_S`, and the harness observed nothing of it while it lasted (no
-   event, no status change, no answer).
+2. *stalled*: it was in flight for at least :data:`STALL_MIN_S` of the window, and the
+   harness saw it move not once while the window lasted (no event, no status change).
 
 Limits: the harness sees events, answers and status changes, not the calls between
 services, so a saga whose command crossed a faulted link without an event naming
 either end counts only if it stalled; a saga that stalled for a reason of its own
-during a window counts as touched; names are matched as text, parts of a queue's name
+during a window counts as touched; where the harness watches no progress during the
+workload (a system without events, whose status is read only while converging),
+every saga in flight during a window counts as stalled — an upper bound, shown apart
+(``stalled`` beside ``involved``); names are matched as text, parts of a queue's name
 too (``orchestrator-fraud`` matches ``fraud`` events, and ``order`` matches ``orders``).
 
 Whether a run that covered nothing is judged: it is not made inconclusive. An
@@ -154,13 +156,12 @@ def _in_flight(rec: SagaRecord, start: float, stop: float) -> bool:
     return rec.outcome_at is None or rec.outcome_at >= start
 
 
-def _across(rec: SagaRecord, start: float, stop: float) -> bool:
-    """In flight for the whole window."""
-    return (
-        rec.first_invoke is not None
-        and rec.first_invoke <= start
-        and (rec.outcome_at is None or rec.outcome_at >= stop)
-    )
+def _flying_s(rec: SagaRecord, start: float, stop: float) -> float:
+    """How long the saga was in flight during the window."""
+    if rec.first_invoke is None:
+        return 0.0
+    until = stop if rec.outcome_at is None else min(stop, rec.outcome_at)
+    return until - max(start, rec.first_invoke)
 
 
 def measure(history: History, model: SagaModel, results: Iterable[Any]) -> Coverage:
@@ -197,7 +198,7 @@ def measure(history: History, model: SagaModel, results: Iterable[Any]) -> Cover
             flying[i].add(rec.saga_id)
             touch = touches[i]
             seen = touch.seen if touch is not None else set()
-            if stop - start >= STALL_MIN_S and _across(rec, start, stop) and rec.saga_id not in seen:
+            if rec.saga_id not in seen and _flying_s(rec, start, stop) >= STALL_MIN_S:
                 stalled[i].add(rec.saga_id)
     t0 = history.start if history.start is not None else 0.0
     faults = []

@@ -151,8 +151,8 @@ class FaultTouch:
     """What the history shows of the sagas around one fault window, gathered in the same pass:
     ``involved`` — sagas whose evidence during the window or its aftermath (:data:`FAULT_AFTERMATH_S`)
     involves the faulted component (an event whose source or type names it; a request of theirs that
-    got no answer or a 5xx); ``seen`` — sagas observed at all (an event, a status, an answer) while
-    the window was active. Interpreting them (what "touched" means) is the coverage's job."""
+    got no answer or a 5xx); ``seen`` — sagas seen moving (an event, a new status) while the window
+    was active. Interpreting them (what "touched" means) is the coverage's job."""
 
     fault_id: str
     components: tuple[str, ...]  # the names the fault targets (fault_names): a process, a link's ends, a queue
@@ -470,9 +470,10 @@ def _completion(
                 rec.first_invoke = kr.first_invoke or wall
                 rec.first_position = kr.first_position
         if ctx.open and kr.saga_id is not None:
-            _seen(ctx, kr.saga_id, wall)
+            # An answer is no progress of the saga (its start is answered before it moves); a request
+            # of it that failed while the fault was on involves it.
             if record.outcome == "info" or (record.status is not None and record.status >= 500):
-                _touch(ctx, kr.saga_id, wall, None)  # a request of it failed while the fault was on
+                _touch(ctx, kr.saga_id, wall, None, progress=False)
     answers = ctx.lookup.answers
     if not answers:
         return
@@ -703,17 +704,18 @@ def _expire(h: History, ctx: _Pass, wall: float) -> None:
 
 
 def _seen(ctx: _Pass, saga_id: str, wall: float) -> None:
-    """Saga ``saga_id`` was observed at ``wall``: seen during the windows active then."""
+    """Saga ``saga_id`` was seen moving at ``wall`` (a new status): during the windows active then."""
     for touch in ctx.open.values():
         if touch.stop is None or wall <= touch.stop:
             touch.seen.add(saga_id)
 
 
-def _touch(ctx: _Pass, saga_id: str, wall: float, text: str | None) -> None:
+def _touch(ctx: _Pass, saga_id: str, wall: float, text: str | None, progress: bool = True) -> None:
     """Evidence of ``saga_id`` at ``wall``: involves a watched fault when ``text`` (an event's source
-    and type) names a component it targets, or always when ``text`` is None (a failed request)."""
+    and type) names a component it targets, or always when ``text`` is None (a failed request);
+    ``progress``: it shows the saga moving (an event does, a failed request does not)."""
     for touch in ctx.open.values():
-        if touch.stop is None or wall <= touch.stop:
+        if progress and (touch.stop is None or wall <= touch.stop):
             touch.seen.add(saga_id)
         if text is None or touch.components == ("*",) or any(name in text for name in touch.components):
             touch.involved.add(saga_id)

@@ -420,6 +420,18 @@ def test_a_fault_on_a_delivery_queue_touches_the_sagas_whose_events_it_carries(s
     assert (every.in_flight, every.touched, every.sagas, every.stalled) == (2, 1, ("s1",), 0)
 
 
+def test_sagas_started_during_a_fault_that_never_moved_while_it_lasted_were_touched(shop):
+    # The bus killed as the workload starts: every saga is answered, then nothing of them moves.
+    b = HistoryBuilder()
+    with b.faulted("kill", "bus"):
+        for sid in ("s1", "s2", "s3"):
+            b.saga(sid)
+        b.event("shop.reserved", "s3", total=1, items=[])  # s3 did move
+        b.wait(2)
+    [kill] = b.check(shop, ["idempotency"]).coverage.faults
+    assert (kill.in_flight, kill.touched, kill.stalled, kill.involved, kill.sagas) == (3, 2, 2, 0, ("s1", "s2"))
+
+
 def test_a_run_whose_checkers_examined_nothing_says_so_and_stays_ok():
     model = SagaModel.model_validate({"states": {"terminal": {"DONE": "completed"}}})
     b = HistoryBuilder()
