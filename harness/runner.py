@@ -94,6 +94,7 @@ EVIDENCE_CAP_MIN_S = 60.0
 EVIDENCE_CAP_MAX_S = 600.0
 _DEADLINE_CAP_FACTOR = 3.0
 _SETTLE_TICK_S = 0.1
+_PENDING_EVERY_S = 1.0  # how often the drain signal is read while events still arrive
 
 
 class Runner:
@@ -360,6 +361,7 @@ class Runner:
                 self.on_phase("snapshot")
                 final, agreed, reads = await self._agreeing_snapshots(cap_at)
             detail.update(
+                # Events in the last second when observing ended (the snapshot taken).
                 events_last_s=float(self.arrivals.in_last(1.0)),
                 waited_s=round(time.monotonic() - t0, 3),
                 snapshots_agreed=agreed,
@@ -719,6 +721,7 @@ class Runner:
         settled_at = (self._converging_since or time.monotonic()) + self.options.settle_s
         pending: dict[str, int] | None = None
         drained = False
+        read_at = float("-inf")
         while True:
             tick = time.monotonic()
             await asyncio.sleep(_SETTLE_TICK_S)
@@ -727,9 +730,12 @@ class Runner:
             now = time.monotonic()
             window = self._quiet_window_s()
             quiet = not self._tapped or now - self.arrivals.last >= window
-            if quiet and now >= settled_at:
+            # Read the system's backlog once quiet, and about once a second meanwhile: the detail
+            # then says what was still pending if the cap ends the wait.
+            if (quiet and now >= settled_at) or now - read_at >= _PENDING_EVERY_S:
+                read_at = now
                 pending = await self._pending()
-                drained = pending is not None and not any(pending.values())
+                drained = quiet and now >= settled_at and pending is not None and not any(pending.values())
                 # Quiet again after the read (a read may take a while): nothing arrived meanwhile.
                 drained = drained and (not self._tapped or time.monotonic() - self.arrivals.last >= window)
             if drained or time.monotonic() >= cap_at:

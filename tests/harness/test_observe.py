@@ -193,8 +193,9 @@ def test_events_still_arriving_hold_the_snapshot_back(tmp_path):
     assert len(late) == 130 and max(late) < snapshot
 
 
-def test_events_arriving_at_the_cap_are_counted(tmp_path):
-    sut = FakeSystem(tmp_path / "sut")
+def test_events_arriving_at_the_cap_are_counted_with_the_backlog(tmp_path):
+    sut = DrainingFake(tmp_path / "sut")
+    sut.until = None  # a backlog that never drains, and events that never stop
 
     async def endless(runner: Runner) -> None:
         assert runner.sink is not None
@@ -209,6 +210,7 @@ def test_events_arriving_at_the_cap_are_counted(tmp_path):
     settled = _phase(lines, "evidence-settled")
     assert 1.5 <= took < 5 and not settled["drained"] and settled["cap_reached"]
     assert settled["events_last_s"] >= 5  # "evidence still arriving: N events in the last second"
+    assert settled["pending"] == {"queue": 7}  # read while the events kept the stream from going quiet
 
 
 @pytest.mark.parametrize("changes", [2, None])
