@@ -470,7 +470,7 @@ class Verdicts:
 
 
 def _first(f: Finding) -> str:
-    """ ": s1 (history.jsonl:12), s2 … and 25 more sagas" for a finding's first instances."""
+    """A finding's first instances, as ``: s1 (history.jsonl:12), s2 … and 25 more sagas``."""
     named = [i for i in f.first if i.saga_id is not None]
     if not named:
         refs = [r for i in f.first for r in i.evidence][:3]
