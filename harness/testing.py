@@ -40,6 +40,7 @@ from saga_harness.history.records import (
     Completion,
     FaultChange,
     Invoke,
+    MachineLoad,
     Meta,
     Phase,
     Record,
@@ -238,25 +239,13 @@ class HistoryBuilder:
         load1: float | None = 0.5,
         cores: int | None = 2,
     ) -> dict[str, Any]:
-        """One of the harness's starvation samples (a ``machine`` line, about one a second): its
-        event loop's lag, the machine's CPU busy (100: every core), the SUT's CPU (100: one core)."""
-        self._clock += interval_s
-        line = {
-            "mono": self._clock,
-            "wall": self._clock,
-            "process": "runner",
-            "type": "machine",
-            "interval_s": interval_s,
-            "loop_lag_p99_ms": loop_lag_p99_ms,
-            "loop_lag_max_ms": loop_lag_p99_ms if loop_lag_max_ms is None else loop_lag_max_ms,
-            "cpu_busy_pct": cpu_busy_pct,
-            "sut_cpu_pct": sut_cpu_pct,
-            "load1": load1,
-            "cores": cores,
-            "ref": f"{REF_PREFIX}:{len(self.entries) + 1}",
-        }
-        self.entries.append(line)
-        return line
+        """One of the harness's starvation samples (a :class:`~saga_harness.history.MachineLoad`, about
+        one a second): its event loop's lag, the machine's CPU busy (100: every core), the SUT's CPU
+        (100: one core). The clock advances by ``interval_s`` (the sample ends it)."""
+        self._clock += interval_s - 0.01  # add() advances it by the other 10 ms
+        lag_max = loop_lag_p99_ms if loop_lag_max_ms is None else loop_lag_max_ms
+        record = MachineLoad(interval_s, loop_lag_p99_ms, lag_max, cpu_busy_pct, sut_cpu_pct, load1, None, cores)
+        return self.add(record, process="monitor")
 
     def check(self, model: SagaModel, names: list[str] | None = None) -> Verdicts:
         """Every checker (or the ones named) over this history."""

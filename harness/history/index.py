@@ -26,6 +26,7 @@ from saga_harness.history.records import (
     Entry,
     FaultChange,
     Invoke,
+    MachineLoad,
     Meta,
     Phase,
     Snapshot,
@@ -36,7 +37,6 @@ from saga_harness.history.records import (
 from saga_harness.model import REGEX, Match, SagaModel, Term, same, state_key, text_matches
 from saga_harness.pointer import resolve
 
-MACHINE = "machine"  # the line type of the harness's starvation samples (MachineLoad)
 # How long after a fault window stops its effects still count as its own: a killed
 # process's work is redelivered once it is back, a cut link's retries land after it
 # heals (the harness also lets the snapshot settle this long after faults heal).
@@ -132,9 +132,9 @@ class KeyRecord:
 
 @dataclass(frozen=True, slots=True)
 class MachineSample:
-    """How busy the machine was over one interval (a ``machine`` line, written about every second
-    by the harness): its event loop's lag, the CPU busy and what the SUT used, the load average.
-    None: not measured."""
+    """How busy the machine was over one interval (a :class:`~saga_harness.history.MachineLoad`,
+    written about every second by the harness): its event loop's lag, the CPU busy and what the SUT
+    used, the load average. None: not measured."""
 
     wall: float  # when the interval ended
     interval_s: float
@@ -386,8 +386,8 @@ def _build(lines: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bo
             h.marks.append((wall, record.name, record.detail))
         elif isinstance(record, Meta):
             h.meta = h.meta or record
-        elif line.get("type") == MACHINE:
-            h.machine.append(_machine(record, line, wall))
+        elif isinstance(record, MachineLoad):
+            h.machine.append(_machine(record, wall))
     h.touches.update(ctx.open)
     for key, completion, step, after, position, ref in ctx.deferred:
         kr = h.keys.get(key)
@@ -680,7 +680,7 @@ def fault_names(target: str) -> tuple[str, ...]:
     (``eventbus:orchestrator-fraud``: the queue's name and its parts — the queue, not the component
     every delivery passes through; ``eventbus:*``: every event, ``*``). Parts shorter than three
     letters are dropped: they would match anything."""
-    component, sep, queue = target.partition(":")
+    _component, sep, queue = target.partition(":")
     if sep and "->" not in target:
         if queue.strip() in ("", "*"):
             return ("*",)
@@ -721,24 +721,15 @@ def _touch(ctx: _Pass, saga_id: str, wall: float, text: str | None, progress: bo
             touch.involved.add(saga_id)
 
 
-def _figure(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _machine(record: Any, line: Mapping[str, Any], wall: float) -> MachineSample:
-    """A starvation sample, from its record (MachineLoad) or, from a reader that does not know the
-    type yet, from the line's fields (the same names)."""
-
-    def get(name: str) -> Any:
-        return getattr(record, name, None) if record is not None else line.get(name)
-
+def _machine(record: MachineLoad, wall: float) -> MachineSample:
+    """A starvation sample, as the checkers read it."""
     return MachineSample(
         wall,
-        _figure(get("interval_s")) or 1.0,
-        _figure(get("loop_lag_p99_ms")),
-        _figure(get("loop_lag_max_ms")),
-        _figure(get("cpu_busy_pct")),
-        _figure(get("sut_cpu_pct")),
-        _figure(get("load1")),
-        int(cores) if (cores := _figure(get("cores"))) else None,
+        record.interval_s or 1.0,
+        record.loop_lag_p99_ms,
+        record.loop_lag_max_ms,
+        record.cpu_busy_pct,
+        record.sut_cpu_pct,
+        record.load1,
+        record.cores,
     )
