@@ -32,13 +32,13 @@ HAS_TOXIPROXY = bool(
 )
 
 
-def chaos_run(tmp_path, name, *extra):
+def chaos_run(tmp_path, name, *extra, timeout: float = 600):
     out = tmp_path / name
     proc = subprocess.run(
         [str(BIN), "chaos", "run", name, "--out", str(out), *extra],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
     verdicts = json.loads((out / "verdicts.json").read_text()) if (out / "verdicts.json").exists() else None
@@ -117,6 +117,7 @@ def test_scenario_is_green_on_three_seeds(tmp_path, name, seed):
 
 # -- the soak: thousands of sagas, dozens of faults on every process, minutes ----------------------
 SOAK_SEED = "11"
+SOAK_TIMEOUT_S = 1800  # about 2 minutes on two cores, far longer on a crowded machine (its deadlines stretch)
 
 
 def _statuses(verdicts: dict) -> dict[str, str]:
@@ -138,18 +139,20 @@ def _soak_is_clean(proc, verdicts, out: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SOAK_TIMEOUT_S + 60)
 def test_soak_is_clean_on_the_reference_system(tmp_path):
-    proc, verdicts = chaos_run(tmp_path, "soak", "--seed", SOAK_SEED)
+    proc, verdicts = chaos_run(tmp_path, "soak", "--seed", SOAK_SEED, timeout=SOAK_TIMEOUT_S)
     _soak_is_clean(proc, verdicts, tmp_path / "soak")
     assert proc.returncode == 0 and _statuses(verdicts) == dict.fromkeys(_statuses(verdicts), "ok")
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity")
+@pytest.mark.timeout(SOAK_TIMEOUT_S + 60)
 def test_soak_gives_the_same_verdict_with_two_busy_processes_on_the_cores(tmp_path):
     # The busy machine: the same seed, two processes spinning on the cores the whole run.
     with busy_loops(2, tmp_path / "busy"):
-        proc, verdicts = chaos_run(tmp_path, "soak", "--seed", SOAK_SEED)
+        proc, verdicts = chaos_run(tmp_path, "soak", "--seed", SOAK_SEED, timeout=SOAK_TIMEOUT_S)
     _soak_is_clean(proc, verdicts, tmp_path / "soak")
     loads = [json.loads(x) for x in (tmp_path / "soak" / "history.jsonl").read_text().splitlines() if '"machine"' in x]
     busy = sorted(r["cpu_busy_pct"] for r in loads if r.get("type") == "machine")
@@ -157,14 +160,17 @@ def test_soak_gives_the_same_verdict_with_two_busy_processes_on_the_cores(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SOAK_TIMEOUT_S + 60)
 def test_soak_still_catches_the_double_charge(tmp_path):
-    proc, verdicts = chaos_run(tmp_path, "soak", "--seed", SOAK_SEED, "--bugs", "payment.double_charge_on_redelivery")
+    bug = "payment.double_charge_on_redelivery"
+    proc, verdicts = chaos_run(tmp_path, "soak", "--seed", SOAK_SEED, "--bugs", bug, timeout=SOAK_TIMEOUT_S)
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
     violated = {c["name"] for c in verdicts["checks"] if c["violations"]}
     assert violated & {"idempotency", "conservation"}, violated
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(20 * 600)
 def test_the_same_seed_gives_the_same_verdict_in_20_runs(tmp_path):
     # Faults, workload and timing differ from run to run only by the machine's noise: the status of
     # every check must not (bench/bench_determinism.py keeps the figures of the full-size runs).
