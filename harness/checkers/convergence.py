@@ -153,10 +153,13 @@ class _Judge:
             return
         proven: bool | None = None
         for step in self.model.steps:
-            self.facts += len(rec.done.get(step.name, ()))
+            evs = rec.done.get(step.name)
+            if evs:
+                self.facts += len(evs)
+                continue
             # Missing evidence proves a step missing only where it could have shown (an
             # answer that never came, a saga never read, a state a poll missed prove nothing).
-            if rec.done.get(step.name) or not rec.observed(step.done):
+            if not rec.observed(step.done):
                 continue
             if proven is None:
                 proven = self.corroborated(rec)

@@ -181,8 +181,10 @@ def measure(history: History, model: SagaModel, results: Iterable[Any]) -> Cover
             counts = steps.get(name)
             if counts is not None and evs:
                 counts[0] += 1
-                if rec.undone and rec.undone.get(name):
-                    counts[2] += 1
+        for name, evs in rec.undone.items():  # (few sagas undo anything)
+            counts = steps.get(name)
+            if counts is not None and evs and rec.done.get(name):
+                counts[2] += 1
         if rec.outcome in ("compensated", "failed"):
             at = _failed_at(rec, model)
             if at is not None:

@@ -114,8 +114,9 @@ class Violation:
 
 @dataclass(frozen=True)
 class Examined:
-    """What a checker examined: how many sagas, and how many facts (events, answers, reads,
-    states, snapshot records, keys) it judged them by."""
+    """What a checker examined: how many sagas, and how many facts it judged them by, as it counts
+    them — a step seen done or undone (compensation, outcome, idempotency: each piece of evidence),
+    a key's answer, a status observed, a saga's net of a quantity, a snapshot record."""
 
     sagas: int = 0
     facts: int = 0
