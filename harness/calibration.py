@@ -340,6 +340,8 @@ def plan(seeds: int = 3, quick: bool = False, database_url: str | None = None) -
             skipped.append({"scenario": scenario.name, "reason": why})
         else:
             usable.append(scenario)
+    if quick:  # a soak takes minutes: the full calibration and make bench run it, --quick never
+        usable = [s for s in usable if not s.soak]
     chosen, runs = usable, list(RUNS)  # the scenarios and runs for the bugs
     if quick:
         chosen = [s for s in usable if s.name in QUICK_SCENARIOS]

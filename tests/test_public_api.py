@@ -55,6 +55,7 @@ EXPORTED = {
         "HistoryWriter",
         "Invoke",
         "KeyRecord",
+        "MachineLoad",
         "Meta",
         "Phase",
         "Record",

@@ -7,8 +7,10 @@ event brought — against the quiet window (``[model.convergence] quiet_s``) bef
 harness stopped watching (the ``converged`` / ``deadline-passed`` phase, else the
 history's end):
 
-- **stuck**: it did not move for the whole window — a violation (inferred from absent
-  progress, so held back as inconclusive when the run's evidence was not complete);
+- **stuck**: it did not move for the whole window — a violation, inferred from absent
+  progress, so held back as inconclusive when the run's evidence was not complete — unless
+  the window holds ``quiet_s`` of time the machine was not starved and the evidence had
+  drained: then the harness saw it stand still, and it stands whatever the rest of the run;
 - **still progressing**: it moved within the window — *slow*, not lost: inconclusive
   for that saga (observation ended while it was moving), reported against the
   time-to-converge objective.
@@ -101,6 +103,14 @@ class _Judge:
         if idle is None or idle >= self.quiet:
             self.stuck += 1
             quiet = f"no state change, event or retry for {idle:.1f} s" if idle is not None else "never seen to move"
+            # Seen standing still for a whole quiet window while the machine was not starved (the
+            # harness polling on time, the SUT getting the CPU it asked for) and with nothing left
+            # arriving: its status, read again and again, proves it stuck — a busy run elsewhere
+            # does not excuse it.
+            clear = self.obs.clear_s(moved, self.end) if moved is not None and self.end is not None else 0.0
+            seen = not self.obs.complete and self.obs.drained and clear >= self.quiet
+            if seen and clear < (idle or 0.0):
+                quiet += f" ({clear:.1f} s of it on a machine that was not starved)"
             self.out.append(
                 Violation(
                     NAME,
@@ -109,7 +119,7 @@ class _Judge:
                     "a terminal outcome within the deadline",
                     f"stuck {where}: {quiet} before observation ended{age}",
                     refs,
-                    basis="absent",
+                    basis="present" if seen else "absent",
                     cause=f"stuck {where}: no progress for {self.quiet:g} s or more before observation ended",
                 )
             )

@@ -74,6 +74,13 @@ class Observation:
     deadline_s: float | None = None  # the convergence deadline, where the history records it
     extensions: int = 0  # times the deadline was extended for sagas still progressing
     pending: dict[str, int] = field(default_factory=dict)  # what the SUT said was still pending, per component
+    starved_spans: tuple[tuple[float, float], ...] = ()  # (from, to) wall times of the starved samples
+
+    def clear_s(self, start: float, end: float) -> float:
+        """Seconds of [start, end] the machine was not starved (time no sample covers counts as clear,
+        as a history without samples is taken as complete)."""
+        hungry = sum(max(0.0, min(end, b) - max(start, a)) for a, b in self.starved_spans)
+        return max(0.0, end - start - hungry)
 
     @property
     def drained(self) -> bool:
@@ -165,10 +172,12 @@ def observe(history: History) -> Observation:
             deadline = _seconds(detail.get("deadline_s"), deadline)
     sampled = hungry = 0.0
     worst: float | None = None
+    spans: list[tuple[float, float]] = []
     for sample in history.machine:
         sampled += sample.interval_s
         if starved(sample):
             hungry += sample.interval_s
+            spans.append((sample.wall - sample.interval_s, sample.wall))
         if sample.loop_lag_p99_ms is not None:
             worst = sample.loop_lag_p99_ms if worst is None else max(worst, sample.loop_lag_p99_ms)
     pending_raw = (settled or {}).get("pending")
@@ -177,7 +186,7 @@ def observe(history: History) -> Observation:
         if isinstance(pending_raw, Mapping)
         else {}
     )
-    return Observation(settled, sampled, hungry, worst, watch_end, deadline, extensions, pending)
+    return Observation(settled, sampled, hungry, worst, watch_end, deadline, extensions, pending, tuple(spans))
 
 
 def _seconds(value: Any, default: float | None) -> float | None:

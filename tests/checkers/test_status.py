@@ -44,6 +44,35 @@ def test_a_saga_whose_states_stop_changing_is_stuck(shop):
     assert check.stats["stuck"] == 1 and check.stats["still_progressing"] == 0
 
 
+def test_a_stuck_saga_seen_standing_still_on_an_unstarved_machine_stands_in_a_starved_run(shop):
+    # The run was starved while it was busy (20 of 32 s), but the saga then stood still for 12 s
+    # while the machine was not: the harness saw it stuck, a busy stretch elsewhere excuses nothing.
+    b = HistoryBuilder()
+    unfinished(b, "s1", ["RESERVING", "CHARGING"], every_s=1)
+    starved(b, 20)
+    for _ in range(12):
+        b.machine(cpu_busy_pct=99.0, sut_cpu_pct=0.0, cores=2)  # busy machine, idle SUT: not starved
+    b.phase("deadline-passed", pending=1)
+    assert observe(build_index(b.entries, shop)).starved
+    check = b.check(shop, ["convergence"])["convergence"]
+    assert check.status == "violated", check
+    [v] = check.violations
+    assert v.basis == "present" and "stuck in CHARGING" in v.actual and "of it on a machine that was not starved" in v.actual
+
+
+def test_a_saga_standing_still_only_while_the_machine_was_starved_is_held_back(shop):
+    b = HistoryBuilder()
+    unfinished(b, "s1", ["RESERVING", "CHARGING"], every_s=1)
+    for _ in range(6):
+        b.machine()
+    starved(b, 20)  # most of its quiet window starved: only 6 s clear, under the 10 s window
+    b.phase("deadline-passed", pending=1)
+    check = b.check(shop, ["convergence"])["convergence"]
+    assert check.status == "inconclusive" and not check.violations
+    [v] = check.inconclusive
+    assert v.basis == "absent" and "starved" in (v.reason or "")
+
+
 def test_a_saga_still_changing_at_the_deadline_is_slow_not_stuck(shop):
     b = HistoryBuilder()
     unfinished(b, "s1", ["RESERVING", "CHARGING", "CONFIRMING"], every_s=12)  # slowly, but moving

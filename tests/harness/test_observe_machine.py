@@ -70,11 +70,19 @@ def test_it_costs_well_under_one_percent(tmp_path):
 def test_the_suts_share_and_the_machines_load_are_measured(tmp_path):
     # Two busy processes of "the system", pinned to the cores: its share is about 200 % (two cores),
     # the machine is busy; they are stopped when the block ends.
+    # How much of the cores they get depends on what else the machine runs (a CI runner shares
+    # them with other tests), so the monitor's figures are compared with the processes' own CPU
+    # time over the same seconds, not with a fixed share.
     with busy_loops(2, tmp_path / "busy") as sup:
         pids = sup.pids()
         assert len(pids) == 2 and all(psutil.Process(p).cpu_affinity() in ([0], [1]) for p in pids)
-        records, _phase, _cpu = _monitor(tmp_path, 3.2, pids=sup.pids)
+        procs = [psutil.Process(p) for p in pids]
+        cpu0, t0 = sum(sum(p.cpu_times()[:2]) for p in procs), time.monotonic()
+        records, _phase, _cpu = _monitor(tmp_path, 4.2, pids=sup.pids)
+        share = 100 * (sum(sum(p.cpu_times()[:2]) for p in procs) - cpu0) / (time.monotonic() - t0)
     assert all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids)
     busy = records[1:]  # the first interval starts counting the processes part-way
-    assert busy and all(r.sut_cpu_pct is not None and r.sut_cpu_pct >= 120 for r in busy), busy
-    assert all(r.cpu_busy_pct is not None and r.cpu_busy_pct >= 80 for r in busy), busy
+    assert busy and all(r.sut_cpu_pct is not None for r in busy), busy
+    measured = sum(r.sut_cpu_pct * r.interval_s for r in busy) / sum(r.interval_s for r in busy)
+    assert share > 20 and abs(measured - share) <= max(25, 0.25 * share), (measured, share, busy)
+    assert all(r.cpu_busy_pct is not None and r.cpu_busy_pct >= 50 for r in busy), busy
