@@ -733,24 +733,32 @@ def summarise(
         }
     clean_summary = _clean_summary([r for r in records if not r.get("bug")])
 
-    def good(clean: dict[str, Any], mine: Iterable[dict[str, Any]]) -> bool:
-        return (
-            clean["false_positives"] == 0
-            and clean["errors"] == 0
-            and all(b["runs"] >= 1 and b["detected_in"] == b["runs"] for b in mine)
-        )
+    def status(clean: dict[str, Any], mine: Iterable[dict[str, Any]]) -> str:
+        # A bug run whose finding was held back (the machine was starved, say) neither detects nor
+        # misses its bug: the calibration is then inconclusive, as a run is, unless something failed.
+        mine = list(mine)
+        if clean["false_positives"] or clean["errors"] or any(b["runs"] < 1 for b in mine):
+            return "failed"
+        if any(b["detected_in"] + b["held_back"] < b["runs"] for b in mine):
+            return "failed"
+        return "inconclusive" if any(b["detected_in"] < b["runs"] for b in mine) else "calibrated"
 
     suts: dict[str, dict[str, Any]] = {}
     for sut in plan_.suts if plan_ is not None else sorted({r.get("sut", REFERENCE) for r in records}):
         clean = _clean_summary([r for r in records if not r.get("bug") and r.get("sut", REFERENCE) == sut])
         keys = [k for k, b in bugs.items() if b["sut"] == sut]
-        suts[sut] = {"clean": clean, "bugs": keys, "ok": good(clean, (bugs[k] for k in keys))}
+        verdict = status(clean, (bugs[k] for k in keys))
+        suts[sut] = {"clean": clean, "bugs": keys, "ok": verdict == "calibrated", "status": verdict}
+    overall = status(clean_summary, bugs.values())
     out: dict[str, Any] = {
         "bugs": bugs,
         "clean": clean_summary,
         "suts": suts,
         "seconds": round(seconds, 1),
-        "ok": good(clean_summary, bugs.values()),
+        "ok": overall == "calibrated",
+        # calibrated: every bug detected in every run, no clean run flagged; inconclusive: the same,
+        # except bug runs whose finding was held back; failed: a bug missed, a clean run flagged, an error.
+        "status": overall,
     }
     if plan_ is not None:
         out.update(mode="quick" if plan_.quick else "full", seeds=plan_.seeds, skipped=plan_.skipped)

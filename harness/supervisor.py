@@ -46,7 +46,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
+from saga_harness import preload
 from saga_harness.errors import SutError
+from saga_harness.preload import Preloaded
 
 __all__ = [
     "ProcessSpec",
@@ -73,6 +75,7 @@ class ProcessSpec:
     the virtualenv, ...). ``health_url`` must answer one of ``health_status``
     (HTTP 200) once the process is ready — or, as ``tcp://HOST:PORT``, accept a
     connection; without one, a process is ready as soon as it has started.
+    ``preload``: see :mod:`saga_harness.preload`.
     """
 
     name: str
@@ -82,6 +85,9 @@ class ProcessSpec:
     health_url: str | None = None
     ready_timeout_s: float = 30.0
     health_status: tuple[int, ...] = (200,)
+    # `python -m X` of this interpreter is forked from the preloaded server (saga_harness.preload);
+    # False for a program that must import in its own order (gevent's monkey-patching, say).
+    preload: bool = True
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -406,7 +412,7 @@ def started_pids() -> list[int]:
 
 
 class _Proc:
-    def __init__(self, spec: ProcessSpec, popen: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(self, spec: ProcessSpec, popen: subprocess.Popen[bytes] | Preloaded, log_path: Path) -> None:
         self.spec = spec
         self.popen = popen
         self.log_path = log_path
@@ -503,9 +509,17 @@ class Supervisor:
                     preexec_fn=_die_with_parent(parent_pid),
                 )
 
+        def preloaded() -> Preloaded:
+            with open(log_path, "ab") as log:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                log.write(f"--- saga-harness: starting {spec.name} at {stamp} (preloaded)\n".encode())
+            return preload.start(spec.argv, env, spec.cwd, log_path)
+
         self._ensure_watchdog()
+        # `python -m X` of this interpreter: forked from the preloaded server (saga_harness.preload).
+        quick = spec.preload and preload.enabled() and preload.python_module(spec.argv) is not None
         try:
-            popen = _SPAWNER.call(fork)
+            popen = _SPAWNER.call(preloaded if quick else fork)
         except OSError as exc:
             raise SutError(
                 f"could not start process {spec.name!r}: {exc}. Command: {shlex.join(spec.argv)}"

@@ -58,6 +58,7 @@ class LoadSpec:
 
 
 def locust_specs(spec: LoadSpec, run_dir: Path, host: str, env: dict[str, str]) -> list[ProcessSpec]:
+    # Not preloaded: gevent must monkey-patch before ssl and asyncio are imported.
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host]
     common = [
         "--headless",
@@ -80,7 +81,7 @@ def locust_specs(spec: LoadSpec, run_dir: Path, host: str, env: dict[str, str]) 
         "WARNING",
     ]
     if spec.workers <= 0:
-        return [ProcessSpec("locust", base + common, env=env, cwd=str(run_dir))]
+        return [ProcessSpec("locust", base + common, env=env, cwd=str(run_dir), preload=False)]
     port = free_port()
     master = ProcessSpec(
         "locust-master",
@@ -97,6 +98,7 @@ def locust_specs(spec: LoadSpec, run_dir: Path, host: str, env: dict[str, str]) 
         ],
         env=env,
         cwd=str(run_dir),
+        preload=False,
     )
     workers = [
         ProcessSpec(
@@ -104,6 +106,7 @@ def locust_specs(spec: LoadSpec, run_dir: Path, host: str, env: dict[str, str]) 
             base + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "--loglevel", "WARNING"],
             env=env,
             cwd=str(run_dir),
+            preload=False,
         )
         for i in range(spec.workers)
     ]

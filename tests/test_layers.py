@@ -6,7 +6,7 @@ systems (module level and inside functions) is judged against the layer table be
                                                              (chaos and contracts not load; contracts not chaos)
     writers     reports                                      core, writers
     lifecycle   lifecycle, run, runner                       core, system, lifecycle
-    system      config, sut, adapters, supervisor, ports, sink   core, system
+    system      config, sut, adapters, supervisor, preload, ports, sink   core, system
     core        errors, pointer, model, models, history, checkers, workload, progress,
                 rundir, durations, lazy, testing             core
     ---
@@ -69,7 +69,7 @@ PLACES: dict[str, str] = {
             "startplan",
         )
     },
-    **{f"saga_harness.{m}": SYSTEM for m in ("config", "sut", "adapters", "supervisor", "ports", "sink")},
+    **{f"saga_harness.{m}": SYSTEM for m in ("config", "sut", "adapters", "supervisor", "preload", "ports", "sink")},
     **{f"saga_harness.{m}": LIFECYCLE for m in ("lifecycle", "run", "runner")},
     "saga_harness.reports": WRITERS,
     **{f"saga_harness.{m}": DRIVERS for m in ("chaos", "contracts", "load")},

@@ -52,12 +52,19 @@ def test_quick_calibration_catches_every_bug_and_flags_nothing_clean(tmp_path):
     t0 = time.monotonic()
     proc = calibrate("--quick", "--jobs", "2", "--out", str(out), cwd=tmp_path)
     elapsed = time.monotonic() - t0
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    # 0: every bug detected; 3: the same except bug runs a starved machine held back (make test runs
+    # this beside another worker's systems) — a finding there, by a checker meant to catch it, but
+    # never a miss, a false positive or a crash.
+    assert proc.returncode in (0, 3), proc.stdout[-6000:] + proc.stderr[-3000:]
     data = json.loads((out / "calibration.json").read_text())
     _shape_holds(data)
+    assert data["status"] == {0: "calibrated", 3: "inconclusive"}[proc.returncode]
     for name, bug in data["bugs"].items():
-        assert bug["detected_in"] == bug["runs"] >= 1, (name, bug)
-        assert set(bug["checkers"]) & set(BUGS[name].caught_by), (name, bug)
+        assert bug["detected_in"] + bug["held_back"] == bug["runs"] >= 1, (name, bug)
+        assert bug["detected_in"] == 0 or set(bug["checkers"]) & set(BUGS[name].caught_by), (name, bug)
+    held = [r for r in data["runs"] if r.get("held_back")]
+    assert all(set(r["inconclusive_checkers"]) & set(BUGS[r["bug"]].caught_by) for r in held), held
+    assert len(held) <= 3, held  # most bugs are proved by evidence present, whatever the machine
     sqlite_scenarios = {s.name for s, _ in catalogue() if "postgres" not in s.requires and not s.soak}
     assert data["clean"]["false_positives"] == 0 and set(data["clean"]["scenarios"]) == sqlite_scenarios
     # Every run has its own directory with its verdicts, and one bug at most; every fault that
@@ -247,6 +254,31 @@ def test_a_run_that_crashes_is_run_once_more_and_the_first_attempt_kept(tmp_path
     }
     assert (tmp_path / "runs" / "clean" / "baseline-seed1-error").is_dir()
     assert "port taken" in (tmp_path / "calibration.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("bug_runs", "clean_verdict", "status"),
+    [
+        ([{"detected": True}, {"detected": True}], "pass", "calibrated"),
+        (
+            [{"detected": True}, {"detected": False, "held_back": True, "verdict": "inconclusive"}],
+            "pass",
+            "inconclusive",
+        ),
+        ([{"detected": True}, {"detected": False, "verdict": "pass"}], "pass", "failed"),  # a miss
+        ([{"detected": False, "held_back": True, "verdict": "inconclusive"}], "fail", "failed"),  # a false positive
+    ],
+)
+def test_a_held_back_bug_run_makes_the_calibration_inconclusive_never_calibrated(bug_runs, clean_verdict, status):
+    from saga_harness.calibration import summarise
+
+    bug = "payment.double_charge_on_redelivery"
+    records = [{"bug": None, "name": "baseline", "verdict": clean_verdict, "failed_checkers": []}]
+    records += [{"bug": bug, "name": "duplicate-deliveries", "verdict": "fail", **r} for r in bug_runs]
+    for other in set(BUGS) - {bug}:
+        records.append({"bug": other, "name": "x", "verdict": "fail", "detected": True})
+    data = summarise(records, 1.0)
+    assert data["status"] == status and data["ok"] is (status == "calibrated")
 
 
 def test_parallel_jobs_keep_the_plan_order_and_a_crash_stops_the_rest(tmp_path, monkeypatch):

@@ -57,7 +57,11 @@ def test_a_stuck_saga_seen_standing_still_on_an_unstarved_machine_stands_in_a_st
     check = b.check(shop, ["convergence"])["convergence"]
     assert check.status == "violated", check
     [v] = check.violations
-    assert v.basis == "present" and "stuck in CHARGING" in v.actual and "of it on a machine that was not starved" in v.actual
+    assert (
+        v.basis == "present"
+        and "stuck in CHARGING" in v.actual
+        and "of it on a machine that was not starved" in v.actual
+    )
 
 
 def test_a_saga_standing_still_only_while_the_machine_was_starved_is_held_back(shop):
