@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test calibration bench lint clean
 
 install: $(STAMP)
 
@@ -22,12 +22,17 @@ demo: install
 	$(BIN)/saga-harness demo
 
 # Two workers: most tests wait on real processes; front ends are tested on the in-process fake
-# SUT. The reference system's chaos, load and calibration runs are marked xdist group "timed" (one
-# worker for them); note that pytest-xdist 3.8 cannot group under pytest 9 (it renames node ids,
-# which pytest 9 no longer reads), so for now they spread over both workers like every test.
-# `calibrate --quick --jobs 2` runs two reference runs at a time. The slowest tests are listed last.
+# SUT. (pytest-xdist 3.8 cannot group tests under pytest 9 — it renames node ids, which pytest 9
+# no longer reads — so every test spreads over both workers.) The slowest tests are listed last.
+# The quick calibrations are not here: `make calibration`, which .ci/run runs after this.
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -n 2 --durations=15
+
+# The quick calibrations (about 5 minutes): `calibrate --quick` on the reference system (every catalogue
+# scenario clean, every seeded bug through its runs) and on the worked examples. .ci/run runs it after
+# `make test`; the full calibration is in `make bench`.
+calibration: install
+	$(BIN)/python -m pytest -q -n 2 -m calibration --durations=5
 
 # Every bench/bench_*.py, results in bench/results/ (or the ones named: make bench BENCH="soak determinism").
 # The soak (2,500 sagas and 40 faults, quiet and with two busy processes on the cores, ~12 min) and the

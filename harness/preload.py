@@ -16,6 +16,7 @@ process then starts with a plain ``exec``), and it is off where ``fork`` is not 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import multiprocessing
@@ -128,6 +129,30 @@ def start(argv: Sequence[str], env: Mapping[str, str], cwd: str | None, log_path
             break
         time.sleep(0.002)
     return child
+
+
+def shutdown() -> None:
+    """Stop the fork server, and multiprocessing's resource tracker it brought (the supervisor calls this
+    once it has stopped every process at exit): neither lingers after the harness, even for a moment."""
+    from multiprocessing import forkserver, resource_tracker
+
+    server = forkserver._forkserver  # noqa: SLF001 - the standard library keeps no public handle
+    with server._lock:  # noqa: SLF001
+        pid = server._forkserver_pid  # noqa: SLF001
+        if pid is None:
+            return
+        # Its children (every one already stopped by now) would keep it waiting: it goes at once, and
+        # a child still there goes with it (its death signal).
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        server._stop_unlocked()  # noqa: SLF001 - closes its pipe, reaps it, removes its socket
+    tracker = resource_tracker._resource_tracker  # noqa: SLF001
+    # It would end once no process held its pipe; the harness shares no memory or semaphores with
+    # its children, so it has nothing to clean up.
+    with contextlib.suppress(Exception):
+        if tracker._pid is not None:  # noqa: SLF001
+            os.kill(tracker._pid, signal.SIGKILL)  # noqa: SLF001
+        tracker._stop()  # noqa: SLF001 - closes its pipe and reaps it
 
 
 def _ctx() -> multiprocessing.context.BaseContext:

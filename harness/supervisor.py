@@ -346,6 +346,8 @@ def _stop_all() -> None:
             sup.stop()
         except Exception:  # one broken supervisor must not keep the others running
             pass
+    with contextlib.suppress(Exception):
+        preload.shutdown()  # the fork server, once every process it forked is stopped
 
 
 def _chaining_handler(signum: int, previous: Any) -> Callable[[int, FrameType | None], None]:

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from saga_cli import saga_harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +66,7 @@ def calibrate(system: str, tmp_path: Path) -> Calibrated:
     """The example's quick calibration: seed 1, every run clean and each bug through its runs."""
     out = tmp_path / "cal"
     proc = saga_harness("calibrate", "--config", str(config(system)), "--quick", "--out", str(out), cwd=ROOT)
-    assert proc.returncode in (0, 1), proc.stdout[-4000:] + proc.stderr[-3000:]
+    assert proc.returncode in (0, 1, 3), proc.stdout[-4000:] + proc.stderr[-3000:]  # 3: a bug run held back
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     example = Calibrated(system, out, proc.stdout)
     every_run_runs_clean_flagging_and_holding_back_nothing(example)
@@ -138,6 +139,7 @@ def test_minishop_is_judged_from_text_answers_and_reads_alone(tmp_path: Path) ->
     assert any("stock taken" in (v["step"] or "") for v in found(shop.verdicts(race), "conservation"))
 
 
+@pytest.mark.calibration  # `make calibration` (in .ci/run, after make test)
 def test_hotelbus_orders_its_compensations_by_the_services_own_times(tmp_path: Path) -> None:
     hotel = calibrate("hotelbus", tmp_path)
     [late] = hotel.runs("payments.refund_before_release")
@@ -162,6 +164,7 @@ def test_hotelbus_orders_its_compensations_by_the_services_own_times(tmp_path: P
     assert never and all(v["step"] == "room" and "never undone" in v["actual"] for v in never)
 
 
+@pytest.mark.calibration  # `make calibration` (in .ci/run, after make test)
 def test_tripbook_bugs_show_in_its_event_log_and_its_states(tmp_path: Path) -> None:
     trips = calibrate("tripbook", tmp_path)
     [late] = trips.runs("trips.request_recorded_late")

@@ -174,3 +174,23 @@ def test_no_preloaded_child_outlives_the_harness(tmp_path, module_dir, sig):
     while alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert alive() == [], "preloaded children or their children outlived the harness"
+
+
+def test_the_fork_server_goes_when_the_harness_exits(tmp_path, module_dir):
+    # A harness that returns normally: its supervisor stops the children, then the fork server and the
+    # resource tracker go too, at once (a test looking for leftovers right after must find none).
+    script = tmp_path / "harness.py"
+    script.write_text(HARNESS.replace("time.sleep(600)", "sys.stdin.readline()"))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(module_dir), "pl-exit", str(tmp_path / "run")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().startswith("READY")
+    helpers = [c.pid for c in psutil.Process(proc.pid).children() if "multiprocessing" in " ".join(c.cmdline())]
+    assert helpers, "expected the fork server (and resource tracker) as children of the harness"
+    proc.communicate("go\n", timeout=30)
+    assert proc.returncode == 0
+    assert not [p for p in helpers if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
