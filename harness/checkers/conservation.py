@@ -8,7 +8,9 @@ Proved by evidence present: a number below zero in a snapshot; a completed saga 
 terms add up to *more* than it must (more money seen moving than the order's total).
 Inferred from evidence absent (held back when the run's evidence was not complete): a
 completed saga's terms adding up to less (a term not seen yet), and a balance that differs
-from the net of the terms (the snapshot and the events may be apart by what is in flight)."""
+from the net of the terms (the snapshot and the events may be apart by what is in flight) —
+unless the run recorded that its evidence settled: then nothing more was coming, and both
+are proved (a busy machine slows a system down, it does not change its final state)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 from saga_harness.checkers import register
 from saga_harness.checkers.compensation import net, observed, unseen_terms
 from saga_harness.checkers.observation import observe
-from saga_harness.checkers.verdict import Examined, Verdict, Violation, verdict
+from saga_harness.checkers.verdict import Basis, Examined, Verdict, Violation, verdict
 from saga_harness.history import History
 from saga_harness.model import Balance, SagaModel
 from saga_harness.pointer import resolve
@@ -34,6 +36,11 @@ def _expr(b: Balance) -> str:
 @register(NAME)
 def check(history: History, model: SagaModel) -> Verdict:
     out: list[Violation] = []
+    obs = observe(history)
+    # Once the run recorded that its evidence settled (nothing arriving, nothing pending, the last
+    # snapshots agreeing), a term missing from a saga or a balance is missing for good: a starved
+    # machine made the run slower, not its final state different. Before that, held back as absent.
+    short: Basis = "present" if obs.settled is not None and obs.drained else "absent"
     totals: dict[str, dict[str | None, float]] = {q.name: {} for q in model.quantities}
     unseen = {q.name: unseen_terms(q) for q in model.quantities}
     unknown: dict[str, int] = {}  # quantity -> sagas whose terms could not all show
@@ -66,7 +73,7 @@ def check(history: History, model: SagaModel) -> Verdict:
                             f"{q.name} of a completed saga = {want:g}",
                             f"{q.name} = {got:g}",
                             refs,
-                            basis="present" if got > want else "absent",
+                            basis="present" if got > want else short,
                             cause=(
                                 f"more {q.name} than a completed saga's total"
                                 if got > want
@@ -115,7 +122,7 @@ def check(history: History, model: SagaModel) -> Verdict:
                         f"{b.service} {b.value} = {want:g} (net {b.quantity})",
                         f"{got}",
                         (ref,),
-                        basis="absent",
+                        basis=short,
                         cause=f"{b.service} {b.value} differs from the net {b.quantity}",
                     )
                 )
@@ -144,14 +151,14 @@ def check(history: History, model: SagaModel) -> Verdict:
                         f"{b.service} {key}: {_expr(b)} = {want:g} (net {b.quantity})",
                         f"{got:g}",
                         (ref,),
-                        basis="absent",
+                        basis=short,
                         cause=f"{b.name}: {b.service} differs from the net {b.quantity}",
                     )
                 )
     return verdict(
         NAME,
         out,
-        observation=observe(history),
+        observation=obs,
         examined=Examined(sagas, facts),
         quantities={q: round(sum(v.values()), 4) for q, v in totals.items()},
         unobservable=unknown,

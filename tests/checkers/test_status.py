@@ -226,6 +226,26 @@ def test_a_few_starved_seconds_are_not_a_starved_run(shop):
     assert observe(build_index(b.entries, shop)).starved
 
 
+def test_a_wrong_balance_after_the_evidence_settled_stands_on_a_starved_machine(shop):
+    # A lost update: one reservation seen, yet the stock level says two were taken. Once the run
+    # recorded that nothing more was coming, the final state is final, starved or not.
+    def lost_update(settled: bool) -> HistoryBuilder:
+        b = HistoryBuilder()
+        completed_shop_saga(b, "s1")
+        starved(b, 10)
+        if settled:
+            b.settled(True, events_last_s=0.0, waited_s=2.0, pending={}, snapshots_agreed=True)
+        snapshots(b, stock=[{"sku": "A", "initial": 10, "available": 8}])
+        return b
+
+    check = lost_update(settled=True).check(shop, ["conservation"])["conservation"]
+    assert check.status == "violated", check
+    assert any(v.step == "stock levels" and v.basis == "present" for v in check.violations)
+    check = lost_update(settled=False).check(shop, ["conservation"])["conservation"]
+    assert check.status == "inconclusive" and not check.violations  # it might still have been arriving
+    assert any(v.step == "stock levels" and v.basis == "absent" for v in check.inconclusive)
+
+
 def test_evidence_cap_reached_while_events_arrive_holds_back_missing_events(shop):
     b = HistoryBuilder()
     b.saga("s1")
