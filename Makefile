@@ -29,7 +29,7 @@ test: install
 	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 # The quick calibrations (about 5 minutes): `calibrate --quick` on the reference system (every catalogue
-# scenario clean, every seeded bug through its runs) and on the worked examples. .ci/run runs it after
+# scenario clean, every seeded bug through its runs), on the worked examples and under contention. .ci/run runs it after
 # `make test`; the full calibration is in `make bench`.
 calibration: install
 	$(BIN)/python -m pytest -q -n 2 -m calibration --durations=5

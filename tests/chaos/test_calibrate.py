@@ -417,6 +417,7 @@ def test_contention_pins_busy_processes_and_stops_them_however_it_ends(tmp_path)
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.calibration  # `make calibration` (in .ci/run, after make test)
 def test_a_tiny_calibration_from_a_config_under_contention(tmp_path):
     # One run of 12 sagas, clean and with one bug, then both again while two busy processes hold the cores.
     text = MINISHOP.read_text()

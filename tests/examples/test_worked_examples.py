@@ -116,6 +116,7 @@ def the_calibration_names_each_bug_and_its_runs(example: Calibrated) -> None:
 # --- each example: clean, each bug caught, and what it shows on the way --------------------------
 
 
+@pytest.mark.calibration  # `make calibration` (in .ci/run, after make test)
 def test_minishop_is_judged_from_text_answers_and_reads_alone(tmp_path: Path) -> None:
     shop = calibrate("minishop", tmp_path)
     [resend] = [r for r in shop.runs() if r["name"] == "run-resend"]
