@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from saga_harness.chaos.nemesis import Nemesis
-from saga_harness.chaos.scenario import Scenario
+from saga_harness.chaos.scenario import HTTP_FAULTS, Scenario
 from saga_harness.chaos.schedule import for_sut, needs
 from saga_harness.chaos.wiring import check_links, faulted_links, proxied_links
+from saga_harness.counterexample import violated_keys
 from saga_harness.errors import ScenarioError
 from saga_harness.history import Phase
-from saga_harness.lifecycle import Lifecycle, Run, RunRequest
+from saga_harness.lifecycle import Lifecycle, Run, RunRequest, counterexample
 from saga_harness.progress import Listener, PhaseStarted, ignore
 from saga_harness.run import RunResult
 from saga_harness.runner import SETTLE_AFTER_FAULTS_S
+from saga_harness.sut import LinkRouting, Needs, SystemUnderTest
 from saga_harness.workload import PlannedSaga
 
 _TICK_S = 0.25
@@ -60,16 +63,21 @@ def execute_scenario(
             seed=seed,
             scenario=scenario.name,
             command=command,
-            extra={"sagas": n, "concurrency": scenario.workload.concurrency},
+            extra={
+                "sagas": n,
+                "concurrency": scenario.workload.concurrency,
+                "sometimes": sometimes_specs(scenario),
+            },
         ),
         listener,
     )
     windows = for_sut(scenario, seed, life.sut)
-    life.require(needs(windows), f"scenario {scenario.name!r}")
-    check_links(life.sut, faulted_links(windows))
+    recorded = recorded_links(scenario, life.sut)
+    life.require(needs(windows) | Needs(links=frozenset(recorded)), f"scenario {scenario.name!r}")
+    check_links(life.sut, faulted_links(windows) | set(recorded))
     life.schedule(w.describe() for w in windows)
     workload = life.plan(n, mix=dict(scenario.workload.mix), duplicates=scenario.workload.duplicates)
-    with proxied_links(life.sut, windows) as proxies, life as run:
+    with proxied_links(life.sut, windows, http_links=recorded) as proxies, life as run:
         nemesis = Nemesis.for_sut(windows, run.history, run.sut, run.http, proxies)
         run.call(
             drive_with_faults(
@@ -77,7 +85,41 @@ def execute_scenario(
             )
         )
         verdicts = run.judge()
+    if verdicts.status == "violated":
+        counterexample(
+            "chaos",
+            life,
+            workload={"sagas": n, "deadline_s": scenario.deadline},
+            scenario=scenario.model_dump(mode="json"),
+            faults=[w.describe() for w in windows],
+            findings=violated_keys(verdicts.findings),
+        ).write(life.run_dir)
     return RunResult(life.run_dir, verdicts)
+
+
+def recorded_links(scenario: Scenario, sut: SystemUnderTest) -> list[str]:
+    """The links whose calls ``scenario`` records (``record_calls``; ``*``: every link ``sut`` routes)."""
+    if not scenario.record_calls:
+        return []
+    routed = [link.name for link in sut.links()] if isinstance(sut, LinkRouting) else []
+    if "*" in scenario.record_calls:
+        return routed
+    return list(scenario.record_calls)
+
+
+def sometimes_specs(scenario: Scenario) -> list[dict[str, Any]]:
+    """The scenario's sometimes-assertions as the ``sometimes`` checker reads them (HTTP fault kinds
+    named by the proxy's action)."""
+    specs = []
+    for s in scenario.sometimes:
+        spec = s.model_dump(exclude_none=True)
+        if s.fault is not None:
+            spec["action"] = HTTP_FAULTS[spec.pop("fault")]
+            spec["label"] = f"a {s.fault.replace('_', ' ')}" + (
+                f" on {s.method} {s.path}" if (s.method, s.path) != ("*", "*") else ""
+            )
+        specs.append(spec)
+    return specs
 
 
 async def drive_with_faults(
@@ -100,7 +142,11 @@ async def drive_with_faults(
             await heal(run, nemesis, chaos)
         settle = SETTLE_AFTER_FAULTS_S if nemesis.windows else 0.0
         longest = max((w.end_s - w.start_s for w in nemesis.windows), default=0.0)
-        await run.runner.converge(deadline_s, settle_s=settle, longest_fault_s=longest)
+        try:
+            await run.runner.converge(deadline_s, settle_s=settle, longest_fault_s=longest)
+        finally:
+            await nemesis.heal_all()  # the HTTP faults keyed on calls lasted while the run converged
+            await nemesis.record_calls()
     finally:
         ticker.cancel()
         run.emit(nemesis.counts(run.elapsed()))
@@ -111,7 +157,7 @@ async def heal(run: Run, nemesis: Nemesis, chaos: asyncio.Task[None]) -> None:
     chaos.cancel()
     await asyncio.gather(chaos, return_exceptions=True)
     run.emit(PhaseStarted(run.elapsed(), "healing"))
-    await nemesis.heal_all()
+    await nemesis.heal_all(keep_call_keyed=True)
     run.history.append(Phase("healed"))
 
 

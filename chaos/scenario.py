@@ -21,7 +21,17 @@ CATALOGUE = Path(__file__).parent / "scenarios"
 LINK_FAULTS = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data", "cut")
 PROCESS_FAULTS = ("kill", "pause", "restart")
 DELIVERY_FAULTS = ("duplicate", "delay", "drop", "redeliver")
-KINDS = LINK_FAULTS + PROCESS_FAULTS + DELIVERY_FAULTS
+# Request-level faults on a link, keyed on the call (method, path, which occurrence), not the clock:
+# the kind -> the HTTP fault proxy's action (saga_harness.chaos.httpfaults).
+HTTP_FAULTS = {
+    "http_error": "status",
+    "lose_answer": "lose_answer",
+    "duplicate_request": "duplicate",
+    "delay_request": "delay_request",
+    "delay_answer": "delay_answer",
+    "cut_body": "cut_body",
+}
+KINDS = LINK_FAULTS + PROCESS_FAULTS + DELIVERY_FAULTS + tuple(HTTP_FAULTS)
 
 
 def _seconds(v: Any) -> float:
@@ -51,13 +61,23 @@ class Fault(_Strict):
     copies: int = Field(default=1, ge=0, le=10)
     delay_s: float = Field(default=0.0, ge=0.0, le=60.0)
     probability: float = Field(default=1.0, ge=0.0, le=1.0)
+    # HTTP faults: which calls on the link (method, a glob on the path) and which occurrences.
+    method: str = Field(default="*", description="HTTP faults: the method of the calls hit ('*': any)")
+    path: str = Field(default="*", description="HTTP faults: a glob on the path of the calls hit, e.g. /payments/*")
+    nth: list[int] = Field(default_factory=list, description="HTTP faults: hit the Nth matching calls (1-based)")
+    first: int | None = Field(default=None, ge=1, description="HTTP faults: hit the first N matching calls")
+    status: int = Field(default=503, ge=200, le=599, description="http_error: the status answered")
+    lose: Literal["reset", "close"] = Field(default="reset", description="lose_answer: how the answer is lost")
+    body_fraction: float = Field(default=0.5, ge=0.0, le=1.0, description="cut_body: share of the body sent")
 
     _at = field_validator("at", "duration", mode="before")(classmethod(lambda cls, v: _seconds(v)))
 
     @model_validator(mode="after")
     def _target_for_kind(self) -> Fault:
-        if self.kind in LINK_FAULTS and not self.link:
+        if (self.kind in LINK_FAULTS or self.kind in HTTP_FAULTS) and not self.link:
             raise ValueError(f"a {self.kind} fault needs `link` (e.g. link: taskqueue->payment)")
+        if any(n < 1 for n in self.nth):
+            raise ValueError("`nth` counts matching calls from 1 (nth: [1] is the first)")
         if self.kind in PROCESS_FAULTS and not self.process:
             raise ValueError(f"a {self.kind} fault needs `process` (e.g. process: payment)")
         if self.kind in DELIVERY_FAULTS and not self.target:
@@ -79,6 +99,28 @@ class RandomFaults(_Strict):
     _w = field_validator("window", "max_duration", mode="before")(classmethod(lambda cls, v: _seconds(v)))
 
 
+class Sometimes(_Strict):
+    """What the run must see at least once, or it proved nothing (it fails as vacuous): a step some saga
+    undid (``compensated``), an outcome some saga reached (``outcome``), or an HTTP fault of a kind that
+    hit a call (``fault``, narrowed by ``link``, ``method``, ``path``)."""
+
+    compensated: str | None = None
+    outcome: str | None = None
+    fault: str | None = Field(default=None, description="an HTTP fault kind (lose_answer, http_error, ...)")
+    link: str | None = None
+    method: str = "*"
+    path: str = "*"
+
+    @model_validator(mode="after")
+    def _one(self) -> Sometimes:
+        given = [k for k in ("compensated", "outcome", "fault") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a `sometimes` entry names exactly one of `compensated`, `outcome`, `fault`")
+        if self.fault is not None and self.fault not in HTTP_FAULTS:
+            raise ValueError(f"`fault` is an HTTP fault kind: one of {', '.join(HTTP_FAULTS)}")
+        return self
+
+
 class Workload(_Strict):
     sagas: int = Field(default=200, ge=0, le=1_000_000)
     concurrency: int = Field(default=20, ge=1, le=1000)
@@ -95,6 +137,14 @@ class Scenario(_Strict):
     faults: list[Fault] = Field(default_factory=list)
     random: RandomFaults | None = None
     checkers: list[str] = Field(default_factory=list, description="empty: every checker")
+    record_calls: list[str] = Field(
+        default_factory=list,
+        description="links whose calls are recorded in the history (behind the HTTP fault proxy) even with no "
+        "HTTP fault on them; ['*']: every link the SUT routes",
+    )
+    sometimes: list[Sometimes] = Field(
+        default_factory=list, description="what must happen at least once, or the run is vacuous (it fails)"
+    )
     deadline: float = 60.0
     requires: list[Literal["postgres"]] = Field(default_factory=list)
     soak: bool = Field(

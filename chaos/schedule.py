@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from saga_harness.chaos.scenario import DELIVERY_FAULTS, LINK_FAULTS, PROCESS_FAULTS, Fault, Scenario
+from saga_harness.chaos.scenario import DELIVERY_FAULTS, HTTP_FAULTS, LINK_FAULTS, PROCESS_FAULTS, Fault, Scenario
 from saga_harness.errors import ScenarioError
 from saga_harness.sut import LinkRouting, Needs, ProcessControl, SystemUnderTest
 
@@ -31,8 +31,33 @@ class FaultWindow:
         }
 
 
+def on_link(kind: str) -> bool:
+    """Whether a fault of ``kind`` sits on a link (a TCP toxic or an HTTP fault)."""
+    return kind in LINK_FAULTS or kind in HTTP_FAULTS
+
+
+def http_params(f: Fault) -> dict[str, Any]:
+    """An HTTP fault's rule: which calls it hits and how (the HTTP fault proxy's terms)."""
+    return {
+        "action": HTTP_FAULTS[f.kind],
+        "method": f.method,
+        "path": f.path,
+        "nth": list(f.nth),
+        "first": f.first,
+        "probability": f.probability,
+        "status": f.status,
+        "delay_ms": round(f.delay_s * 1000),
+        "lose": f.lose,
+        "body_fraction": f.body_fraction,
+        # keyed on the call, not the clock: with no duration it lasts until the faults are healed
+        "until_healed": f.duration == 0,
+    }
+
+
 def _window(i: int, f: Fault) -> FaultWindow:
-    if f.kind in LINK_FAULTS:
+    if f.kind in HTTP_FAULTS:
+        target, params = str(f.link), http_params(f)
+    elif f.kind in LINK_FAULTS:
         target = str(f.link)
         params: dict[str, Any] = {"stream": f.stream, "toxicity": f.toxicity, "attributes": dict(f.attributes)}
     elif f.kind in PROCESS_FAULTS:
@@ -40,6 +65,8 @@ def _window(i: int, f: Fault) -> FaultWindow:
     else:
         target = f"{f.target}:{f.queue}"
         params = {"copies": f.copies, "delay_s": f.delay_s, "probability": f.probability}
+        if f.duration == 0 and f.kind != "redeliver":  # like an HTTP fault: no duration, the whole run
+            params["until_healed"] = True
     return FaultWindow(f"f{i}-{f.kind}", f.kind, target, f.at, f.at + f.duration, params)
 
 
@@ -80,18 +107,23 @@ def build(
             kind = rng.choice(r.kinds)
             start = round(rng.uniform(0, r.window), 3)
             dur = round(rng.uniform(0.5, r.max_duration), 3)
-            if kind in LINK_FAULTS:
+            if on_link(kind):
                 if not pool_links:
                     raise ScenarioError(
                         f"scenario {scenario.name!r} draws {kind} faults on links, and this SUT has no link a "
                         f"proxy can sit on; list them under random.links or pick a scenario without link faults"
                     )
                 target = rng.choice(pool_links)
-                params: dict[str, Any] = {
-                    "stream": rng.choice(["upstream", "downstream"]),
-                    "toxicity": 1.0,
-                    "attributes": dict(DEFAULT_ATTRIBUTES[kind]),
-                }
+                if kind in HTTP_FAULTS:  # keyed on the call, not the clock: the Nth call on the link, from the start
+                    nth = rng.randint(1, 8)
+                    params: dict[str, Any] = http_params(Fault(kind=kind, link=target, nth=[nth], delay_s=0.5))
+                    start, dur = 0.0, 0.0
+                else:
+                    params = {
+                        "stream": rng.choice(["upstream", "downstream"]),
+                        "toxicity": 1.0,
+                        "attributes": dict(DEFAULT_ATTRIBUTES[kind]),
+                    }
             elif kind in PROCESS_FAULTS:
                 if not pool_procs:
                     raise ScenarioError(
@@ -103,7 +135,7 @@ def build(
                 target, params = f"{rng.choice(r.targets)}:*", {"copies": 1, "delay_s": 0.3, "probability": 0.5}
             windows.append(FaultWindow(f"r{i}-{kind}", kind, target, start, start + dur, params))
     for w in windows:
-        if w.kind in LINK_FAULTS and links is not None and w.target not in links:
+        if on_link(w.kind) and links is not None and w.target not in links:
             raise ScenarioError(
                 f"scenario {scenario.name!r}: fault {w.id} names link {w.target!r}, which this SUT "
                 f"does not have; links: {', '.join(sorted(links))}"
@@ -117,6 +149,9 @@ def build(
             raise ScenarioError(
                 f"scenario {scenario.name!r}: fault {w.id} targets {w.target!r}; processes: {', '.join(sorted(known))}"
             )
+    for w in windows:
+        if w.kind in HTTP_FAULTS:  # which calls a probability picks follows the run's seed
+            w.params["seed"] = seed
     return sorted(windows, key=lambda w: (w.start_s, w.id))
 
 
@@ -131,6 +166,6 @@ def needs(windows: list[FaultWindow]) -> Needs:
     """What a SUT must be able to do for these windows (checked by :func:`saga_harness.sut.require`)."""
     return Needs(
         processes=frozenset(w.target for w in windows if w.kind in PROCESS_FAULTS),
-        links=frozenset(w.target for w in windows if w.kind in LINK_FAULTS),
+        links=frozenset(w.target for w in windows if on_link(w.kind)),
         deliveries=frozenset(w.target.split(":")[0] for w in windows if w.kind in DELIVERY_FAULTS),
     )

@@ -14,38 +14,23 @@ from __future__ import annotations
 
 import atexit
 import os
-import select
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
+from saga_harness.chaos.spawn import Started as _Started
+from saga_harness.chaos.spawn import start_module_server
+from saga_harness.chaos.spawn import stop as _stop
 from saga_harness.errors import ScenarioError
 from saga_harness.ports import free_port
 
 __all__ = ["client", "close", "server_description", "server_url"]
 
 _START_TIMEOUT = 15.0
-
-
-@dataclass
-class _Started:
-    proc: subprocess.Popen[bytes]
-    host: str
-    port: int
-    what: str
-    log: IO[bytes]
-
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
 
 _started: _Started | None = None
@@ -73,12 +58,6 @@ def _wait(toxi: Any, url: str) -> None:
     raise ScenarioError(f"no Toxiproxy server answers at {url}; check TOXIPROXY_URL or the server's log")
 
 
-def _log_tail(log: IO[bytes]) -> str:
-    log.seek(0)
-    text = log.read().decode(errors="replace").strip()
-    return text[-2000:] or "(nothing)"
-
-
 def _start_binary(binary: str) -> _Started:
     port = free_port()
     log = tempfile.TemporaryFile()
@@ -93,45 +72,7 @@ def _start_binary(binary: str) -> _Started:
 
 
 def _start_embedded() -> _Started:
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "saga_harness.chaos.server", "--port", "0", "--parent", str(os.getpid())],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    # Port 0 and the URL read back from the child: no race for a "free" port.
-    line = b""
-    deadline = time.monotonic() + _START_TIMEOUT
-    while not line.endswith(b"\n") and time.monotonic() < deadline and proc.poll() is None:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            byte = os.read(proc.stdout.fileno(), 1)
-            if not byte:
-                break
-            line += byte
-    proc.stdout.close()
-    url = urlsplit(line.decode().strip())
-    if url.port is None:
-        _stop(_Started(proc, "", 0, "embedded", log))
-        raise ScenarioError(
-            f"the embedded Toxiproxy server (python -m saga_harness.chaos.server) did not start within "
-            f"{_START_TIMEOUT:g} s; its log: {_log_tail(log)}"
-        )
-    return _Started(proc, url.hostname or "127.0.0.1", url.port, "embedded (python -m saga_harness.chaos.server)", log)
-
-
-def _stop(started: _Started) -> None:
-    if started.alive():
-        started.proc.terminate()
-        try:
-            started.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            started.proc.kill()
-            started.proc.wait()
-    started.log.close()
+    return start_module_server("saga_harness.chaos.server", "the embedded Toxiproxy server", _START_TIMEOUT)
 
 
 def server_url() -> str:

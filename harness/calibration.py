@@ -42,7 +42,8 @@ from typing import Any, Literal
 
 from saga_harness.adapters import load_sut
 from saga_harness.chaos.run import execute_scenario
-from saga_harness.chaos.scenario import CATALOGUE, DELIVERY_FAULTS, LINK_FAULTS, Scenario, catalogue, load_scenario
+from saga_harness.chaos.scenario import CATALOGUE, DELIVERY_FAULTS, Scenario, catalogue, load_scenario
+from saga_harness.chaos.schedule import on_link
 from saga_harness.chaos.toxiproxy import close as close_toxiproxy
 from saga_harness.checkers import DEFAULT
 from saga_harness.checkers import checkers as registered_checkers
@@ -303,7 +304,7 @@ def _unmet(scenario: Scenario, links: set[str], database_url: str | None) -> str
     """Why ``scenario`` cannot run on the reference system here, or None."""
     if "postgres" in scenario.requires and not database_url:
         return "requires the PostgreSQL backend (give --database-url)"
-    wanted = {f.link for f in scenario.faults if f.kind in LINK_FAULTS}
+    wanted = {f.link for f in scenario.faults if on_link(f.kind)}
     wanted |= set(scenario.random.links) if scenario.random else set()
     missing = sorted(link for link in wanted if link not in links)
     if missing:

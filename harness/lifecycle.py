@@ -47,6 +47,7 @@ import aiohttp
 import psutil
 from saga_harness.adapters import load_sut
 from saga_harness.checkers import RunInfo, Verdicts, run_checks
+from saga_harness.counterexample import Counterexample, file_sha256
 from saga_harness.history import HistoryWriter, MachineLoad, Meta, Phase, read_history, shard_path
 from saga_harness.history.reader import read_entries
 from saga_harness.model import SagaModel
@@ -103,6 +104,35 @@ class RunRequest:
     command: str = ""
     observe: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def counterexample(
+    driver: str,
+    life: Lifecycle,
+    *,
+    workload: Mapping[str, Any],
+    findings: list[str],
+    scenario: Mapping[str, Any] | None = None,
+    faults: list[dict[str, Any]] | None = None,
+) -> Counterexample:
+    """What a failing run of ``life`` needs to be run again (write it with ``.write(run_dir)``)."""
+    r = life.request
+    config = str(Path(r.config).resolve()) if r.config else None
+    return Counterexample(
+        driver=driver,
+        sut=r.sut or (None if config else life.sut.name),
+        config=config,
+        config_sha256=file_sha256(config),
+        seed=r.seed or 0,
+        bugs=r.bugs,
+        env=dict(r.env),
+        database_url=r.database_url,
+        workload=dict(workload),
+        scenario=dict(scenario) if scenario is not None else None,
+        faults=list(faults or []),
+        findings=findings,
+        command=r.command,
+    )
 
 
 def run_dir_for(out: Path | None, label: str, root: Path = RUNS) -> Path:

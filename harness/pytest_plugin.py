@@ -8,7 +8,8 @@
 Options: ``--saga-config FILE`` (a saga-harness.toml) or ``--saga-sut NAME`` (a SUT
 plugin: ``reference``, the default, or ``fake``), ``--saga-run-dir DIR`` (default
 ``runs/pytest-<time>``), ``--saga-bugs``, ``--saga-report FILE``,
-``--saga-inconclusive skip|fail``.
+``--saga-inconclusive skip|fail``, ``--saga-http-links all|LINK,…`` (route those links through the
+HTTP fault proxy for the session, so ``saga_chaos.http(…)`` can fault their calls).
 
 ``assert_ok()`` fails the test when a check is violated. When the run is inconclusive —
 no violation proved, but a check could not be judged (evidence still arriving, the
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 _RUN_DIR = pytest.StashKey[Path]()
 _CHECKED = pytest.StashKey[list]()  # (test id, run dir, Verdicts) of each checked run
 _SAGA_RUN = pytest.StashKey["SagaRun"]()
+_PROXIES = pytest.StashKey[Any]()  # the session's proxies on its links (saga_harness.chaos.wiring.Proxies)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,6 +66,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("skip", "fail"),
         help="what assert_ok() does when a run is inconclusive (no violation proved, but a check could not "
         "be judged: evidence still arriving, a starved machine): skip the test with the reason (default) or fail it",
+    )
+    group.addoption(
+        "--saga-http-links",
+        default=None,
+        help="route these links (comma-separated, or 'all') through the HTTP fault proxy for the session, so "
+        "saga_chaos.http(...) can fault their calls",
     )
 
 
@@ -95,10 +103,17 @@ class SagaRun:
     ``inconclusive``: what the verdicts' ``assert_ok()`` does with an inconclusive run
     (``skip`` or ``fail``; the session's ``--saga-inconclusive``)."""
 
-    def __init__(self, run: Run, inconclusive: str = "skip") -> None:
+    def __init__(self, run: Run, inconclusive: str = "skip", proxies: Any = None) -> None:
         from saga_harness.progress import ProgressState
 
         self.run = run
+        self.proxies = proxies  # the session's proxies (its links behind the HTTP fault proxy)
+        self._calls = None
+        if proxies is not None and proxies.http:
+            from saga_harness.chaos.nemesis.http import HttpLinkFaults
+
+            self._calls = HttpLinkFaults(proxies.http_client, proxies.http)
+            self._calls.skip_seen()  # this test's history holds only the calls made during it
         self.inconclusive = inconclusive
         self.sut = run.sut
         self.run_dir = run.run_dir
@@ -158,6 +173,8 @@ class SagaRun:
         """Heal the faults, let the services settle, snapshot them and judge everything recorded so far.
         The verdicts' ``assert_ok()`` skips or fails an inconclusive run, per ``--saga-inconclusive``."""
         self._heal()
+        if self._calls is not None:
+            self.run.call(self._calls.record_calls(self.run.history))
         hook = _skip_inconclusive if self.inconclusive == "skip" else _fail_inconclusive
         self.verdicts = replace(self.run.judge(names), on_inconclusive=hook)
         return self.verdicts
@@ -191,7 +208,7 @@ class SagaChaos:
         window = FaultWindow(f"test-{self._n}-{kind}", kind, target, 0.0, 0.0, params)
         require(self.run.sut, needs([window]), f"saga_chaos: {kind} {target}")
         run = self.run.run
-        nemesis = Nemesis.for_sut([window], run.history, run.sut, run.http)
+        nemesis = Nemesis.for_sut([window], run.history, run.sut, run.http, self.run.proxies)
         run.call(nemesis.apply(window))
         try:
             yield
@@ -220,6 +237,38 @@ class SagaChaos:
         kind = "drop" if drop else ("duplicate" if duplicate else "delay")
         return self._window(kind, f"{component}:{queue}", copies=duplicate, delay_s=delay_s, probability=probability)
 
+    def http(self, link: str, kind: str, **fault: Any) -> Any:
+        """An HTTP fault on ``link``'s calls for the block, keyed on the call, not the clock: ``kind`` is
+        one of ``http_error``, ``lose_answer``, ``duplicate_request``, ``delay_request``, ``delay_answer``,
+        ``cut_body``; ``fault`` takes a scenario fault's keys — ``method``, ``path`` (a glob), ``nth``
+        (``[2]``: the second matching call), ``first``, ``probability``, ``status``, ``delay_s``,
+        ``lose``, ``body_fraction``. The session must route the link through the HTTP fault proxy
+        (``--saga-http-links``); the calls it saw, with the faults they got, are in the test's history.
+
+            with saga_chaos.http("taskqueue->payment", "lose_answer", path="/payments/*/capture", nth=[1]):
+                saga_run.start_sagas(5)
+        """
+        from pydantic import ValidationError
+        from saga_harness.chaos.scenario import HTTP_FAULTS, Fault
+        from saga_harness.chaos.schedule import http_params
+        from saga_harness.config import describe_validation
+        from saga_harness.errors import ScenarioError
+
+        if kind not in HTTP_FAULTS:
+            raise ScenarioError(f"saga_chaos.http: unknown kind {kind!r}; kinds: {', '.join(HTTP_FAULTS)}")
+        proxied = self.run.proxies.http if self.run.proxies is not None else {}
+        if link not in proxied:
+            raise ScenarioError(
+                f"saga_chaos.http: link {link!r} is not behind the HTTP fault proxy in this session; run pytest "
+                f"with --saga-http-links {link} (or --saga-http-links all)"
+                + (f"; behind it now: {', '.join(sorted(proxied))}" if proxied else "")
+            )
+        try:
+            spec = Fault(kind=kind, link=link, **fault)
+        except ValidationError as exc:
+            raise ScenarioError(f"saga_chaos.http: {describe_validation(exc, Fault)}") from None
+        return self._window(kind, link, **http_params(spec))
+
 
 @pytest.fixture
 def saga_chaos(saga_run: SagaRun) -> SagaChaos:
@@ -230,6 +279,7 @@ def saga_chaos(saga_run: SagaRun) -> SagaChaos:
 @pytest.fixture(scope="session")
 def _saga_session(request: pytest.FixtureRequest) -> Iterator[Run]:
     """The session's run: the SUT started once through the run lifecycle, shut down at the end."""
+    from saga_harness.chaos.wiring import proxied_links
     from saga_harness.lifecycle import Lifecycle, RunRequest
 
     config = request.config
@@ -244,8 +294,29 @@ def _saga_session(request: pytest.FixtureRequest) -> Iterator[Run]:
             observe=False,
         )
     )
-    with life as session:
+    with proxied_links(life.sut, [], http_links=_http_links(config, life.sut)) as proxies, life as session:
+        config.stash[_PROXIES] = proxies
         yield session
+
+
+def _http_links(config: pytest.Config, sut: SystemUnderTest) -> list[str]:
+    """The links ``--saga-http-links`` puts behind the HTTP fault proxy (``all``: every link the SUT routes)."""
+    from saga_harness.errors import ConfigError
+    from saga_harness.sut import LinkRouting
+
+    wanted = [x.strip() for x in (config.getoption("--saga-http-links") or "").split(",") if x.strip()]
+    if not wanted:
+        return []
+    links = [link.name for link in sut.links()] if isinstance(sut, LinkRouting) else []
+    if wanted == ["all"]:
+        return links
+    unknown = [x for x in wanted if x not in links]
+    if unknown:
+        raise ConfigError(
+            f"--saga-http-links: {', '.join(unknown)} not links of {sut.name}; its links: "
+            f"{', '.join(links) or '(none: it routes no links)'}"
+        )
+    return wanted
 
 
 @pytest.fixture(scope="session")
@@ -263,7 +334,7 @@ def saga_run(_saga_session: Run, request: pytest.FixtureRequest) -> Iterator[Sag
         run = stack.enter_context(
             _saga_session.child(_run_dir(request.config) / name, process="pytest", listener=lambda e: _hear(holder, e))
         )
-        saga = SagaRun(run, request.config.getoption("--saga-inconclusive"))
+        saga = SagaRun(run, request.config.getoption("--saga-inconclusive"), request.config.stash.get(_PROXIES, None))
         holder.append(saga)
         request.node.stash[_SAGA_RUN] = saga
         stack.callback(saga._heal)

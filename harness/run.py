@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from saga_harness.checkers import Verdicts
-from saga_harness.lifecycle import Lifecycle, RunRequest
+from saga_harness.counterexample import violated_keys
+from saga_harness.lifecycle import Lifecycle, RunRequest, counterexample
 from saga_harness.progress import Listener, ignore
 
 
@@ -70,4 +71,14 @@ def execute(spec: RunSpec, listener: Listener = ignore) -> RunResult:
         run.call(run.runner.drive(workload, spec.concurrency))
         run.call(run.runner.converge(spec.deadline_s))
         verdicts = run.judge()
+    if verdicts.status == "violated":
+        mix = spec.mix if isinstance(spec.mix, str) else dict(spec.mix)
+        workload = {
+            "sagas": spec.sagas,
+            "concurrency": spec.concurrency,
+            "mix": mix,
+            "duplicates": spec.duplicates,
+            "deadline_s": spec.deadline_s,
+        }
+        counterexample("run", life, workload=workload, findings=violated_keys(verdicts.findings)).write(life.run_dir)
     return RunResult(life.run_dir, verdicts)

@@ -23,10 +23,11 @@ from saga_harness.chaos.run import heal, report_faults
 from saga_harness.chaos.scenario import load_scenario
 from saga_harness.chaos.schedule import FaultWindow, for_sut, needs
 from saga_harness.chaos.wiring import check_links, faulted_links, proxied_links
+from saga_harness.counterexample import violated_keys
 from saga_harness.errors import ConfigError, ScenarioError
 from saga_harness.history import Completion, Invoke, Phase
 from saga_harness.history.reader import read_entries
-from saga_harness.lifecycle import Lifecycle, Run, RunRequest
+from saga_harness.lifecycle import Lifecycle, Run, RunRequest, counterexample
 from saga_harness.ports import free_port
 from saga_harness.progress import Listener, LoadCounts, PhaseStarted, ignore
 from saga_harness.run import RunResult, sut_label
@@ -203,6 +204,24 @@ def execute_load(spec: LoadSpec, listener: Listener = ignore) -> RunResult:
         "convergence_s": verdicts.stats.convergence_s,
     }
     (life.run_dir / "load.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if verdicts.status == "violated":
+        workload = {
+            "users": spec.users,
+            "spawn_rate": spec.spawn_rate,
+            "duration_s": spec.duration_s,
+            "workers": spec.workers,
+            "mix": spec.mix,
+            "duplicates": spec.duplicates,
+            "deadline_s": spec.deadline_s,
+        }
+        counterexample(
+            "load",
+            life,
+            workload=workload,
+            scenario=scenario.model_dump(mode="json") if scenario is not None else None,
+            faults=[w.describe() for w in windows],
+            findings=violated_keys(verdicts.findings),
+        ).write(life.run_dir)
     return RunResult(life.run_dir, verdicts)
 
 
@@ -252,7 +271,11 @@ async def _drive(run: Run, spec: LoadSpec, nemesis: Nemesis, locusts: Supervisor
         if key not in found:
             run.runner.learn_lost(key, invoke.trigger, invoke.request)
     settle = SETTLE_AFTER_FAULTS_S if nemesis.windows else 0.0
-    await run.runner.converge(spec.deadline_s, settle_s=settle)
+    try:
+        await run.runner.converge(spec.deadline_s, settle_s=settle)
+    finally:
+        await nemesis.heal_all()  # the HTTP faults keyed on calls lasted while the run converged
+        await nemesis.record_calls()
     seconds = round(time.monotonic() - load_end, 3)
     run.history.append(Phase("converged-after-load", {"seconds": seconds}))
     return seconds

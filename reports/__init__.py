@@ -12,6 +12,7 @@ front ends do, once a run is judged::
 """
 
 from saga_harness.reports.calibration import build_calibration_report
+from saga_harness.reports.explore import build_explore_report
 from saga_harness.reports.html import build_report
 from saga_harness.reports.index import build_run_index
 from saga_harness.reports.junit import write_junit
@@ -20,6 +21,7 @@ from saga_harness.reports.writer import ReportPaths, write_reports
 __all__ = [
     "ReportPaths",
     "build_calibration_report",
+    "build_explore_report",
     "build_report",
     "build_run_index",
     "write_junit",

@@ -8,7 +8,7 @@ systems (module level and inside functions) is judged against the layer table be
     lifecycle   lifecycle, run, runner                       core, system, lifecycle
     system      config, sut, adapters, supervisor, preload, ports, sink   core, system
     core        errors, pointer, model, models, history, checkers, workload, progress,
-                rundir, durations, lazy, testing             core
+                rundir, durations, lazy, testing, counterexample   core
     ---
     fixtures    sagashop, tripbook, … (fixtures/*)           nothing of saga_harness
 
@@ -67,6 +67,7 @@ PLACES: dict[str, str] = {
             "lazy",
             "testing",
             "startplan",
+            "counterexample",
         )
     },
     **{f"saga_harness.{m}": SYSTEM for m in ("config", "sut", "adapters", "supervisor", "preload", "ports", "sink")},

@@ -53,6 +53,7 @@ EXPORTED = {
         "FaultChange",
         "History",
         "HistoryWriter",
+        "HttpCall",
         "Invoke",
         "KeyRecord",
         "MachineLoad",
@@ -73,6 +74,7 @@ EXPORTED = {
     "saga_harness.reports": [
         "ReportPaths",
         "build_calibration_report",
+        "build_explore_report",
         "build_report",
         "build_run_index",
         "write_junit",
@@ -92,9 +94,10 @@ EXPORTED = {
         "load_scenario",
     ],
     "saga_harness.load": [],
+    "saga_harness.chaos.httpfaults": ["ACTIONS", "Call", "HttpFaults", "HttpRule", "RuleSet", "close", "server_url"],
 }
 # Packages whose names are imported on first use (saga_harness.lazy), and must stay so.
-LAZY = ("saga_harness", "saga_harness.contracts", "saga_harness.chaos")
+LAZY = ("saga_harness", "saga_harness.contracts", "saga_harness.chaos", "saga_harness.chaos.httpfaults")
 # What `import saga_harness` may load of the project and of the heavy dependencies.
 HEAVY = re.compile(r"^(pydantic|jinja2|jsonschema|referencing|yaml|httpx|rich|orjson|saga_harness\.(?!lazy$))")
 

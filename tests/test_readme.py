@@ -48,6 +48,8 @@ HEAVY = {
         '"sut", "up", "--detach", "--database-url"',
     ),
     "saga-harness sut up --bugs": ("tests/harness/test_cli_sut.py", '"sut", "up", "--bugs"'),
+    "saga-harness explore": ("tests/chaos/test_explore.py", '"explore", "--links", "taskqueue->payment"'),
+    "saga-harness replay": ("tests/chaos/test_http_fault_runs.py", '"replay", str(first / "counterexample.json")'),
 }
 
 

@@ -47,7 +47,15 @@ def checkers() -> dict[str, Checker]:
     """Every registered checker, built-in ones first, then entry points."""
     # Imported here, not at the top: each built-in checker module registers itself with
     # this module's `register`, so it can only be imported once this module is complete.
-    from saga_harness.checkers import compensation, conservation, convergence, idempotency, outcome, state_machine  # noqa: F401
+    from saga_harness.checkers import (  # noqa: F401
+        compensation,
+        conservation,
+        convergence,
+        idempotency,
+        outcome,
+        sometimes,
+        state_machine,
+    )
 
     for ep in entry_points(group="saga_harness.checkers"):
         if ep.name not in _REGISTRY:

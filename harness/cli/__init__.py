@@ -32,7 +32,9 @@ def _register() -> None:
     from saga_harness.cli import contracts as _contracts  # noqa: F401
     from saga_harness.cli import demo as _demo  # noqa: F401
     from saga_harness.cli import events as _events  # noqa: F401
+    from saga_harness.cli import explore as _explore  # noqa: F401
     from saga_harness.cli import load as _load  # noqa: F401
+    from saga_harness.cli import replay as _replay  # noqa: F401
     from saga_harness.cli import report as _report  # noqa: F401
     from saga_harness.cli import run as _run  # noqa: F401
     from saga_harness.cli import sut as _sut  # noqa: F401

@@ -45,6 +45,13 @@ def run_scenario(
     sut: str = typer.Option(None, "--sut", help=SUT_HELP),
     database_url: str = typer.Option(None, "--database-url", help="reference system on PostgreSQL"),
     env: list[str] = typer.Option(None, "--env", help=ENV_HELP),
+    shrink: bool = typer.Option(
+        False,
+        "--shrink",
+        help="if the run fails, reduce it to a minimal failing one (fewer faults, fewer sagas, "
+        "narrower windows) by re-running it; writes shrunk.yaml in the run directory",
+    ),
+    shrink_runs: int = typer.Option(24, "--shrink-runs", min=1, help="at most this many re-runs when shrinking"),
 ) -> None:
     """Run one scenario with a progress display; heal every fault, converge, check.
 
@@ -74,4 +81,26 @@ def run_scenario(
         )
     status = conclude(result.verdicts, result.run_dir)
     console.print(f"scenario {loaded.name} finished in {elapsed_since(started)}", highlight=False)
+    if shrink and status == 1:
+        shrink_failing(result.run_dir, shrink_runs)
     raise typer.Exit(status)
+
+
+def shrink_failing(run_dir: Path, max_runs: int) -> None:
+    """Shrink the failing run in ``run_dir`` and say what it came to."""
+    from saga_harness.chaos.shrink import shrink_run
+
+    def shown(i: int, faults: list, sagas: int, failed: bool) -> None:  # noqa: ANN001
+        verdict = "[bold red]fails[/]" if failed else "passes"
+        console.print(f"shrink #{i}: {len(faults)} fault(s), {sagas} sagas: {verdict}", highlight=False)
+
+    started = time.monotonic()
+    console.print(f"shrinking (at most {max_runs} runs) …", highlight=False)
+    shrunk, path = shrink_run(run_dir, max_runs=max_runs, on_trial=shown)
+    kinds = ", ".join(f"{f.kind} {f.link or f.process or f.target}" for f in shrunk.faults) or "no fault at all"
+    console.print(
+        f"shrunk to {len(shrunk.faults)} fault(s) ({escape(kinds)}) and {shrunk.sagas} sagas in {shrunk.runs} runs, "
+        f"{elapsed_since(started)}",
+        highlight=False,
+    )
+    console.print(f"minimal scenario: {path}", highlight=False, soft_wrap=True)

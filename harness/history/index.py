@@ -25,6 +25,7 @@ from saga_harness.history.records import (
     Completion,
     Entry,
     FaultChange,
+    HttpCall,
     Invoke,
     MachineLoad,
     Meta,
@@ -186,6 +187,8 @@ class History:
     # build_index(..., keep_events=True): most checkers never need them and a
     # big history should not hold them twice.
     captured: list[tuple[str, dict[str, Any]]] | None = None
+    # The calls the HTTP fault proxy saw on the run's links (only where it sat on one), with their refs.
+    calls: list[tuple[str, HttpCall]] = field(default_factory=list)
 
     def saga(self, saga_id: str) -> SagaRecord:
         rec = self.sagas.get(saga_id)
@@ -388,6 +391,8 @@ def _build(lines: Iterable[Mapping[str, Any]], model: SagaModel, keep_events: bo
             h.meta = h.meta or record
         elif isinstance(record, MachineLoad):
             h.machine.append(_machine(record, wall))
+        elif isinstance(record, HttpCall):
+            h.calls.append((line["ref"], record))
     h.touches.update(ctx.open)
     for key, completion, step, after, position, ref in ctx.deferred:
         kr = h.keys.get(key)

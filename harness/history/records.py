@@ -20,6 +20,7 @@ the classes below, so the format cannot drift between them. A reader adds
 ``phase``       :class:`Phase` — run markers (workload-start, converged, …)
 ``snapshot``    :class:`Snapshot` — a service's state (``baseline``: before the workload)
 ``machine``     :class:`MachineLoad` — how starved the harness and the machine were, about once a second
+``call``        :class:`HttpCall` — a request on a link, seen by the HTTP fault proxy (and the fault it got)
 ==============  ============================================================
 """
 
@@ -269,6 +270,46 @@ class MachineLoad(Record):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class HttpCall(Record):
+    """A request one service made to another over a link, as the HTTP fault proxy on the link saw it:
+    what the caller got (``status``; None: no answer), the fault it got (``rule``: the fault window's id,
+    ``action``), and when (``mono_request``/``mono_answer``: the machine's monotonic clock, the one the
+    envelope's ``mono`` uses). ``headers``: the few that tie a call to a saga or an event."""
+
+    TYPE: ClassVar[str] = "call"
+    link: str
+    seq: int
+    method: str
+    path: str
+    query: str = ""
+    status: int | None = None
+    rule: str | None = None
+    action: str | None = None
+    mono_request: float = 0.0
+    mono_answer: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body_head: str = ""
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> HttpCall:
+        status, answer = d.get("status"), d.get("mono_answer")
+        return cls(
+            str(d.get("link") or ""),
+            int(d.get("seq") or 0),
+            str(d.get("method") or ""),
+            str(d.get("path") or ""),
+            str(d.get("query") or ""),
+            None if status is None else int(status),
+            d.get("rule"),
+            d.get("action"),
+            float(d.get("mono_request") or 0.0),
+            None if answer is None else float(answer),
+            dict(d.get("headers") or {}),
+            str(d.get("body_head") or ""),
+        )
+
+
 _BY_TYPE: dict[str, Any] = {
     "meta": Meta,
     "invoke": Invoke,
@@ -281,6 +322,7 @@ _BY_TYPE: dict[str, Any] = {
     "phase": Phase,
     "snapshot": Snapshot,
     "machine": MachineLoad,
+    "call": HttpCall,
 }
 TYPES = tuple(_BY_TYPE)
 

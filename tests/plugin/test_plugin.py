@@ -165,3 +165,55 @@ def test_saga_chaos_fixture_and_scenario_marker(pytester):
     (pytester.path / "scenario.yaml").write_text(SCENARIO)
     result = pytester.runpytest_subprocess("--saga-sut", "fake", "--saga-run-dir", str(pytester.path / "runs"))
     result.assert_outcomes(passed=4)
+
+
+HTTP_TEST = """
+import pytest
+from saga_harness.errors import ScenarioError
+
+
+def test_an_http_fault_inside_a_test(saga_run, saga_chaos):
+    with saga_chaos.http("trips->suppliers", "http_error", method="POST", path="/cars", first=2, status=503):
+        saga_run.start_sagas(4, mix="ok=1", seed=1)
+        assert saga_run.wait_converged(timeout=90)
+    verdicts = saga_run.check()
+    calls = [e for e in saga_run.history if e["type"] == "call"]
+    hit = [c for c in calls if c["rule"]]
+    assert len(hit) == 2 and all(c["path"] == "/cars" and c["status"] == 503 for c in hit), hit
+    assert {c["link"] for c in calls} == {"trips->suppliers"}
+    assert any(c["path"] == "/flights" and c["rule"] is None for c in calls)
+    verdicts.assert_ok()
+
+
+def test_the_next_test_records_only_its_own_calls(saga_run):
+    saga_run.start_sagas(2, mix="ok=1", seed=2)
+    assert saga_run.wait_converged(timeout=90)
+    saga_run.check().assert_ok()
+    calls = [e for e in saga_run.history if e["type"] == "call"]
+    assert calls and not any(c["rule"] for c in calls)
+
+
+def test_a_link_not_behind_the_proxy_is_refused(saga_chaos):
+    with pytest.raises(ScenarioError, match="--saga-http-links trips->notify"):
+        with saga_chaos.http("trips->notify", "lose_answer"):
+            pass
+    with pytest.raises(ScenarioError, match="unknown kind"):
+        with saga_chaos.http("trips->suppliers", "explode"):
+            pass
+"""
+
+
+def test_http_faults_inside_a_test_on_a_described_system(pytester):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / "fixtures" / "tripbook" / "saga-harness.toml"
+    pytester.makepyfile(HTTP_TEST)
+    result = pytester.runpytest_subprocess(
+        "--saga-config",
+        str(config),
+        "--saga-http-links",
+        "trips->suppliers",
+        "--saga-run-dir",
+        str(pytester.path / "runs"),
+    )
+    result.assert_outcomes(passed=3)
