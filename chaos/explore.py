@@ -11,8 +11,9 @@ Hand-written scenarios find a bug only when a fault happens to land at the right
    effect (``http_error``), the answer lost after it took effect (``lose_answer``), the request sent
    twice (``duplicate_request``), and, where the SUT has delivery hooks, every push of a component
    delivered twice (``duplicate``) — a run with exactly that fault at the first such call, judged by
-   every checker. A cell is *hit* when the proxy gave the fault to a call (else the workload never
-   made that call in that run: ``not hit``).
+   every checker. ``http_error_always`` (asked for by name) fails every such call, retries included, so
+   the step itself fails and the saga compensates. A cell is *hit* when the proxy gave the fault to a
+   call (else the workload never made that call in that run: ``not hit``).
 3. **Prune.** A saga that makes the same call several times (a pattern that repeats) is explored once
    per pattern and fault (its later occurrences are equivalent points: the same call, the same fault,
    the same behaviour expected); the unpruned count is reported beside the runs used. ``max_runs`` and
@@ -45,7 +46,8 @@ from saga_harness.sut import DeliveryHooks
 
 HTTP_KINDS = ("http_error", "lose_answer", "duplicate_request")
 DELIVERY_KIND = "duplicate"
-FAULT_CHOICES = (*HTTP_KINDS, "delay_answer", "cut_body", DELIVERY_KIND)
+ALWAYS = "http_error_always"  # every such call fails, retries too: the step itself fails (compensation follows)
+FAULT_CHOICES = (*HTTP_KINDS, "delay_answer", "cut_body", ALWAYS, DELIVERY_KIND)
 DELIVERY_LINK = "deliveries"  # the pseudo-link of a component's pushes, in the matrix
 
 # A path segment that is an id: digits, a UUID or a long hex string, or a token with digits in it.
@@ -148,19 +150,21 @@ class Target:
 def learn(history: Sequence[Mapping[str, Any]], sagas: int) -> list[Call]:
     """The calls a learning run's history shows, in the order first seen (``sagas``: how many it ran)."""
     order: dict[tuple[str, str, str], int] = {}
-    for line in history:
-        if line.get("type") != "call":
-            continue
+    # The proxy's calls are written at the end of the run, link by link: their own clock orders them.
+    calls = sorted((x for x in history if x.get("type") == "call"), key=lambda x: x.get("mono_request") or 0.0)
+    for line in calls:
         key = (str(line["link"]), str(line["method"]).upper(), path_pattern(str(line["path"])))
         order[key] = order.get(key, 0) + 1
     return [Call(link, method, pattern, n, round(n / max(1, sagas), 2)) for (link, method, pattern), n in order.items()]
 
 
-def _scenario(name: str, sagas: int, faults: list[Fault], deadline_s: float, record: bool) -> Scenario:
+def _scenario(
+    name: str, sagas: int, faults: list[Fault], deadline_s: float, record: bool, mix: Mapping[str, float]
+) -> Scenario:
     return Scenario(
         name=name,
         description="exploration: one fault at one call",
-        workload=Workload(sagas=sagas, concurrency=max(1, min(sagas, 4))),
+        workload=Workload(sagas=sagas, concurrency=max(1, min(sagas, 4)), mix=dict(mix)),
         faults=faults,
         record_calls=["*"] if record else [],
         deadline=deadline_s,
@@ -191,6 +195,7 @@ def explore(
     faults: Sequence[str] = HTTP_KINDS,
     links: Sequence[str] = (),
     sagas: int = 6,
+    mix: Mapping[str, float] | None = None,
     seed: int = 0,
     max_runs: int | None = None,
     time_s: float | None = None,
@@ -200,7 +205,9 @@ def explore(
     on_cell: Callable[[Cell, int, int], None] = lambda cell, i, n: None,
 ) -> Exploration:
     """Learn the calls, then run one fault at one call for each point (see the module's docstring);
-    every run's directory is under ``out``; the matrix is written to ``out/explore.json``."""
+    every run's directory is under ``out``; the matrix is written to ``out/explore.json``. ``mix``: the
+    triggers' weights (default: the SUT's own) — only the triggers that complete (``ok=1``) make every
+    failure and compensation one that a fault caused."""
     unknown = [f for f in faults if f not in FAULT_CHOICES]
     if unknown:
         raise ScenarioError(f"explore: unknown fault kind(s) {unknown}; kinds: {', '.join(FAULT_CHOICES)}")
@@ -218,7 +225,7 @@ def explore(
 
     t0 = time.monotonic()
     learning = execute_scenario(
-        _scenario("explore-learn", sagas, [], deadline_s, record=True), seed=seed, out=out / "learn", **common
+        _scenario("explore-learn", sagas, [], deadline_s, True, mix or {}), seed=seed, out=out / "learn", **common
     )
     lines = list(read_history(learning.run_dir))
     calls = learn(lines, sagas)
@@ -229,10 +236,14 @@ def explore(
     result.baseline = _cell("", "no fault", "none", learning, time.monotonic() - t0, None)
 
     points: list[tuple[str, str, str, Fault | None]] = []  # (link, call, fault kind, the fault)
-    http_kinds = [f for f in faults if f in HTTP_FAULTS]
+    http_kinds = [f for f in faults if f in HTTP_FAULTS or f == ALWAYS]
     for call in calls:
         for kind in http_kinds:
-            fault = Fault(kind=kind, link=call.link, method=call.method, path=call.pattern, nth=[1], delay_s=2.0)
+            where = {"link": call.link, "method": call.method, "path": call.pattern}
+            if kind == ALWAYS:
+                fault = Fault(kind="http_error", **where)  # every matching call, the whole run
+            else:
+                fault = Fault(kind=kind, nth=[1], delay_s=2.0, **where)
             points.append((call.link, call.name, kind, fault))
     result.unpruned = sum(max(1, round(c.per_saga)) for c in calls) * len(http_kinds)
     if DELIVERY_KIND in faults:
@@ -254,9 +265,9 @@ def explore(
         name = f"explore-{i + 1:03d}-{kind.replace('_', '-')}"
         try:
             run = execute_scenario(
-                _scenario(name, sagas, [fault], deadline_s, record=False), seed=seed, out=out / name, **common
+                _scenario(name, sagas, [fault], deadline_s, False, mix or {}), seed=seed, out=out / name, **common
             )
-            rule = f"f0-{kind}" if kind in HTTP_FAULTS else None
+            rule = f"f0-{fault.kind}" if fault.kind in HTTP_FAULTS else None
             cell = _cell(link, call_name, kind, run, time.monotonic() - t0, rule)
         except ScenarioError as exc:
             cell = Cell(link, call_name, kind, "error", error=str(exc), seconds=round(time.monotonic() - t0, 1))

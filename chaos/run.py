@@ -134,6 +134,7 @@ async def drive_with_faults(
     fault, then converge."""
     ticker = asyncio.create_task(report_faults(run, nemesis))
     try:
+        await nemesis.apply_initial()
         chaos = asyncio.create_task(nemesis.run())
         try:
             await run.runner.drive(workload, concurrency, rate=rate)

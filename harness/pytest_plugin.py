@@ -177,6 +177,9 @@ class SagaRun:
             self.run.call(self._calls.record_calls(self.run.history))
         hook = _skip_inconclusive if self.inconclusive == "skip" else _fail_inconclusive
         self.verdicts = replace(self.run.judge(names), on_inconclusive=hook)
+        from saga_harness.reports import write_reports
+
+        write_reports(self.run_dir)  # the test's folder: verdicts.json, report.html, junit.xml beside its history
         return self.verdicts
 
     @property
@@ -393,6 +396,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if _RUN_DIR in config.stash and config.stash[_RUN_DIR].exists():
         terminalreporter.write_sep("-", "saga-harness")
         terminalreporter.write_line(f"run directory: {config.stash[_RUN_DIR]}")
+        for nodeid, run_dir, verdicts in config.stash.get(_CHECKED, []):
+            if verdicts.status != "ok":
+                terminalreporter.write_line(f"{verdicts.status}: {nodeid} — {run_dir / 'report.html'}")
         target = config.getoption("--saga-report")
         if target:
             path = _session_report(config, Path(target).resolve())

@@ -7,7 +7,8 @@ structured events) has a route of its own, ``/events:batch``, for a system
 that can push many events per request (the reference bus does: one request
 per event cost its bus more than all its other subscriptions together, and
 the harness fell behind the system it watched). It records the event exactly as it came over the wire, in structured
-form, before any SDK could fill in a missing attribute, and hands it to
+form, before any SDK could fill in a missing attribute (binary-mode header values percent-decoded, as
+the HTTP binding requires, by the CloudEvents SDK), and hands it to
 ``on_event`` (the run's history writer). It runs on the caller's asyncio loop.
 
 :class:`Arrivals` keeps when events arrived, and :func:`quiet_window_s` says how long
@@ -24,8 +25,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
+from cloudevents.core.bindings.common import decode_header_value
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -50,13 +53,22 @@ def events_from_batch(headers: dict[str, str], body: bytes) -> list[dict[str, An
     return batch
 
 
+def _header_value(name: str, value: str) -> str:
+    """A binary-mode attribute as the event holds it: the HTTP binding percent-encodes ``ce-*`` header
+    values (``caf%C3%A9%20au%20lait`` is "café au lait"), and the CloudEvents SDK decodes them. ``time``
+    stays text (the SDK would make it a datetime): its format is judged as it was sent."""
+    if name == "time":
+        return unquote(value)
+    return str(decode_header_value(name, value))
+
+
 def event_from_wire(headers: dict[str, str], body: bytes) -> dict[str, Any]:
     """The structured-form object of a pushed event, exactly as sent (no defaults filled in)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     ctype = lowered.get("content-type", "")
     if ctype.startswith(BATCH):
         raise WireError("batched content mode is not accepted: push one event per request")
-    attrs = {k[3:]: v for k, v in lowered.items() if k.startswith("ce-")}
+    attrs = {k[3:]: _header_value(k[3:], v) for k, v in lowered.items() if k.startswith("ce-")}
     if attrs:  # binary mode
         event: dict[str, Any] = dict(attrs)
         if ctype:

@@ -65,8 +65,9 @@ class PlannedSaga:
     variables: Mapping[str, Any] = field(default_factory=dict)
 
 
-def parse_mix(text: str | Mapping[str, float] | None, triggers: Mapping[str, Trigger]) -> dict[str, float]:
-    """``"ok=0.7,decline=0.3"`` → normalised weights; every name must be a declared trigger."""
+def parse_mix(text: str | Mapping[str, float] | None, triggers: Mapping[str, Trigger] | None) -> dict[str, float]:
+    """``"ok=0.7,decline=0.3"`` → normalised weights; every name must be a declared trigger (``triggers``
+    None: not checked here — the run that plans the workload checks them)."""
     if text is None or text == "":
         return {name: 1.0 / len(triggers) for name in triggers} if triggers else {}
     if isinstance(text, str):
@@ -81,11 +82,11 @@ def parse_mix(text: str | Mapping[str, float] | None, triggers: Mapping[str, Tri
                 raise ConfigError(f"--mix: weight {weight!r} of {name!r} is not a number") from None
     else:
         pairs = dict(text)
-    unknown = sorted(set(pairs) - set(triggers))
+    unknown = sorted(set(pairs) - set(triggers)) if triggers is not None else []
     if unknown:
         raise ConfigError(
             f"--mix names trigger(s) {unknown} that the SUT does not declare; declared triggers: "
-            f"{', '.join(sorted(triggers))}"
+            f"{', '.join(sorted(triggers or {}))}"
         )
     if any(w < 0 for w in pairs.values()) or sum(pairs.values()) <= 0:
         raise ConfigError(f"--mix: weights must be >= 0 and not all zero, got {pairs}")

@@ -229,6 +229,7 @@ async def _drive(run: Run, spec: LoadSpec, nemesis: Nemesis, locusts: Supervisor
     """Locust for ``spec.duration_s`` with the fault schedule; heal, learn the sagas it started, converge."""
     run.history.append(Phase("workload-start"))
     run.emit(PhaseStarted(run.elapsed(), "load"))
+    await nemesis.apply_initial()
     t0 = time.monotonic()
     await asyncio.to_thread(locusts.start, specs)
     chaos = asyncio.create_task(nemesis.run())

@@ -98,9 +98,15 @@ def _cards(run_dir: Path, verdicts: Verdicts) -> tuple[list[dict[str, Any]], set
     return cards, traced
 
 
-def render_report(run_dir: str | Path, verdicts: Verdicts, contracts: Mapping[str, Any] | None = None) -> str:
-    """The HTML of ``run_dir``'s report: its ``verdicts``, its history's figures and its contract results."""
-    run_dir = Path(run_dir)
+def render_report(
+    run_dir: str | Path,
+    verdicts: Verdicts,
+    contracts: Mapping[str, Any] | None = None,
+    source: str | Path | None = None,
+) -> str:
+    """The HTML of ``run_dir``'s report: its ``verdicts``, its history's figures and its contract results
+    (``source``: the run directory holding the history, when the verdicts were written elsewhere)."""
+    run_dir = Path(source) if source is not None else Path(run_dir)
     run = verdicts.run or RunInfo(run_id=run_dir.name)
     cards, trace_ids = _cards(run_dir, verdicts)
     figures = compute(run_dir, trace_ids)

@@ -31,9 +31,10 @@ class ReportPaths:
     html_error: str | None = None
 
 
-def write_reports(run_dir: str | Path) -> ReportPaths:
+def write_reports(run_dir: str | Path, source: str | Path | None = None) -> ReportPaths:
     """Write ``junit.xml`` and ``report.html`` into ``run_dir`` from ``verdicts.json``,
-    ``contracts.json`` and the history; return their paths.
+    ``contracts.json`` and the history (of ``source``, the run directory that holds it, when the run
+    was judged again into another directory); return their paths.
 
     A run that checked contracts only (no ``verdicts.json``) gets ``junit.xml`` alone.
     Raises :class:`~saga_harness.errors.HarnessError` when ``run_dir`` holds neither
@@ -47,7 +48,7 @@ def write_reports(run_dir: str | Path) -> ReportPaths:
     if verdicts is None:
         return ReportPaths(junit, None, f"no {VERDICTS_FILE}: the run checked contracts only ({JUNIT_FILE} has them)")
     try:
-        html = render_report(run_dir, verdicts, contracts)
+        html = render_report(run_dir, verdicts, contracts, source)
     except Exception as exc:  # noqa: BLE001 - a drawing bug must not cost the run its verdicts
         (run_dir / REPORT_FILE).unlink(missing_ok=True)  # an older report would tell a different story
         return ReportPaths(junit, None, f"{REPORT_FILE} could not be drawn: {type(exc).__name__}: {exc}")

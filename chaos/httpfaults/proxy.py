@@ -16,12 +16,23 @@ boundaries that raw socket reads do not give.
 Per accepted client connection there is one upstream connection. Three FIFOs keep
 order: ``sendq`` (requests not yet fully forwarded; a delayed request holds those
 behind it), ``expect`` (one entry per message sent upstream: whose answer the next
-response is, or "discard" for a duplicate's second answer) and ``answers`` (one per
-request, in request order: what the client gets, written when it reaches the head).
-Bodies stream in both directions; a request is held only until its head is parsed,
-and in full only for ``duplicate`` and ``cut_body``. A HEAD or Upgrade request is not
-pipelined upstream (its answer's length is not in the answer). Everything runs on
-the event loop thread (asyncio Protocols on uvloop), so nothing here locks.
+response is, or "discard" for the second answer of a ``duplicate_after_answer``) and
+``answers`` (one per request, in request order: what the client gets, written when it
+reaches the head). Bodies stream in both directions; a request is held only until its
+head is parsed, and in full only for ``cut_body`` (a ``duplicate`` keeps a copy). A
+HEAD or Upgrade request is not pipelined upstream (its answer's length is not in the
+answer). Everything runs on the event loop thread (asyncio Protocols on uvloop), so
+nothing here locks.
+
+A ``duplicate`` races its original, as a client's or a load balancer's retry does: a
+second upstream connection (:class:`_Copy`) is opened when the request's head is parsed,
+and the copy is written on it as soon as the original is wholly forwarded, so the callee
+handles both at once; the copy's answer is read and dropped, then that connection
+closes. It is not the client's connection's: once the copy is written it lives on until
+its answer (or the link's end), whatever the client does. If it cannot be opened, the
+original still goes through and the link counts the copy as dropped (``copy_stats``).
+With ``duplicate_after_answer`` the copy instead follows the original's complete answer
+on the same upstream connection, and that second answer is read and dropped.
 """
 
 from __future__ import annotations
@@ -107,6 +118,8 @@ class Link:
         self.conns: set[Conn] = set()
         self.server: asyncio.Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.copies: set[_Copy] = set()  # duplicates' own upstream connections, until their answer
+        self.copy_stats = {"sent": 0, "answered": 0, "dropped": 0}
 
     @property
     def listen(self) -> str:
@@ -133,6 +146,8 @@ class Link:
             self.server = None
         for conn in list(self.conns):
             conn.teardown(reset=False)
+        for copy in list(self.copies):
+            copy.end()
 
     def to_json(self) -> dict[str, str]:
         return {"name": self.name, "listen": self.listen, "upstream": self.upstream}
@@ -269,6 +284,7 @@ class Conn(asyncio.Protocol):
         self.corked = False
         self.to_up: list[bytes] = []
         self.to_client: list[bytes] = []
+        self.waiting_copies: dict[Req, _Copy] | None = None  # duplicates' copies, until their original is forwarded
 
     # --- the client's transport -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -415,6 +431,10 @@ class Conn(asyncio.Protocol):
                 answer.lose = rule.lose
             elif action == "duplicate":
                 req.copy = [head]
+                if not rule.duplicate_after_answer:  # its connection opens now, the copy goes with the original
+                    if self.waiting_copies is None:
+                        self.waiting_copies = {}
+                    self.waiting_copies[req] = _Copy(self.link, head_only=answer.head)
             elif action == "cut_body":
                 req.mode = _CUT
                 req.fraction = rule.body_fraction
@@ -493,7 +513,11 @@ class Conn(asyncio.Protocol):
             sendq.popleft()
             req.sent = True
             if req.copy is not None:
-                if req.answer.done:  # type: ignore[union-attr]
+                copy = self.waiting_copies.pop(req, None) if self.waiting_copies else None
+                if copy is not None:
+                    copy.send(req.copy[0] if len(req.copy) == 1 else b"".join(req.copy))
+                    req.copy = None
+                elif req.answer.done:  # type: ignore[union-attr]
                     self._send_duplicate(req)
                 else:
                     self.gate = req.answer  # nothing between the request and its copy
@@ -714,6 +738,7 @@ class Conn(asyncio.Protocol):
                 self._inject_bad_gateway(answer)
                 answer.done = True
         self.expect.clear()
+        self._drop_copies()
         for req in self.sendq:
             req.mode = _DROP
             self._inject_bad_gateway(req.answer)  # type: ignore[arg-type]
@@ -763,6 +788,13 @@ class Conn(asyncio.Protocol):
             self.up.resume_reading()
 
     # --- the end -----------------------------------------------------------------------------
+    def _drop_copies(self) -> None:
+        """The originals of the copies not sent yet will not be forwarded: neither will the copies."""
+        if self.waiting_copies:
+            for copy in self.waiting_copies.values():
+                copy.end()
+            self.waiting_copies.clear()
+
     def teardown(self, reset: bool = False, close_transports: bool = True) -> None:
         """End both connections; every request not answered yet is logged with no status."""
         if self.closed:
@@ -780,6 +812,7 @@ class Conn(asyncio.Protocol):
         if self.connecting is not None:
             self.connecting.cancel()
         self.link.conns.discard(self)
+        self._drop_copies()
         self.upside.closing = True
         if not close_transports:
             return
@@ -937,3 +970,105 @@ class _Upstream(asyncio.Protocol):
             return  # informational: the final answer follows
         conn.expect.popleft()
         conn.answer_complete(answer, self.status)
+
+
+class _Copy(asyncio.Protocol):
+    """A ``duplicate``'s copy on an upstream connection of its own (see the module docstring).
+
+    Opened when it is made; :meth:`send` writes the copy once the original is forwarded (or
+    once the connection is open, if later); the answer is parsed only to know where it ends,
+    then the connection closes. :meth:`end` gives up: a copy handed to :meth:`send` and never
+    written is counted as dropped.
+    """
+
+    def __init__(self, link: Link, *, head_only: bool) -> None:
+        self.link = link
+        self.head_only = head_only  # the answer to a HEAD: a head only
+        self.transport: asyncio.Transport | None = None
+        self.data: bytes | None = None  # handed over, not written yet
+        self.given = False  # send() was called
+        self.written = False
+        self.ended = False
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        link.copies.add(self)
+        self.connecting: asyncio.Task[None] | None = link.loop.create_task(self._connect())  # type: ignore[union-attr]
+
+    async def _connect(self) -> None:
+        link = self.link
+        try:
+            await link.loop.create_connection(lambda: self, link.upstream_host, link.upstream_port)  # type: ignore[union-attr]
+        except OSError:
+            self.connecting = None
+            self.end()
+
+    def send(self, data: bytes) -> None:
+        """Write the copy now, or as soon as the connection is open."""
+        self.given = True
+        if self.ended:
+            self.link.copy_stats["dropped"] += 1
+            return
+        self.data = data
+        if self.transport is not None:
+            self._write()
+
+    def _write(self) -> None:
+        data, self.data = self.data, None
+        self.written = True
+        self.link.copy_stats["sent"] += 1
+        self.transport.write(data)  # type: ignore[union-attr, arg-type]
+
+    def end(self, answered: bool = False) -> None:
+        """Close the connection (or stop opening it); no-op once ended."""
+        if self.ended:
+            return
+        self.ended = True
+        self.link.copies.discard(self)
+        stats = self.link.copy_stats
+        if answered:
+            stats["answered"] += 1
+        elif self.given and not self.written:
+            stats["dropped"] += 1
+        self.data = None
+        if self.connecting is not None:
+            self.connecting.cancel()
+            self.connecting = None
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- the transport --------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.connecting = None
+        self.transport = transport  # type: ignore[assignment]
+        if self.ended:
+            transport.close()
+        elif self.data is not None:
+            self._write()
+
+    def data_received(self, data: bytes) -> None:
+        if self.ended:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.end(answered=True)  # 101: switched protocols, nothing more to read
+        except httptools.HttpParserError:
+            self.end()
+
+    def eof_received(self) -> bool:
+        self.end(answered=self.status >= 200)  # a final head came: an answer delimited by the close ends here
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.end()
+
+    # --- the response parser's callbacks ------------------------------------------------------
+    def on_headers_complete(self) -> None:
+        status = self.status = self.parser.get_status_code()
+        if status == 101 or (self.head_only and status >= 200):
+            self.end(answered=True)
+
+    def on_message_complete(self) -> None:
+        if self.ended or 100 <= self.status < 200:
+            return  # informational: the final answer follows
+        self.end(answered=True)

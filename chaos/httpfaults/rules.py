@@ -44,6 +44,12 @@ class HttpRule:
     rule matched since it was set), else by ``first`` (the first N), else with
     ``probability`` from ``random.Random(f"{seed}:{id}")`` (1.0: every matching request).
     Construction validates every field and raises :class:`ValueError` naming it.
+
+    ``duplicate`` sends a copy of the request at the same time as the original, on a fresh
+    upstream connection of its own (a retry racing the original: the callee handles both
+    at once); the client gets the original's answer. With ``duplicate_after_answer`` the
+    copy goes once the original's answer is complete, on the same connection (a retry
+    after the answer was lost).
     """
 
     id: str
@@ -58,6 +64,7 @@ class HttpRule:
     delay_ms: int = 0
     lose: str = "reset"
     body_fraction: float = 0.5
+    duplicate_after_answer: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id or "/" in self.id:
@@ -93,6 +100,10 @@ class HttpRule:
         if not (_is_number(self.body_fraction) and 0.0 <= self.body_fraction <= 1.0):
             raise _fail("body_fraction", self.body_fraction, "a number from 0 to 1")
         object.__setattr__(self, "body_fraction", float(self.body_fraction))
+        if not isinstance(self.duplicate_after_answer, bool):
+            raise _fail("duplicate_after_answer", self.duplicate_after_answer, "true or false")
+        if self.duplicate_after_answer and self.action != "duplicate":
+            raise _fail("duplicate_after_answer", True, f"meaningful with action {self.action!r} (only 'duplicate')")
 
     def to_json(self) -> dict[str, Any]:
         """The rule as a JSON object (every field; ``nth`` as a list)."""

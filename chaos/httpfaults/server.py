@@ -12,7 +12,9 @@ API (JSON; errors are ``{"error": message}``)::
     GET    /links                        [{"name", "listen", "upstream"}, ...]
     POST   /links                        {"name", "upstream": "host:port", "listen": "127.0.0.1:0"} -> 201
                                          (409: the name exists; 400: an address not on loopback nor allowed)
-    GET    /links/{name}                 {"name", "listen", "upstream", "rules": [...]}
+    GET    /links/{name}                 {"name", "listen", "upstream", "rules": [...], "copies": {"sent",
+                                         "answered", "dropped", "open"}} (copies: a ``duplicate``'s copies on
+                                         their own upstream connections; dropped: that connection failed)
     DELETE /links/{name}                 204; its listener and connections close
     GET    /links/{name}/rules           [HttpRule JSON, ...]
     POST   /links/{name}/rules           HttpRule JSON -> 201 (400: invalid, 409: its id is set)
@@ -179,7 +181,8 @@ def api_app(links: Links) -> web.Application:
 
     async def link_show(request: web.Request) -> web.Response:
         link = links.get(request.match_info["name"])
-        return _json({**link.to_json(), "rules": [r.to_json() for r in link.rules.rules()]})
+        copies = {**link.copy_stats, "open": len(link.copies)}
+        return _json({**link.to_json(), "rules": [r.to_json() for r in link.rules.rules()], "copies": copies})
 
     async def link_delete(request: web.Request) -> web.Response:
         links.delete(request.match_info["name"])

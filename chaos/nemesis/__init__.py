@@ -106,7 +106,14 @@ class Nemesis:
                 await asyncio.sleep(delay)
             if is_end:
                 await self.heal(w)
-            else:
+            elif w.id not in self.active:  # those due at 0 may be in place already (apply_initial)
+                await self.try_apply(w)
+
+    async def apply_initial(self) -> None:
+        """Start the windows due at 0 now, before the workload's first request: a fault keyed on the
+        first call must be in place when that call is made."""
+        for w in sorted(self.windows, key=lambda w: w.id):
+            if w.start_s <= 0 and w.id not in self.active:
                 await self.try_apply(w)
 
     async def try_apply(self, w: FaultWindow) -> bool:

@@ -20,8 +20,30 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="markdown",  # a docstring paragraph is rewrapped as one, not broken at its source lines
 )
 err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"saga-harness {version('saga-harness')}")
+        except PackageNotFoundError:  # run from a source tree that was not installed
+            print("saga-harness (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Contract-testing and chaos harness for distributed sagas."""
 
 
 def _register() -> None:

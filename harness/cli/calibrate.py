@@ -175,7 +175,7 @@ def calibrate(
     seeds: int = typer.Option(None, "--seeds", help="seeds per scenario and bug run (default 3; --quick: 1)"),
     quick: bool = typer.Option(False, "--quick", help="one seed, few sagas, the shortest runs for the bugs"),
     jobs: int = typer.Option(1, "--jobs", help="runs at once (each its own SUT and ports)"),
-    out: Path = typer.Option(None, "--out", help="calibration directory (default runs/<time>-calibration)"),
+    out: Path = typer.Option(None, "--out", help="calibration directory (default runs/TIME-calibration)"),
     config: list[Path] = typer.Option(
         None, "--config", help="a system described by a saga-harness.toml with a [calibration] section (repeatable)"
     ),

@@ -40,7 +40,7 @@ def run_scenario(
     seed: int = typer.Option(0, "--seed", help="the same seed gives the same faults and workload"),
     sagas: int = typer.Option(None, "--sagas", min=0, help="override the scenario's number of sagas"),
     bugs: str = typer.Option("", "--bugs", help="the SUT's seeded bugs to switch on"),
-    out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-<scenario>)"),
+    out: Path = typer.Option(None, "--out", help="run directory (default runs/TIME-SCENARIO)"),
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     sut: str = typer.Option(None, "--sut", help=SUT_HELP),
     database_url: str = typer.Option(None, "--database-url", help="reference system on PostgreSQL"),

@@ -16,10 +16,11 @@ from saga_harness.cli.display import console, show_paths, show_verdicts
 from saga_harness.reports import write_reports
 
 
-def conclude(verdicts: Verdicts, run_dir: Path) -> int:
+def conclude(verdicts: Verdicts, run_dir: Path, source: Path | None = None) -> int:
     """Write ``junit.xml`` and ``report.html``, show the verdicts and where everything is;
-    the exit status: 0 when every check holds, 1 on a violation, 3 when inconclusive."""
-    paths = write_reports(run_dir)
+    the exit status: 0 when every check holds, 1 on a violation, 3 when inconclusive. ``source``: the
+    run directory holding the history, when the verdicts went elsewhere (``check --out``)."""
+    paths = write_reports(run_dir, source)
     show_verdicts(verdicts)
     show_paths([("run directory", run_dir), ("report", paths.html)])
     if paths.html_error:

@@ -31,7 +31,7 @@ def verify(
     ),
     broker_token: str = typer.Option(None, "--broker-token", envvar="PACT_BROKER_TOKEN", help="the broker's token"),
     bugs: str = typer.Option("", "--bugs", help="the SUT's seeded bugs to switch on"),
-    out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-contracts)"),
+    out: Path = typer.Option(None, "--out", help="run directory (default runs/TIME-contracts)"),
 ) -> None:
     """Start the SUT and verify each provider against the consumers' pacts."""
     # Imported here: `saga-harness --help` should not load Pact's verifier.
@@ -80,7 +80,7 @@ def fuzz(
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     sut: str = typer.Option(None, "--sut", help=SUT_HELP),
     bugs: str = typer.Option("", "--bugs", help="the SUT's seeded bugs to switch on"),
-    out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-fuzz)"),
+    out: Path = typer.Option(None, "--out", help="run directory (default runs/TIME-fuzz)"),
 ) -> None:
     """Start the SUT and fuzz every service's OpenAPI with schemathesis."""
     # Imported here: `saga-harness --help` should not load the fuzzing driver.

@@ -14,6 +14,13 @@ from saga_harness.cli.options import CONFIG_HELP, ENV_HELP, SUT_HELP, command_li
 from saga_harness.durations import parse_duration
 
 _SHOWN = {"ok": "ok", "violated": "[bold red]VIOLATED[/]", "inconclusive": "[yellow]inconclusive[/]"}
+_SHORT = {
+    "http_error": "error",
+    "lose_answer": "lost answer",
+    "duplicate_request": "sent twice",
+    "http_error_always": "always error",
+    "duplicate": "delivered twice",
+}
 
 
 @app.command("explore")
@@ -22,16 +29,19 @@ def explore_command(
         "http_error,lose_answer,duplicate_request,duplicate",
         "--faults",
         help="fault kinds, comma-separated: http_error (an error before the call takes effect), lose_answer (the "
-        "answer lost after it), duplicate_request, delay_answer, cut_body, duplicate (every push of a component "
-        "delivered twice)",
+        "answer lost after it), duplicate_request, delay_answer, cut_body, http_error_always (every such call fails: "
+        "the step fails), duplicate (every push of a component delivered twice)",
     ),
     links: str = typer.Option("", "--links", help="only the calls on these links (comma-separated; default all)"),
     sagas: int = typer.Option(6, "--sagas", min=1, help="sagas per run"),
+    mix: str = typer.Option(
+        "", "--mix", help="trigger weights, e.g. ok=1 (only sagas meant to complete: every failure is a fault's)"
+    ),
     seed: int = typer.Option(0, "--seed", help="the same seed gives the same workload and the same calls hit"),
     max_runs: int = typer.Option(None, "--max-runs", min=0, help="at most this many fault runs"),
     budget: str = typer.Option(None, "--time", help="stop starting runs after this long, e.g. 10m"),
     deadline: str = typer.Option("60s", "--deadline", help="how long each run's sagas may take to converge"),
-    out: Path = typer.Option(None, "--out", help="where the runs and explore.json go (default runs/<time>-explore)"),
+    out: Path = typer.Option(None, "--out", help="where the runs and explore.json go (default runs/TIME-explore)"),
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     sut: str = typer.Option(None, "--sut", help=SUT_HELP),
     bugs: str = typer.Option("", "--bugs", help="the SUT's seeded bugs to switch on"),
@@ -48,6 +58,7 @@ def explore_command(
     """
     from saga_harness.chaos.explore import Target, explore
     from saga_harness.lifecycle import run_dir_for
+    from saga_harness.workload import parse_mix
 
     kinds = [f.strip() for f in faults.split(",") if f.strip()]
     out_dir = run_dir_for(out, "explore")
@@ -71,6 +82,7 @@ def explore_command(
         faults=kinds,
         links=[x.strip() for x in links.split(",") if x.strip()],
         sagas=sagas,
+        mix=parse_mix(mix, None),
         seed=seed,
         max_runs=max_runs,
         time_s=parse_duration(budget, "--time") if budget else None,
@@ -79,20 +91,19 @@ def explore_command(
         on_cell=shown,
     )
     table = Table(title=f"explore: {result.sut}, seed {result.seed}, {result.sagas} sagas per run")
-    table.add_column("link")
-    table.add_column("call")
-    for kind in result.faults:
-        table.add_column(kind)
+    table.add_column("link · call", overflow="fold", ratio=3)
+    for kind in result.faults:  # short headers: the grid must fit a terminal
+        table.add_column(_SHORT.get(kind, kind), justify="center", overflow="fold", ratio=1)
     rows: dict[tuple[str, str], dict[str, str]] = {}
     for cell in result.cells:
         text = _SHOWN.get(cell.verdict, cell.verdict)
         if cell.verdict == "violated":
             text += "\n" + escape("; ".join(sorted({k.split(" · ")[0] for k in cell.findings})))
         if cell.hit is False:
-            text = f"[dim]not hit[/] ({text})"
+            text = f"[dim]not hit[/]\n({text})"
         rows.setdefault((cell.link, cell.call), {})[cell.fault] = text
     for (link, call), cells in rows.items():
-        table.add_row(escape(link), escape(call), *(cells.get(k, "[dim]-[/]") for k in result.faults))
+        table.add_row(f"{escape(link)} · {escape(call)}", *(cells.get(k, "[dim]-[/]") for k in result.faults))
     console.print(table)
     base = result.baseline
     if base is not None and base.verdict != "ok":

@@ -17,7 +17,7 @@ from saga_harness.cli.options import command_line
 @app.command("replay")
 def replay(
     file: Path = typer.Argument(..., help="a counterexample.json, or the run directory of a failing run"),
-    out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-<label>)"),
+    out: Path = typer.Option(None, "--out", help="run directory (default runs/TIME-LABEL)"),
 ) -> None:
     """Run a failing run again — the same SUT, seed, bugs, workload and faults (HTTP faults hit the same
     calls) — and say whether the same findings came back (``replay.json`` in the new run directory).

@@ -26,7 +26,7 @@ def run(
         0.0, "--duplicates", min=0.0, max=1.0, help="share of sagas resent with the same idempotency key"
     ),
     deadline: str = typer.Option("30s", "--deadline", help="how long sagas may take to converge"),
-    out: Path = typer.Option(None, "--out", help="run directory (default runs/<time>-<sut>)"),
+    out: Path = typer.Option(None, "--out", help="run directory (default runs/TIME-SUT)"),
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     sut: str = typer.Option(None, "--sut", help=SUT_HELP),
     bugs: str = typer.Option("", "--bugs", help="the SUT's seeded bugs to switch on"),
@@ -78,4 +78,5 @@ def check(
     if not history.exists():
         raise ConfigError(f"{history}: no such file or directory; give a history.jsonl or a run directory")
     verdicts, run_dir = rejudge(history, out, config=config, sut=sut)
-    raise typer.Exit(conclude(verdicts, run_dir))
+    source = (history if history.is_dir() else history.parent).resolve()
+    raise typer.Exit(conclude(verdicts, run_dir, source if source != run_dir else None))

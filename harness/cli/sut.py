@@ -31,7 +31,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from saga_harness.adapters.reference import ReferenceSystem, parse_bug_names
-from saga_harness.cli import app
+from saga_harness.cli import app, err_console
 from saga_harness.errors import SutError
 from saga_harness.lifecycle import Lifecycle, RunRequest
 from saga_harness.supervisor import check_health, spawn_detached
@@ -73,7 +73,7 @@ def up(
     ] = None,
     run_dir: Annotated[
         Path | None,
-        typer.Option("--run-dir", help="Where logs and data go; default: .saga-harness/runs/sut-<time>."),
+        typer.Option("--run-dir", help="Where logs and data go; default: .saga-harness/runs/sut-TIME."),
     ] = None,
     detach: Annotated[
         bool,
@@ -140,19 +140,29 @@ def down() -> None:
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show each service's URL, pid and health (checked now)."""
+    """Show each service's URL, pid and health (checked now).
+
+    Exit status: 0 the system is up; 1 nothing is running (a state of the world, not a mistake:
+    scripts can test for it); 2 a usage error.
+    """
     path = state_path()
     state = _read_state(path)
     if state is None:
-        raise SutError(
+        err_console.print(
             f"nothing is running: there is no state file at {path}. Start the reference system with "
-            "`saga-harness sut up --detach` (from this directory)."
+            "`saga-harness sut up --detach` (from this directory).",
+            highlight=False,
+            soft_wrap=True,
         )
+        raise typer.Exit(1)
     if _same_process(state.get("daemon_pid"), state.get("daemon_started")) is None:
-        raise SutError(
+        err_console.print(
             f"nothing is running: the process that started the system (pid {state.get('daemon_pid')}) has "
-            f"exited, so {path} is stale. Run `saga-harness sut down` to clean up."
+            f"exited, so {path} is stale. Run `saga-harness sut down` to clean up.",
+            highlight=False,
+            soft_wrap=True,
         )
+        raise typer.Exit(1)
     live = _probe_services(state)
     if as_json:
         typer.echo(json.dumps({"services": live}, indent=2))

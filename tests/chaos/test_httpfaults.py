@@ -99,8 +99,11 @@ def test_rules_are_tried_in_order_and_every_matching_rule_counts():
 def test_a_rule_round_trips_through_json():
     rule = HttpRule(id="r", action="cut_body", method="PUT", path="/x/*", nth=(1, 3), seed=4, body_fraction=0.25)
     data = json.loads(json.dumps(rule.to_json()))
-    assert data["nth"] == [1, 3]
+    assert data["nth"] == [1, 3] and data["duplicate_after_answer"] is False
     assert HttpRule.from_json(data) == rule
+    after = HttpRule(id="d", action="duplicate", duplicate_after_answer=True)
+    assert HttpRule.from_json(json.loads(json.dumps(after.to_json()))) == after
+    assert HttpRule.from_json({"id": "d", "action": "duplicate"}).duplicate_after_answer is False
 
 
 @pytest.mark.parametrize(
@@ -120,6 +123,9 @@ def test_a_rule_round_trips_through_json():
         ({"id": "r", "action": "cut_body", "body_fraction": "half"}, "'body_fraction'"),
         ({"id": "r", "action": "status", "path": "pay"}, "'path'"),
         ({"id": "r", "action": "status", "mehtod": "GET"}, "did you mean 'method'"),
+        ({"id": "r", "action": "duplicate", "duplicate_after_answer": "yes"}, "'duplicate_after_answer'"),
+        ({"id": "r", "action": "duplicate", "duplicate_after_answer": 1}, "'duplicate_after_answer'"),
+        ({"id": "r", "action": "status", "duplicate_after_answer": True}, "'duplicate_after_answer'"),
     ],
 )
 def test_a_bad_rule_is_a_value_error_naming_the_field(data, field):
@@ -158,12 +164,15 @@ def test_the_call_log_pages_by_seq_and_keeps_the_last_calls():
 class Upstream:
     """An HTTP/1.1 server on 127.0.0.1 (aiohttp, on its own thread) that counts what it did.
 
-    ``effects[id]``: POST /pay/{id} handled with its whole body; ``incomplete``: a body that
-    never arrived in full; ``seen``: (method, path, upstream peer port, monotonic time) per request.
+    ``effects[id]``: POST /pay/{id} or /slow/{id} handled with its whole body; ``incomplete``: a
+    body that never arrived in full; ``seen``: (method, path, upstream peer port, monotonic time)
+    per request; ``most_in_flight[id]``: the most /slow/{id} requests handled at once (each takes 0.3 s).
     """
 
     def __init__(self) -> None:
         self.effects: collections.Counter[str] = collections.Counter()
+        self.in_flight: collections.Counter[str] = collections.Counter()
+        self.most_in_flight: collections.Counter[str] = collections.Counter()
         self.incomplete = 0
         self.seen: list[tuple[str, str, int, float]] = []
         self.loop = asyncio.new_event_loop()
@@ -188,6 +197,19 @@ class Upstream:
         self.effects[key] += 1
         return web.json_response({"id": key, "n": self.effects[key], "len": len(body)})
 
+    async def _slow(self, request: web.Request) -> web.Response:
+        self._note(request)
+        await request.read()
+        key = request.match_info["id"]
+        self.in_flight[key] += 1
+        self.most_in_flight[key] = max(self.most_in_flight[key], self.in_flight[key])
+        try:
+            await asyncio.sleep(0.3)  # a side effect being processed, its idempotency key not recorded yet
+        finally:
+            self.in_flight[key] -= 1
+        self.effects[key] += 1
+        return web.json_response({"id": key, "n": self.effects[key]})
+
     async def _echo(self, request: web.Request) -> web.Response:
         self._note(request)
         return web.Response(body=await request.read(), content_type="application/octet-stream")
@@ -210,6 +232,7 @@ class Upstream:
         asyncio.set_event_loop(self.loop)
         app = web.Application(client_max_size=16 << 20)
         app.router.add_post("/pay/{id}", self._pay)
+        app.router.add_post("/slow/{id}", self._slow)
         app.router.add_post("/echo", self._echo)
         app.router.add_get("/hello", self._hello)
         app.router.add_get("/stream", self._stream)
@@ -392,16 +415,143 @@ def test_lose_answer_lets_the_request_take_effect_and_the_caller_never_learns(li
     assert [(c.status, c.action) for c in calls] == [(None, "lose_answer")]
 
 
-def test_duplicate_has_two_effects_and_one_answer(link, faults, upstream):
+@pytest.mark.parametrize("after", [False, True], ids=["racing", "after_answer"])
+def test_duplicate_has_two_effects_and_one_answer(link, faults, upstream, after):
     name, port = link
-    faults.add_rule(name, HttpRule(id="d", action="duplicate", path="/pay/dup", nth=(1,)))
+    key = f"dup-{after}"
+    rule = HttpRule(id="d", action="duplicate", path=f"/pay/{key}", nth=(1,), duplicate_after_answer=after)
+    faults.add_rule(name, rule)
     conn = _conn(port)
-    status, body = _post(conn, "/pay/dup")
-    assert status == 200 and json.loads(body)["n"] == 1  # the first answer
-    assert _wait_for(lambda: upstream.effects["dup"] == 2)
-    status, body = _post(conn, "/pay/dup")  # the second answer was read and dropped, not handed to this one
+    status, body = _post(conn, f"/pay/{key}")
+    # the original's answer; racing, the copy may have been handled first
+    assert status == 200 and json.loads(body)["n"] in ((1,) if after else (1, 2))
+    assert _wait_for(lambda: upstream.effects[key] == 2)
+    status, body = _post(conn, f"/pay/{key}")  # the second answer was read and dropped, not handed to this one
     assert status == 200 and json.loads(body)["n"] == 3
-    assert upstream.effects["dup"] == 3
+    assert upstream.effects[key] == 3
+    calls, _ = faults.calls(name)
+    assert [(c.status, c.rule, c.action) for c in calls] == [(200, "d", "duplicate"), (200, None, None)]
+
+
+def _link_state(name: str) -> dict:
+    status, body = _api("GET", f"/links/{name}")
+    assert status == 200
+    return body  # type: ignore[return-value]
+
+
+def _proxy_sockets_to(port: int) -> set[int]:
+    """The local ports of the proxy process's open TCP sockets to ``port``."""
+    proc = psutil.Process(hf_client._started.proc.pid)  # type: ignore[union-attr]
+    return {c.laddr.port for c in proc.net_connections("tcp") if c.raddr and c.raddr.port == port}
+
+
+@pytest.mark.parametrize(("after", "most"), [(False, 2), (True, 1)], ids=["racing", "after_answer"])
+def test_a_duplicate_races_its_original_on_a_connection_of_its_own(link, faults, upstream, after, most):
+    name, port = link
+    key = f"race-{after}"
+    rule = HttpRule(id="d", action="duplicate", path=f"/slow/{key}", nth=(1,), duplicate_after_answer=after)
+    faults.add_rule(name, rule)
+    conn = _conn(port)
+    status, _ = _post(conn, f"/slow/{key}")
+    assert status == 200
+    assert _wait_for(lambda: upstream.effects[key] == 2)
+    # The upstream's own view: racing, it handled the copy while the original was in flight.
+    assert upstream.most_in_flight[key] == most
+    status, body = _post(conn, f"/slow/{key}")  # the client's kept-alive connection goes on
+    assert status == 200 and json.loads(body)["n"] == 3
+    peers = [peer for _m, path, peer, _t in upstream.seen if path == f"/slow/{key}"]
+    assert len(peers) == 3
+    own = peers[2]  # the client's connection's upstream connection
+    assert peers.count(own) == (3 if after else 2)  # racing, the copy came on another one
+    copies = _link_state(name)["copies"]
+    if after:
+        assert copies == {"sent": 0, "answered": 0, "dropped": 0, "open": 0}
+    else:
+        (copy_peer,) = set(peers) - {own}
+        assert _wait_for(lambda: _link_state(name)["copies"]["open"] == 0)
+        assert _link_state(name)["copies"] == {"sent": 1, "answered": 1, "dropped": 0, "open": 0}
+        # the copy's connection is closed: the proxy holds no socket for it, the upstream none open from it
+        assert _wait_for(lambda: copy_peer not in _proxy_sockets_to(upstream.port))
+        assert own in _proxy_sockets_to(upstream.port)
+        assert _wait_for(
+            lambda: (
+                not any(
+                    c.laddr.port == upstream.port
+                    and c.raddr
+                    and c.raddr.port == copy_peer
+                    and c.status == "ESTABLISHED"
+                    for c in psutil.Process().net_connections("tcp")
+                )
+            )
+        )
+    calls, _ = faults.calls(name)
+    assert [(c.status, c.rule, c.action) for c in calls] == [(200, "d", "duplicate"), (200, None, None)]
+    conn.close()
+
+
+def test_a_duplicated_head_request_and_pipelining_after_it(link, faults, upstream):
+    name, port = link
+    faults.add_rule(name, HttpRule(id="h", action="duplicate", method="HEAD", path="/hello"))
+    hellos = sum(path == "/hello" for _m, path, _p, _t in upstream.seen)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /hello?after HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /pay/after-head HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        answers = _read_answers_head_first(sock)
+    assert [a[0] for a in answers] == [200, 200, 200]
+    assert answers[0][2] == b"" and answers[1][2] == b"hello after"
+    assert json.loads(answers[2][2])["n"] == 1
+    assert _wait_for(lambda: sum(path == "/hello" for _m, path, _p, _t in upstream.seen) == hellos + 3)
+    assert _wait_for(lambda: _link_state(name)["copies"] == {"sent": 1, "answered": 1, "dropped": 0, "open": 0})
+
+
+def _read_answers_head_first(sock: socket.socket) -> list[tuple[int, dict[str, str], bytes]]:
+    """The answers to a HEAD request, then to two more, from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed before the HEAD's answer"
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    status = int(head.split(b" ", 2)[1])
+    done = [(status, {}, b"")]
+    done += _read_answers(_Prefixed(sock, rest), 2)  # type: ignore[arg-type]
+    return done
+
+
+class _Prefixed:
+    """A socket whose first ``recv`` returns ``prefix`` (if any)."""
+
+    def __init__(self, sock: socket.socket, prefix: bytes) -> None:
+        self.sock, self.prefix = sock, prefix
+
+    def recv(self, size: int) -> bytes:
+        if self.prefix:
+            data, self.prefix = self.prefix, b""
+            return data
+        return self.sock.recv(size)
+
+
+def test_a_copy_whose_connection_cannot_open_is_dropped_and_the_original_goes_through(faults):
+    listener, seen = _raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    with listener:
+        port = int(faults.create_link("nocopy", f"127.0.0.1:{listener.getsockname()[1]}").rsplit(":", 1)[1])
+        try:
+            faults.add_rule("nocopy", HttpRule(id="d", action="duplicate"))
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                assert _wait_for(lambda: seen["conn"] is not None)  # the client's upstream connection
+                listener.close()  # from now on the upstream refuses connections
+                sock.sendall(b"POST /pay/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+                assert _read_answers(sock, 1)[0][:1] == (200,)
+            assert seen["data"].count(b"POST /pay/x ") == 1  # type: ignore[union-attr]
+            assert _wait_for(lambda: _link_state("nocopy")["copies"]["dropped"] == 1)
+            assert _link_state("nocopy")["copies"] == {"sent": 0, "answered": 0, "dropped": 1, "open": 0}
+            calls, _ = faults.calls("nocopy")
+            assert [(c.status, c.rule, c.action) for c in calls] == [(200, "d", "duplicate")]
+        finally:
+            faults.delete_link("nocopy")
 
 
 def test_nth_hits_only_the_second_matching_request(link, faults, upstream):

@@ -160,6 +160,24 @@ def test_the_sdk_fills_in_a_missing_id_that_wire_validation_reports():
     assert report.status == "invalid" and pointers(report) == ["/id"]
 
 
+def test_binary_mode_header_values_are_percent_decoded_as_the_http_binding_says():
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "e%2F1",
+        "ce-type": AUTHORIZED,
+        "ce-source": "/sagashop/payment",
+        "ce-subject": "caf%C3%A9%20au%20lait",
+        "ce-time": "2026-01-01T00%3A00%3A00%2B00%3A00",
+        "content-type": "application/json",
+    }
+    event = event_from_wire(headers, json.dumps(payment_event()["data"]).encode())
+    assert event["subject"] == "café au lait" and event["id"] == "e/1"
+    assert event["time"] == "2026-01-01T00:00:00+00:00"  # text, as sent, judged by the schema
+    # what the SDK itself decodes, the sink agrees with
+    parsed = ce_http.from_http(ce_http.HTTPMessage(headers=headers, body=b"{}"), JSONFormat(), CloudEvent)
+    assert parsed.get_attributes()["subject"] == event["subject"]
+
+
 # -- the registry --------------------------------------------------------------
 def _write(path, obj) -> None:
     path.write_text(json.dumps(obj), encoding="utf-8")

@@ -178,6 +178,10 @@ def test_check_rejudges_a_fake_run_with_the_same_verdicts_and_exit_status(tmp_pa
     rejudged = json.loads((tmp_path / "again" / "verdicts.json").read_text())
     assert rejudged["checks"] == first["checks"] and rejudged["command"] == first["command"]
     assert "reproduce with: saga-harness run --sut fake" in again.stdout
+    # judged into another directory, the report is drawn from the run's own history
+    assert "could not be drawn" not in again.stdout + again.stderr
+    assert f"report: {tmp_path / 'again' / 'report.html'}" in again.stdout
+    assert "Traceback" not in again.stderr and (tmp_path / "again" / "report.html").stat().st_size > 1000
 
 
 def test_ctrl_c_stops_the_run_and_every_process_it_started(tmp_path):
@@ -209,3 +213,17 @@ def test_ctrl_c_stops_the_run_and_every_process_it_started(tmp_path):
     time.sleep(0.5)
     left = [p for p in psutil.process_iter() if ours(p) and p.pid != os.getpid()]
     assert not left, [p.cmdline() for p in left]
+
+
+def test_version_and_short_help(tmp_path):
+    from importlib.metadata import version
+
+    proc = saga_harness("--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"saga-harness {version('saga-harness')}"
+    proc = saga_harness("-h", cwd=tmp_path)
+    assert proc.returncode == 0 and "Usage: saga-harness" in proc.stdout and "explore" in proc.stdout
+    proc = saga_harness("check", "-h", cwd=tmp_path, columns=80)
+    # a help paragraph is rewrapped as one, not broken where its source lines end
+    assert "1 a violation is proved; 3 inconclusive" in " ".join(proc.stdout.split())
+    proc = saga_harness("chaos", "run", "-h", cwd=tmp_path, columns=200)
+    assert "runs/TIME-SCENARIO" in proc.stdout  # placeholders survive the help's markdown

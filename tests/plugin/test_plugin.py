@@ -67,7 +67,11 @@ def test_a_seeded_bug_fails_the_test_with_a_readable_explanation(pytester):
     )
     # One line per cause, before the instances; and assert_ok's own frames hidden.
     result.stdout.fnmatch_lines(["*✗ [[]compensation[]] reserve done and never undone in compensated sagas in * saga*"])
-    assert "verdict.py" not in result.stdout.str()
+    assert "verdict.py" not in result.stdout.str() and "self = Verdicts(" not in result.stdout.str()
+    # the test's folder holds what the message points to, and the summary names it
+    run = pytester.path / "runs" / "test_sagas_keep_their_promises"
+    assert {"history.jsonl", "verdicts.json", "report.html", "junit.xml"} <= {p.name for p in run.iterdir()}
+    result.stdout.fnmatch_lines([f"violated: *test_sagas_keep_their_promises — {run / 'report.html'}"])
 
 
 INCONCLUSIVE_TEST = """
