@@ -48,7 +48,10 @@ HEAVY = {
         '"sut", "up", "--detach", "--database-url"',
     ),
     "saga-harness sut up --bugs": ("tests/harness/test_cli_sut.py", '"sut", "up", "--bugs"'),
-    "saga-harness explore": ("tests/chaos/test_explore.py", '"--links", "taskqueue->payment", "--faults", "lose_answer"'),
+    "saga-harness explore": (
+        "tests/chaos/test_explore.py",
+        '"--links", "taskqueue->payment", "--faults", "lose_answer"',
+    ),
     "saga-harness replay": ("tests/chaos/test_http_fault_runs.py", '"replay", str(first / "counterexample.json")'),
 }
 
