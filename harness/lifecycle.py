@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -41,7 +42,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import aiohttp
 import psutil
@@ -52,6 +53,7 @@ from saga_harness.history import HistoryWriter, MachineLoad, Meta, Phase, read_h
 from saga_harness.history.reader import read_entries
 from saga_harness.model import SagaModel
 from saga_harness.progress import Listener, PhaseStarted, ProgressEvent, RunFinished, ignore
+from saga_harness.rundir import EVENTS_FILE
 from saga_harness.runner import Runner
 from saga_harness.sink import EventSink
 from saga_harness.startplan import StartTally
@@ -174,16 +176,22 @@ def judge(
     """Check a recorded history (a run directory or a history file); write ``verdicts.json`` into
     ``out`` (default: the run directory). Report files are the front ends' to write."""
     tally = StartTally()
+    target = out or (history if history.is_dir() else history.parent)
+    partial = target / f".{EVENTS_FILE}.partial"
 
-    def counted() -> Iterator[dict[str, Any]]:
-        # One pass: the checkers' index and the count of starts read the same lines.
+    def counted(events: IO[str]) -> Iterator[dict[str, Any]]:
+        # One pass: the checkers' index, the count of starts and events.jsonl read the same lines.
         for line in read_history(history):
             tally.add(line)
+            if line.get("type") == "event":
+                events.write(json.dumps(line.get("event"), separators=(",", ":")) + "\n")
             yield line
 
-    verdicts = run_checks(counted(), model, checkers).with_run(run)
+    with partial.open("w", encoding="utf-8") as events:
+        verdicts = run_checks(counted(events), model, checkers).with_run(run)
+    partial.replace(target / EVENTS_FILE)
     verdicts = replace(verdicts, stats=replace(verdicts.stats, starts=tally.counts()))
-    verdicts.write(out or (history if history.is_dir() else history.parent))
+    verdicts.write(target)
     return verdicts
 
 

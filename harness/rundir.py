@@ -6,6 +6,8 @@ between layers.
     runs/<run>/
       history.jsonl          the history (saga_harness.history); other writers' shards in history.d/
       verdicts.json          every checker's verdict (Verdicts.write / Verdicts.read)
+      events.jsonl           every captured CloudEvent as it came over the wire, one per line (written when judged)
+      counterexample.json    what a failing run needs to be run again (saga_harness.counterexample)
       contracts.json         contract results, one section per driver: pacts (verify), fuzz (fuzz)
       load.json              Locust's figures (the load driver)
       junit.xml, report.html the writers' (saga_harness.reports.write_reports), from the files above
@@ -29,6 +31,7 @@ from saga_harness.history.log import MAIN as HISTORY_FILE
 from saga_harness.history.log import SHARDS as HISTORY_SHARDS
 
 CONTRACTS_FILE = "contracts.json"
+EVENTS_FILE = "events.jsonl"
 LOAD_FILE = "load.json"
 JUNIT_FILE = "junit.xml"
 REPORT_FILE = "report.html"
@@ -38,6 +41,7 @@ CONTRACT_SECTIONS = ("pacts", "events", "fuzz")
 __all__ = [
     "CONTRACTS_FILE",
     "CONTRACT_SECTIONS",
+    "EVENTS_FILE",
     "HISTORY_FILE",
     "HISTORY_SHARDS",
     "JUNIT_FILE",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,11 @@ def _registry(schemas: list[Path] | None) -> SchemaRegistry:
 
 @contracts_app.command("validate-events")
 def validate_events(
-    file: Path = typer.Argument(..., help="JSON-lines file: one structured-mode CloudEvent per line."),
+    file: Path = typer.Argument(
+        ...,
+        help="a JSON-lines file of structured-mode CloudEvents (one per line), a run directory (its events.jsonl, "
+        "else its history), or a history.jsonl (its event lines)",
+    ),
     schemas: list[Path] | None = typer.Option(None, "--schemas", help=SCHEMAS_HELP),
     strict: bool = typer.Option(False, "--strict", help="An event type with no schema is an error, not a warning."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (summary and problems) instead."),
@@ -40,33 +45,13 @@ def validate_events(
     from saga_harness.contracts.events import EventSummary, invalid  # jsonschema: not for `--help`
 
     registry = _registry(schemas)
-    try:
-        handle = file.open(encoding="utf-8")
-    except OSError as exc:
-        raise HarnessError(
-            f"cannot read the events file {file}: {exc.strerror or exc}. Pass a JSON-lines file holding one "
-            f"structured-mode CloudEvent (a JSON object) per line."
-        ) from None
     summary = EventSummary()
     problems: list[dict[str, Any]] = []
-    with handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    event = json.loads(line)
-                except ValueError as exc:
-                    report = invalid(f"line is not JSON: {exc}")
-                else:
-                    report = registry.validate(event)
-                summary.add(report, where=f"line {number}")
-                if report.status == "invalid" or report.status == "unknown":
-                    problems.append({"line": number, **report.to_json()})
-        except UnicodeDecodeError as exc:
-            raise HarnessError(
-                f"the events file {file} is not UTF-8 text ({exc.reason}); pass a JSON-lines file"
-            ) from None
+    for number, event, error in _events(file):
+        report = invalid(error) if error is not None else registry.validate(event)
+        summary.add(report, where=f"line {number}")
+        if report.status == "invalid" or report.status == "unknown":
+            problems.append({"line": number, **report.to_json()})
     failed = summary.total("invalid") + (summary.total("unknown") if strict else 0)
     if as_json:
         console.print_json(
@@ -79,6 +64,50 @@ def validate_events(
             f"{summary.total('unknown')} of a type with no schema"
         )
     raise typer.Exit(1 if failed else 0)
+
+
+def _events(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, event, why it is not one) for each event ``path`` holds: an events file, a run
+    directory (its events.jsonl, else its history's event lines) or a history (its event lines)."""
+    from saga_harness.history.log import MAIN
+    from saga_harness.rundir import EVENTS_FILE
+
+    if path.is_dir():
+        path = path / EVENTS_FILE if (path / EVENTS_FILE).exists() else path / MAIN
+        if not path.exists():
+            raise HarnessError(
+                f"{path.parent}: no {EVENTS_FILE} and no {MAIN} in this directory; give a run directory, a "
+                f"history.jsonl or a JSON-lines file of CloudEvents"
+            )
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot read the events file {path}: {exc.strerror or exc}. Pass a JSON-lines file holding one "
+            f"structured-mode CloudEvent (a JSON object) per line, a run directory or its history.jsonl."
+        ) from None
+    history: bool | None = None  # a history's lines are envelopes: only its event lines are events
+    with handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    doc = json.loads(line)
+                except ValueError as exc:
+                    yield number, None, f"line is not JSON: {exc}"
+                    continue
+                if history is None:
+                    history = isinstance(doc, dict) and "mono" in doc and "type" in doc and "process" in doc
+                if history:
+                    if isinstance(doc, dict) and doc.get("type") == "event":
+                        yield number, doc.get("event"), None
+                    continue
+                yield number, doc, None
+        except UnicodeDecodeError as exc:
+            raise HarnessError(
+                f"the events file {path} is not UTF-8 text ({exc.reason}); pass a JSON-lines file"
+            ) from None
 
 
 def _print_problems(problems: list[dict[str, Any]], strict: bool) -> None:

@@ -213,3 +213,45 @@ def test_the_sink_command_serves_until_ctrl_c_and_exits_0(tmp_path):
     assert proc.returncode == 0, stderr
     assert "stopped: 1 event(s), 1 valid" in stdout and "Traceback" not in stderr
     assert json.loads(out.read_text())["report"]["status"] == "valid"
+
+
+def test_validate_events_reads_a_run_directory_or_its_history(tmp_path, monkeypatch, capsys):
+    from saga_harness.history.records import CapturedEvent, Phase
+    from saga_harness.testing import HistoryBuilder
+
+    bad = event(amount_cents="nine")
+    b = HistoryBuilder()
+    b.add(Phase("workload-start"))
+    b.add(CapturedEvent(event()))
+    b.add(CapturedEvent(bad))
+    run = tmp_path / "run"
+    b.write(run)
+    # a run judged before events.jsonl existed: its history's event lines, nothing else
+    for target in (run, run / "history.jsonl"):
+        code, out, _err = run_cli(monkeypatch, capsys, "contracts", "validate-events", str(target))
+        assert code == 1 and "2 event(s): 1 valid, 1 invalid" in out, out
+        assert "line 3: id" in out  # the history's own line
+    write_jsonl(run / "events.jsonl", event())  # what every judged run writes: preferred
+    code, out, _err = run_cli(monkeypatch, capsys, "contracts", "validate-events", str(run))
+    assert code == 0 and "1 event(s): 1 valid" in out
+    code, _out, err = run_cli(monkeypatch, capsys, "contracts", "validate-events", str(tmp_path / "empty"))
+    assert code == 2 and "cannot read" in err
+
+
+def test_every_judged_run_writes_its_events(tmp_path):
+    from saga_harness.checkers import RunInfo
+    from saga_harness.history.records import CapturedEvent
+    from saga_harness.lifecycle import judge
+    from saga_harness.models import reference_model
+    from saga_harness.testing import HistoryBuilder
+
+    sent = [event(), event(amount_cents="nine")]
+    b = HistoryBuilder()
+    for e in sent:
+        b.add(CapturedEvent(e))
+    run = tmp_path / "run"
+    b.write(run)
+    judge(run, reference_model(), RunInfo("r"), checkers=["contracts"])
+    lines = (run / "events.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in lines] == sent  # as they came, the invalid one too
+    assert not list(run.glob(".*partial"))
