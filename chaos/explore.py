@@ -148,10 +148,24 @@ class Target:
 
 
 def learn(history: Sequence[Mapping[str, Any]], sagas: int) -> list[Call]:
-    """The calls a learning run's history shows, in the order first seen (``sagas``: how many it ran)."""
+    """The calls the sagas of a learning run made, in the order first seen (``sagas``: how many it ran).
+
+    Only the calls made while the sagas ran — from the ``workload-start`` phase to convergence — count:
+    before it the harness sets up what the workload uses (users, stock) and reads the baseline, after it
+    it reads the final snapshots. Faulting those would test the harness's own set-up, not the sagas."""
+    begin, end = float("-inf"), float("inf")
+    for line in history:
+        if line.get("type") == "phase":
+            if line.get("name") == "workload-start" and begin == float("-inf"):
+                begin = float(line.get("mono") or 0.0)
+            elif line.get("name") in ("converged", "deadline-passed"):
+                end = float(line.get("mono") or 0.0)
     order: dict[tuple[str, str, str], int] = {}
     # The proxy's calls are written at the end of the run, link by link: their own clock orders them.
-    calls = sorted((x for x in history if x.get("type") == "call"), key=lambda x: x.get("mono_request") or 0.0)
+    calls = sorted(
+        (x for x in history if x.get("type") == "call" and begin <= float(x.get("mono_request") or 0.0) <= end),
+        key=lambda x: x.get("mono_request") or 0.0,
+    )
     for line in calls:
         key = (str(line["link"]), str(line["method"]).upper(), path_pattern(str(line["path"])))
         order[key] = order.get(key, 0) + 1

@@ -69,6 +69,10 @@ class Fault(_Strict):
     status: int = Field(default=503, ge=200, le=599, description="http_error: the status answered")
     lose: Literal["reset", "close"] = Field(default="reset", description="lose_answer: how the answer is lost")
     body_fraction: float = Field(default=0.5, ge=0.0, le=1.0, description="cut_body: share of the body sent")
+    after_answer: bool = Field(
+        default=False,
+        description="duplicate_request: send the copy after the first answer, not racing it on a second connection",
+    )
 
     _at = field_validator("at", "duration", mode="before")(classmethod(lambda cls, v: _seconds(v)))
 

@@ -49,6 +49,7 @@ def http_params(f: Fault) -> dict[str, Any]:
         "delay_ms": round(f.delay_s * 1000),
         "lose": f.lose,
         "body_fraction": f.body_fraction,
+        "duplicate_after_answer": f.after_answer,
         # keyed on the call, not the clock: with no duration it lasts until the faults are healed
         "until_healed": f.duration == 0,
     }

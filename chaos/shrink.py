@@ -43,6 +43,7 @@ def fault_of(w: FaultWindow) -> Fault:
             delay_s=p.get("delay_ms", 0) / 1000,
             lose=p.get("lose", "reset"),
             body_fraction=p.get("body_fraction", 0.5),
+            after_answer=bool(p.get("duplicate_after_answer", False)),
         )
         if p.get("until_healed"):
             base["duration"] = 0.0

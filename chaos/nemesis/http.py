@@ -29,6 +29,7 @@ def rule_of(w: FaultWindow) -> Any:
         delay_ms=int(p.get("delay_ms", 0)),
         lose=p.get("lose", "reset"),
         body_fraction=float(p.get("body_fraction", 0.5)),
+        duplicate_after_answer=bool(p.get("duplicate_after_answer", False)) and p["action"] == "duplicate",
     )
 
 

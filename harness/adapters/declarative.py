@@ -413,11 +413,21 @@ class _PerId:
         out: dict[str, Any] = {}
 
         async def read(service: str, path: str, entry: dict[str, Any], missing: tuple[int, ...]) -> dict[str, Any]:
-            async with gate:
-                try:
-                    answer = await get(http, self.url(service) + path)
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    return {**entry, "status": None, "body": None, "error": f"{type(exc).__name__}: {exc}"}
+            # A read is a GET: tried again after an outage or a 5xx (a restarting service, a fault on the
+            # link) before it is recorded as unanswered — which the checkers then do not take as a value.
+            for pause in _READ_RETRIES:
+                async with gate:
+                    try:
+                        answer = await get(http, self.url(service) + path)
+                    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                        failed = {**entry, "status": None, "body": None, "error": f"{type(exc).__name__}: {exc}"}
+                    else:
+                        if answer.status < 500:
+                            break
+                        failed = {**entry, "status": answer.status, "body": None}
+                if pause is None:
+                    return failed
+                await asyncio.sleep(pause)
             body = answer.document()
             body = answer.value() if body is MISSING else body
             return {**entry, "status": answer.status, "body": None if answer.status in missing else body}
@@ -441,6 +451,9 @@ class _PerId:
                     jobs.append(read(value_snap.service, path, entry, (404,)))
             out[name] = list(await asyncio.gather(*jobs))
         return out
+
+
+_READ_RETRIES = (0.2, 0.5, None)  # the pause after each failed read; None: the last try
 
 
 class _Events:

@@ -44,7 +44,7 @@ def check(history: History, model: SagaModel) -> Verdict:
     totals: dict[str, dict[str | None, float]] = {q.name: {} for q in model.quantities}
     unseen = {q.name: unseen_terms(q) for q in model.quantities}
     unknown: dict[str, int] = {}  # quantity -> sagas whose terms could not all show
-    sagas = facts = 0
+    sagas = facts = unknown_items = 0
     for rec in history.sagas.values():
         if rec.terms:
             sagas += 1
@@ -132,13 +132,16 @@ def check(history: History, model: SagaModel) -> Verdict:
         def level(item: Any, b: Balance = b) -> Any:
             return (resolve(item, b.plus, 0) if b.plus else 0) - (resolve(item, b.minus, 0) if b.minus else 0)
 
-        before = (
-            {str(resolve(i, b.key, "")): level(i) for i in (resolve(base, b.items, []) or [])}  # type: ignore[arg-type]
-            if base is not None
-            else {}
-        )
+        base_items = (resolve(base, b.items, []) or []) if base is not None else []
+        before = {str(resolve(i, b.key, "")): level(i) for i in base_items}  # type: ignore[union-attr]
+        # A read the service did not answer (an outage, a 5xx) says nothing of the item's level: an item
+        # read so, before or after, is not judged (it is not zero).
+        unread = {_member(i) for i in base_items if _unanswered(i)}  # type: ignore[union-attr]
         for item in resolve(data, b.items, []) or []:  # type: ignore[arg-type]
             key = str(resolve(item, b.key, ""))  # type: ignore[arg-type]
+            if _unanswered(item) or _member(item) in unread:
+                unknown_items += 1
+                continue
             facts += 1
             got = level(item) - before.get(key, 0)
             want = per_key.get(key, 0.0)
@@ -162,4 +165,18 @@ def check(history: History, model: SagaModel) -> Verdict:
         examined=Examined(sagas, facts),
         quantities={q: round(sum(v.values()), 4) for q, v in totals.items()},
         unobservable=unknown,
+        **({"unread_items": unknown_items} if unknown_items else {}),
     )
+
+
+def _member(item: Any) -> tuple[Any, Any]:
+    """Which pool member a per-value read was of (its body may not say: a failed read has none)."""
+    return (item.get("pool"), item.get("member")) if isinstance(item, dict) else (None, None)
+
+
+def _unanswered(item: Any) -> bool:
+    """A per-value read the service did not answer: no status (the connection failed) or a 5xx."""
+    if not isinstance(item, dict) or "status" not in item:
+        return False  # a record of the service's own snapshot, not a read of ours
+    status = item.get("status")
+    return status is None or (isinstance(status, int) and status >= 500)

@@ -89,3 +89,14 @@ def test_explore_runs_clean_on_the_reference_system_without_bugs(tmp_path):
     proc, result = explore(tmp_path / "explore", "--sagas", "4", timeout=3600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert result["violated"] == 0 and result["runs"] > 10
+
+
+def test_only_the_calls_made_while_the_sagas_ran_are_learned():
+    lines = [
+        call("client->gateway", "POST", "/payment/add_funds/u1/100", at=1.0),  # the harness's set-up
+        {"type": "phase", "name": "workload-start", "mono": 2.0},
+        call("client->gateway", "POST", "/orders/checkout/3f2a9c0e", at=3.0),
+        {"type": "phase", "name": "converged", "mono": 4.0},
+        call("gateway->payment", "GET", "/find_user/u1", at=5.0),  # the final snapshot read
+    ]
+    assert [c.name for c in learn(lines, sagas=1)] == ["POST /orders/checkout/*"]

@@ -245,6 +245,22 @@ def test_credit_that_fell_by_more_than_the_paid_orders_per_member_read_against_i
     [v] = bad.violations
     assert v.step == "credit spent" and "users u0: -/body/credit = 30" in v.expected and v.actual == "60"
 
+    # A read the service did not answer (a 503, a refused connection) is not a level of zero: that member
+    # is not judged; the others still are.
+    def failed(n):
+        return {"pool": "rich", "member": n, "status": 503, "body": {"error": "injected by saga-harness"}}
+
+    b = HistoryBuilder()
+    b.snapshot("users", [failed(0), users([100, 100])[1]], baseline=True)
+    for sid in ("o1", "o2"):
+        b.step("checkout", sid, body="Checkout successful")
+        b.status(sid, True)
+    b.read("orders", {"o1": {"paid": True, "total": 30, "user": "u0"}, "o2": {"paid": True, "total": 20, "user": "u1"}})
+    b.snapshot("users", users([70, 60]))  # u1 lost 40 for a 20 order: still caught
+    check = b.check(model, ["conservation"])["conservation"]
+    assert [v.expected for v in check.violations] == [v.expected.replace("u0", "u1").replace("30", "20")]
+    assert check.stats["unread_items"] == 1
+
 
 def test_states_announced_by_events_count_but_a_late_announcement_proves_no_move():
     model = load_model(
