@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test calibration bench lint clean
+.PHONY: install demo test calibration bench lint clean screenshot
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ calibration: install
 # determinism runs (20 runs of one seed, ~15 min) are here and never in `make test`.
 bench: install
 	$(BIN)/python -m bench $(BENCH)
+
+# The README's picture of a report (docs/report.png): a hand-built run's report.html, photographed
+# at 1280 px by headless Chromium (apt-get install chromium; no `playwright install`).
+screenshot: install
+	$(BIN)/python -m saga_harness.reports.screenshot --out docs/report.png
 
 lint: install
 	$(BIN)/ruff check .

@@ -6,7 +6,10 @@ comes from the SUT or the history is escaped by the template engine.
 The run's status has its own colour and words: green "All invariants hold", red
 "Invariants violated", amber "Inconclusive" (nothing proved broken, but a check could
 not be judged — the reason is on the banner). Findings are one card each (one per cause,
-with its sagas listed and the first one's swimlane); what the run covered has its section.
+with its sagas listed and one saga's swimlane — a saga no earlier card drew, when it has
+one); what the run covered has its section. Counts keyed by name (outcomes, outcomes by
+trigger) are drawn as words and tables, never as Python's ``{'completed': 3}``. A print
+stylesheet drops the dark banner and keeps each card on one page.
 """
 
 from __future__ import annotations
@@ -20,18 +23,21 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from saga_harness.checkers.findings import derived_cause
-from saga_harness.checkers.verdict import RunInfo, Verdict, Verdicts, Violation
+from saga_harness.checkers.verdict import RunInfo, Verdicts, Violation
 from saga_harness.reports.inputs import contract_results
-from saga_harness.reports.plots import histogram, swimlane, timeline
-from saga_harness.reports.timeline import compute
+from saga_harness.reports.plots import histogram, timeline
+from saga_harness.reports.swimlane import expectations, legend, swimlane
+from saga_harness.reports.timeline import Figures, compute
 from saga_harness.rundir import REPORT_FILE, read_load
 
 TEMPLATES = Path(__file__).with_name("templates")
-MAX_TRACED = 10  # findings drawn with their first saga's swimlane
+MAX_TRACED = 10  # sagas drawn as swimlanes (one per finding, the first findings first)
 MAX_EVIDENCE = 20  # history lines quoted per finding
 MAX_LINE = 2000
 HEADLINE = {"ok": "All invariants hold", "violated": "Invariants violated", "inconclusive": "Inconclusive"}
 TITLE = {"ok": "PASS", "violated": "FAIL", "inconclusive": "INCONCLUSIVE"}
+OUTCOMES = ("completed", "compensated", "failed", "unfinished")  # shown in this order, then the rest
+Key = tuple[str, str | None, str, str]  # a finding's: checker, step, cause, kind
 
 
 def _env() -> Environment:
@@ -66,36 +72,62 @@ def _version() -> str:
         return "dev"
 
 
-def _examples(check: Verdict) -> dict[tuple[str, str | None, str, str], Violation]:
-    """The first instance of each of ``check``'s findings (its expected and actual, to show)."""
-    out: dict[tuple[str, str | None, str, str], Violation] = {}
-    for v in (*check.violations, *check.inconclusive, *check.notes):
-        key = (v.checker, v.step, v.cause or derived_cause(v.checker, v.step, v.actual), v.kind)
-        out.setdefault(key, v)
+def ordered(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """``counts`` by outcome as (outcome, count) pairs: the known outcomes in their order, then the rest."""
+    names = [k for k in OUTCOMES if k in counts] + sorted(k for k in counts if k not in OUTCOMES)
+    return [(k, int(counts[k])) for k in names]
+
+
+def _instances(verdicts: Verdicts) -> dict[Key, dict[str | None, Violation]]:
+    """Each finding's instances by the saga they name (the first instance of each)."""
+    out: dict[Key, dict[str | None, Violation]] = {}
+    for check in verdicts.checks:
+        for v in (*check.violations, *check.inconclusive, *check.notes):
+            key = (v.checker, v.step, v.cause or derived_cause(v.checker, v.step, v.actual), v.kind)
+            out.setdefault(key, {}).setdefault(v.saga_id, v)
     return out
 
 
 def _cards(run_dir: Path, verdicts: Verdicts) -> tuple[list[dict[str, Any]], set[str]]:
-    """One card per finding (violated, inconclusive, then notes), and the sagas to trace."""
-    examples: dict[tuple[str, str | None, str, str], Violation] = {}
-    for check in verdicts.checks:
-        examples.update(_examples(check))
+    """One card per finding (violated, inconclusive, then notes), and the sagas to trace: for each
+    finding, the first of its sagas that no earlier card traces (its first when all are)."""
+    instances = _instances(verdicts)
     cards: list[dict[str, Any]] = []
     traced: set[str] = set()
     for f in verdicts.findings:
-        first = next((i.saga_id for i in f.first if i.saga_id is not None), None)
-        if first is not None and f.status != "note" and len(traced) < MAX_TRACED:
-            traced.add(first)
+        named = [i.saga_id for i in f.first if i.saga_id is not None]
+        saga = None
+        if named and f.status != "note" and len(traced) < MAX_TRACED:
+            saga = next((sid for sid in named if sid not in traced), named[0])
+            traced.add(saga)
+        by_saga = instances.get((f.checker, f.step, f.cause, f.kind), {})
         refs = [r for i in f.first for r in i.evidence][:MAX_EVIDENCE]
         cards.append(
             {
                 "f": f,
-                "example": examples.get((f.checker, f.step, f.cause, f.kind)),
-                "saga": first,
+                "example": by_saga.get(saga) or next(iter(by_saga.values()), None),
+                "saga": saga,
                 "lines": _lines(run_dir, refs),
             }
         )
     return cards, traced
+
+
+def _trigger_table(by_trigger: Mapping[str, Mapping[str, int]]) -> tuple[list[str], list[tuple[str, list[int]]]]:
+    """Outcomes by trigger as a table: the outcome columns, and a row of counts per trigger."""
+    columns = [k for k, _n in ordered({o: 0 for outs in by_trigger.values() for o in outs})]
+    return columns, [(trig, [int(outs.get(c, 0)) for c in columns]) for trig, outs in by_trigger.items()]
+
+
+def _timeline_note(figures: Figures) -> str:
+    if figures.workload_start is None:
+        return "Time 0 is the history's first line (it records no workload start)."
+    if figures.startup_s >= 0.05:
+        return (
+            f"Time 0 is the workload's start; the {figures.startup_s:.1f} s of start-up before it "
+            "(starting the system, reading its baseline) are left out."
+        )
+    return "Time 0 is the workload's start."
 
 
 def render_report(
@@ -110,11 +142,24 @@ def render_report(
     run = verdicts.run or RunInfo(run_id=run_dir.name)
     cards, trace_ids = _cards(run_dir, verdicts)
     figures = compute(run_dir, trace_ids)
-    for card in cards:
+    drawn: dict[str, int] = {}  # saga -> the card whose swimlane draws it
+    for n, card in enumerate(cards):
         sid = card["saga"]
-        lane = sid in trace_ids and card["f"].status != "note"
-        card["swimlane"] = swimlane(figures.traces.get(sid, []), figures.faults, figures.start or 0) if lane else ""
-    started = run.started_at or figures.start or 0
+        card["swimlane"] = card["legend"] = ""
+        card["drawn_in"] = None
+        if sid is None:
+            continue
+        entries = figures.traces.get(sid, [])
+        expected, wrong = expectations(card["example"], entries)
+        if sid in drawn and not expected and not wrong:
+            card["drawn_in"] = drawn[sid]  # the same drawing again would add nothing: point to it
+            continue
+        drawn.setdefault(sid, n)
+        card["swimlane"] = svg = swimlane(entries, figures.faults, figures.origin, expected, wrong)
+        if entries:
+            card["legend"] = legend(svg)
+    columns, rows = _trigger_table(figures.by_trigger)
+    started = run.started_at or figures.start
     return (
         _env()
         .get_template("report.html.j2")
@@ -129,13 +174,20 @@ def render_report(
             checks=verdicts.checks,
             stats=verdicts.stats,
             conv=verdicts.stats.convergence_s,
-            started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-            duration=(run.finished_at or figures.end or 0) - started,
+            started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started else "—",
+            duration=max(0.0, (run.finished_at or figures.end or 0) - (started or 0)),
             version=_version(),
             python=platform.python_version(),
+            by_outcome=ordered(verdicts.stats.by_outcome),
             timeline_svg=timeline(figures),
-            converge_svg=histogram(figures.converge_s, "time to converge"),
-            by_trigger=figures.by_trigger,
+            timeline_note=_timeline_note(figures),
+            converge_svg=histogram(
+                figures.converge_s,
+                "seconds from a saga's first request to its outcome",
+                dict(verdicts.stats.convergence_s),
+            ),
+            trigger_columns=columns,
+            trigger_rows=rows,
             findings=cards,
             violations=len(verdicts.failures),
             load=read_load(run_dir),

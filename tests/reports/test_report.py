@@ -118,7 +118,7 @@ def test_index_lists_runs_sortably(tmp_path):
     make_run(tmp_path / "runs" / "a-good", broken=False)
     make_run(tmp_path / "runs" / "b-bad", broken=True)
     html = build_run_index(tmp_path / "runs").read_text()
-    assert "a-good/report.html" in html and "b-bad/report.html" in html and "Trends by scenario" in html
+    assert "a-good/report.html" in html and "b-bad/report.html" in html and "Trends: clean runs" in html
     assert "<script>window.__pwned" not in html
 
 
@@ -144,7 +144,7 @@ def test_report_as_a_person_sees_it(tmp_path, broken):
                 "--disable-sync",
             ],
         )
-        page = browser.new_page(viewport={"width": 1200, "height": 1600})
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url))
@@ -156,9 +156,10 @@ def test_report_as_a_person_sees_it(tmp_path, broken):
         assert ("Invariants violated" if broken else "All invariants hold") in header
         card = page.locator('[data-check="compensation"]').inner_text()
         assert ("FAIL" if broken else "pass") in card
-        assert page.locator("svg.timeline circle").count() > 0 and page.locator("svg.timeline rect.fault").count() == 1
+        assert page.locator("svg.timeline polyline").count() > 0
+        assert page.locator("svg.timeline rect.fault").count() == 2  # the fault's bar, and its kind's in the legend
         if broken:
-            assert page.locator(".violation svg.swimlane circle").count() > 0
+            assert page.locator(".violation svg.swimlane .mark").count() > 0
             assert "s2" in page.inner_text("#violations")
         assert "<script>window.__pwned = true</script>" in page.inner_text("header h1")  # shown as text
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
