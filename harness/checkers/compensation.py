@@ -34,7 +34,7 @@ from saga_harness.checkers import _fields, register
 from saga_harness.checkers._order import Orderer, earliest
 from saga_harness.checkers._parts import by_part, label
 from saga_harness.checkers.observation import observe
-from saga_harness.checkers.verdict import Examined, Verdict, Violation, verdict
+from saga_harness.checkers.verdict import Basis, Examined, Verdict, Violation, verdict
 from saga_harness.history import Evidence, History, SagaRecord
 from saga_harness.model import Quantity, SagaModel, Step, Term
 
@@ -73,6 +73,12 @@ class _Judge:
 
     def __init__(self, history: History, model: SagaModel) -> None:
         self.model = model
+        obs = observe(history)
+        self.obs = obs
+        # Once the run recorded that its evidence settled and drained (nothing arriving, nothing pending,
+        # the last snapshots agreeing), an undo that never showed never happened: a starved machine made
+        # the run slower, not its final state different. Before that, held back as absent.
+        self.absent: Basis = "present" if obs.settled is not None and obs.drained else "absent"
         self.order = Orderer(history, model)
         self.before = model.precedence()  # step -> the steps it waits for
         self.index = model.step_index()
@@ -240,7 +246,7 @@ class _Judge:
                         expected,
                         actual,
                         tuple(e.ref for e in done),
-                        basis="absent",
+                        basis=self.absent,
                         cause=(
                             f"{step.name} done and never undone, and the failed sagas say nothing of it"
                             if failed
@@ -313,7 +319,7 @@ class _Judge:
                         f"{q.name} nets to zero after compensation",
                         f"left over: {shown}",
                         _refs(rec, q.name),
-                        basis="absent",
+                        basis=self.absent,
                         cause=f"{q.name} does not net to zero after compensation",
                     )
                 )
@@ -327,7 +333,7 @@ def check(history: History, model: SagaModel) -> Verdict:
     return verdict(
         NAME,
         judge.out,
-        observation=observe(history),
+        observation=judge.obs,
         examined=Examined(judge.sagas, judge.facts),
         compensated_sagas=judge.compensated,
         failed_sagas=judge.failed,

@@ -218,6 +218,25 @@ def test_what_a_starved_second_is(sample, is_starved):
     assert starved_sample(MachineSample(wall=1.0, interval_s=1.0, **sample)) is is_starved
 
 
+def test_a_missed_compensation_after_the_evidence_settled_stands_on_a_starved_machine(shop):
+    # The release never came: held back while it might still be on its way; once the run recorded that
+    # nothing more was coming (drained, the last snapshots agreeing), a starved machine changes nothing.
+    def skipped_release(settled: bool) -> HistoryBuilder:
+        b = HistoryBuilder()
+        compensated_shop_saga(b, "s2")
+        b.entries = [e for e in b.entries if not (e["type"] == "event" and e["event"]["type"] == "shop.released")]
+        starved(b, 10)
+        if settled:
+            b.settled(True, events_last_s=0.0, waited_s=2.0, pending={}, snapshots_agreed=True)
+        return b
+
+    check = skipped_release(settled=True).check(shop, ["compensation"])["compensation"]
+    assert check.status == "violated", check
+    assert any(v.saga_id == "s2" and v.step == "reserve" and v.basis == "present" for v in check.violations)
+    check = skipped_release(settled=False).check(shop, ["compensation"])["compensation"]
+    assert check.status == "inconclusive" and not check.violations
+
+
 def test_a_few_starved_seconds_are_not_a_starved_run(shop):
     b = HistoryBuilder()
     starved(b, 2)  # 2 of 2 s: all of it, but 2 s decide nothing
