@@ -31,6 +31,7 @@ This module imports neither drivers nor report writers.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -48,8 +49,10 @@ import aiohttp
 import psutil
 from saga_harness.adapters import load_sut
 from saga_harness.checkers import RunInfo, Verdicts, run_checks
+from saga_harness.checkers.observation import starved
 from saga_harness.counterexample import Counterexample, file_sha256
 from saga_harness.history import HistoryWriter, MachineLoad, Meta, Phase, read_history, shard_path
+from saga_harness.history.index import MachineSample
 from saga_harness.history.reader import read_entries
 from saga_harness.model import SagaModel
 from saga_harness.progress import Listener, PhaseStarted, ProgressEvent, RunFinished, ignore
@@ -268,6 +271,18 @@ class MachineMonitor:
         self._family_at = 0.0
         self._me = psutil.Process()
         self._my_cpu = 0.0
+        self._recent: collections.deque[tuple[float, float, bool]] = collections.deque(maxlen=600)
+
+    def starved_s(self, since: float) -> float:
+        """Seconds since ``since`` (monotonic) the samples found the machine starved (the runner waits
+        on while a stuck saga's quiet time was mostly starved: it could not prove it stuck yet)."""
+        total = 0.0
+        for end, interval, hungry in reversed(self._recent):
+            if end <= since:
+                break
+            if hungry:
+                total += min(interval, end - since)
+        return total
 
     def start(self) -> None:
         """Start sampling on the running loop."""
@@ -351,19 +366,28 @@ class MachineMonitor:
         self._my_cpu = mine
         ordered = sorted(lags)
         p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
-        self.history.append(
-            MachineLoad(
-                interval_s=round(interval_s, 3),
-                loop_lag_p99_ms=round(p99 * 1000, 2),
-                loop_lag_max_ms=round((ordered[-1] if ordered else 0.0) * 1000, 2),
-                cpu_busy_pct=round(psutil.cpu_percent(None), 1),
-                sut_cpu_pct=round(100 * used / interval_s, 1) if self._procs else None,
-                load1=round(os.getloadavg()[0], 2),
-                harness_cpu_pct=None if harness is None else round(harness, 1),
-                cores=psutil.cpu_count(),
-            ),
-            process="monitor",
+        record = MachineLoad(
+            interval_s=round(interval_s, 3),
+            loop_lag_p99_ms=round(p99 * 1000, 2),
+            loop_lag_max_ms=round((ordered[-1] if ordered else 0.0) * 1000, 2),
+            cpu_busy_pct=round(psutil.cpu_percent(None), 1),
+            sut_cpu_pct=round(100 * used / interval_s, 1) if self._procs else None,
+            load1=round(os.getloadavg()[0], 2),
+            harness_cpu_pct=None if harness is None else round(harness, 1),
+            cores=psutil.cpu_count(),
         )
+        self.history.append(record, process="monitor")
+        sample = MachineSample(
+            now,
+            record.interval_s,
+            record.loop_lag_p99_ms,
+            None,
+            record.cpu_busy_pct,
+            record.sut_cpu_pct,
+            None,
+            record.cores,
+        )
+        self._recent.append((now, interval_s, starved(sample)))  # the checkers' own definition
         self.samples += 1
 
 
@@ -468,6 +492,8 @@ class Run:
         self.runner = Runner(sut, history, on_phase=self._phase)
         # A judged run measures its own starvation (MachineLoad records) from open to the end of observing.
         self.monitor = MachineMonitor(history, pids=_pids_of(sut)) if observe else None
+        if self.monitor is not None:
+            self.runner.starved_s = self.monitor.starved_s
 
     @property
     def http(self) -> aiohttp.ClientSession:

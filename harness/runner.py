@@ -138,6 +138,8 @@ class Runner:
         self._saga_pointers: tuple[str, ...] = ()  # where an event names its saga (the model's evidence)
         self._longest_fault_s = 0.0
         self._loop_lag_s = 0.0  # the worst lag of the harness's loop seen while settling
+        # Seconds the machine was starved since a monotonic time (the run's machine monitor; none: never).
+        self.starved_s: Callable[[float], float] = lambda since: 0.0
         self._round_s = 0.0  # how long the last round of status polls took
         self._opened_at = time.monotonic()
         self._outcomes: dict[str, str] = {}
@@ -664,17 +666,35 @@ class Runner:
                 # if none did, the rest have stopped and waiting longer would only delay the verdict.
                 window = self._progress_window_s()
                 progressing = self._progressing(pending, window)
-                if not progressing or now >= cap:
+                hungry = self._starved_quiet(pending, now) if not progressing and now < cap else None
+                if hungry is not None:
+                    # Stopped moving, but the machine was starved for most of the quiet time since: a
+                    # stuck saga cannot be told from a starved one yet. Watch on (to the cap) until it
+                    # has stood still for a quiet window of unstarved time — it stays stuck, or moves.
+                    extra = min(cap - now, max(1.0, 0.25 * window))
+                    deadline = now + extra
+                    detail = {"pending": len(pending), "progressing": 0, "extra_s": round(extra, 3)}
+                    self.history.append(Phase("deadline-extended", {**detail, "starved_s": round(hungry, 3)}))
+                elif not progressing or now >= cap:
                     return False, max(0.0, min(now, cap) - (begun + deadline_s))
-                extra = min(cap - now, max(window, 0.1 * deadline_s))
-                deadline = now + extra
-                detail = {"pending": len(pending), "progressing": len(progressing), "extra_s": round(extra, 3)}
-                more = {"window_s": round(window, 3), "deadline_s": deadline_s}
-                self.history.append(Phase("deadline-extended", {**detail, **more}))
+                else:
+                    extra = min(cap - now, max(window, 0.1 * deadline_s))
+                    deadline = now + extra
+                    detail = {"pending": len(pending), "progressing": len(progressing), "extra_s": round(extra, 3)}
+                    more = {"window_s": round(window, 3), "deadline_s": deadline_s}
+                    self.history.append(Phase("deadline-extended", {**detail, **more}))
             started = time.monotonic()
             await asyncio.gather(*(poll(s) for s in pending))
             self._round_s = time.monotonic() - started
             await asyncio.sleep(self.options.poll_interval_s)
+
+    def _starved_quiet(self, pending: list[str], now: float) -> float | None:
+        """The starved seconds since the latest move of a ``pending`` saga, when they leave less than a
+        quiet window (:attr:`RunOptions.quiet_s`) of unstarved time; None when enough was clear."""
+        moved = max((self._progress.get(s, float("-inf")) for s in pending), default=float("-inf"))
+        since = moved if moved > float("-inf") else (self._converging_since or now)
+        hungry = self.starved_s(since)
+        return hungry if hungry > 0 and (now - since) - hungry < self.options.quiet_s else None
 
     def _progressing(self, pending: list[str], window_s: float) -> list[str]:
         """The sagas among ``pending`` that moved (a new state, an event for them) in the last ``window_s``."""

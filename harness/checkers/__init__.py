@@ -29,15 +29,21 @@ from saga_harness.model import SagaModel
 
 Checker = Callable[[History, SagaModel], Verdict]
 _REGISTRY: dict[str, Checker] = {}
+# A checker that judges only what a run asked for (the sometimes-assertions): unless named, it runs
+# only on the histories this says it applies to — a run that asked nothing shows no row for it.
+_APPLIES: dict[str, Callable[[History], bool]] = {}
 
 
-def register(name: str) -> Callable[[Checker], Checker]:
-    """Register a checker under ``name`` (a name is taken once)."""
+def register(name: str, applies: Callable[[History], bool] | None = None) -> Callable[[Checker], Checker]:
+    """Register a checker under ``name`` (a name is taken once); ``applies``: run it, when checkers are
+    not named, only on the histories it says yes to (default: every history)."""
 
     def deco(fn: Checker) -> Checker:
         if name in _REGISTRY and _REGISTRY[name] is not fn:
             raise ValueError(f"a checker named {name!r} is already registered ({_REGISTRY[name].__module__})")
         _REGISTRY[name] = fn
+        if applies is not None:
+            _APPLIES[name] = applies
         return fn
 
     return deco
@@ -81,6 +87,8 @@ def run_checks(
         history = entries
     else:
         history = build_index(entries, model, keep_events=not NEEDS_EVENTS.isdisjoint(wanted))
+    if names is None:
+        wanted = [n for n in wanted if n not in _APPLIES or _APPLIES[n](history)]
     results = tuple(available[n](history, model) for n in wanted)
     return Verdicts(results, summary(history, results), coverage=measure(history, model, results))
 

@@ -10,7 +10,8 @@ each a mapping with exactly one of:
 - ``action: ACTION`` — the HTTP fault proxy gave some call that fault (``lose_answer``, ``status``,
   …; narrowed by ``link``, ``method`` and a glob on ``path``).
 
-``label`` names it in messages. A run that asked for nothing is ``ok`` and examined nothing. An unmet
+``label`` names it in messages. A run that asked for nothing is not judged by it (no row), unless the
+check is named; then it is ``ok`` and examined nothing. An unmet
 assertion is inferred from absent evidence: held back as inconclusive when the run's evidence did not
 settle (:mod:`saga_harness.checkers.observation`).
 """
@@ -62,7 +63,12 @@ def witnesses(history: History, spec: Mapping[str, Any]) -> list[str]:
     return [ref for ref, call in history.calls if _call_matches(call, spec)][:5]
 
 
-@register(NAME)
+def asked(history: History) -> bool:
+    """Did the run state any sometimes-assertion?"""
+    return bool(history.meta and history.meta.extra.get("sometimes"))
+
+
+@register(NAME, applies=asked)
 def check(history: History, model: SagaModel) -> Verdict:
     """Each sometimes-assertion of the run: met, or a violation saying the run was vacuous."""
     specs = list((history.meta.extra.get("sometimes") if history.meta else None) or [])

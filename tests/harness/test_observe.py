@@ -283,6 +283,41 @@ def test_sagas_that_stopped_moving_are_not_waited_for_past_the_deadline(tmp_path
     assert 1.0 <= took < 1.0 + passed["window_s"] + 3, (took, passed)
 
 
+def test_sagas_that_stopped_moving_on_a_starved_machine_are_watched_until_a_clear_quiet_window(tmp_path):
+    # Every saga stops at charge; the machine is starved for the first 3 s of converging: standing still
+    # then proves nothing, so the runner watches on until they have stood still on a clear machine.
+    sut = FakeSystem(tmp_path / "sut", extra_env={"FAKE_STEP_S": "0.05"})
+
+    async def go() -> tuple[list[dict[str, Any]], bool, float]:
+        sut.start()
+        path = tmp_path / "h.jsonl"
+        try:
+            with HistoryWriter(path) as history:
+                runner = Runner(sut, history, RunOptions(deadline_cap_s=30, quiet_s=1.0))
+                await runner.open()
+                try:
+                    sut.kill("charge", signal.SIGSTOP)
+                    await runner.drive(plan_workload(sut, 5, mix="ok=1", seed=1))
+                    t0 = time.monotonic()
+                    until = t0 + 3.0
+                    runner.starved_s = lambda since: max(0.0, min(time.monotonic(), until) - since)
+                    converged = await runner.converge(1.0)
+                    return [json.loads(x) for x in path.read_text().splitlines()], converged, time.monotonic() - t0
+                finally:
+                    await runner.close()
+        finally:
+            sut.shutdown()
+
+    lines, converged, took = asyncio.run(go())
+    extended = [x["detail"] for x in lines if x["type"] == "phase" and x["name"] == "deadline-extended"]
+    starved = [e for e in extended if "starved_s" in e]
+    assert starved and all(e["progressing"] == 0 and e["starved_s"] > 0 for e in starved), extended
+    passed = _phase(lines, "deadline-passed")
+    assert not converged and passed["pending"] == 5
+    # past the starved 3 s plus a clear quiet second, and nowhere near the 30 s cap
+    assert 4.0 <= took < 3.0 + 1.0 + passed["window_s"] + 4, (took, passed)
+
+
 # -- the sink's batch route (the reference bus's tap pushes there) ----------------------------
 def test_the_sink_takes_batches_at_its_batch_route_in_order():
     from saga_harness.sink import BATCH, EventSink
