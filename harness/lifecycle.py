@@ -272,6 +272,7 @@ class MachineMonitor:
         self._me = psutil.Process()
         self._my_cpu = 0.0
         self._recent: collections.deque[tuple[float, float, bool]] = collections.deque(maxlen=600)
+        self._waits: dict[int, float] = {}  # pid -> its run-queue wait (s) at the last sample
 
     def starved_s(self, since: float) -> float:
         """Seconds since ``since`` (monotonic) the samples found the machine starved (the runner waits
@@ -352,15 +353,22 @@ class MachineMonitor:
         now = time.monotonic()
         if now - self._family_at >= _FAMILY_EVERY_S or set(self.pids()) - set(self._procs):
             self._family(now)
-        used = 0.0
+        used = waited = 0.0
         cpu: dict[int, float] = {}
+        waits: dict[int, float] = {}
         for pid, proc in self._procs.items():
             seconds = _cpu_seconds(proc)
             if seconds is None:
                 continue
             cpu[pid] = seconds
             used += max(0.0, seconds - self._cpu.get(pid, seconds))  # a new process counts from now
+            wait = _run_queue_wait_s(pid)
+            if wait is not None:
+                waits[pid] = wait
+                waited += max(0.0, wait - self._waits.get(pid, wait))
         self._cpu = cpu
+        measured_wait = bool(waits) or (not self._procs and _SCHEDSTAT)
+        self._waits = waits
         mine = _cpu_seconds(self._me)
         harness = None if mine is None or self._my_cpu is None else 100 * (mine - self._my_cpu) / interval_s
         self._my_cpu = mine
@@ -375,6 +383,7 @@ class MachineMonitor:
             load1=round(os.getloadavg()[0], 2),
             harness_cpu_pct=None if harness is None else round(harness, 1),
             cores=psutil.cpu_count(),
+            sut_wait_pct=round(100 * waited / interval_s, 1) if measured_wait and self._procs else None,
         )
         self.history.append(record, process="monitor")
         sample = MachineSample(
@@ -386,12 +395,24 @@ class MachineMonitor:
             record.sut_cpu_pct,
             None,
             record.cores,
+            record.sut_wait_pct,
         )
         self._recent.append((now, interval_s, starved(sample)))  # the checkers' own definition
         self.samples += 1
 
 
 _FAMILY_EVERY_S = 10.0  # how often the monitor looks for new children of the system's processes
+_SCHEDSTAT = os.path.exists("/proc/self/schedstat")  # Linux with schedstats: run-queue waits are known
+
+
+def _run_queue_wait_s(pid: int) -> float | None:
+    """How long ``pid`` has waited in the run queue for a CPU, in seconds (``/proc/PID/schedstat``'s
+    second field, nanoseconds); None where the kernel does not say."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _pids_of(sut: SystemUnderTest) -> Callable[[], list[int]]:
@@ -494,6 +515,7 @@ class Run:
         self.monitor = MachineMonitor(history, pids=_pids_of(sut)) if observe else None
         if self.monitor is not None:
             self.runner.starved_s = self.monitor.starved_s
+            self.runner.stuck_quiet_s = model.convergence.quiet_s
 
     @property
     def http(self) -> aiohttp.ClientSession:

@@ -138,8 +138,10 @@ class Runner:
         self._saga_pointers: tuple[str, ...] = ()  # where an event names its saga (the model's evidence)
         self._longest_fault_s = 0.0
         self._loop_lag_s = 0.0  # the worst lag of the harness's loop seen while settling
-        # Seconds the machine was starved since a monotonic time (the run's machine monitor; none: never).
+        # Seconds the machine was starved since a monotonic time (the run's machine monitor; none: never),
+        # and the unstarved stillness that proves a saga stuck (the model's convergence quiet_s).
         self.starved_s: Callable[[float], float] = lambda since: 0.0
+        self.stuck_quiet_s: float | None = None
         self._round_s = 0.0  # how long the last round of status polls took
         self._opened_at = time.monotonic()
         self._outcomes: dict[str, str] = {}
@@ -690,11 +692,12 @@ class Runner:
 
     def _starved_quiet(self, pending: list[str], now: float) -> float | None:
         """The starved seconds since the latest move of a ``pending`` saga, when they leave less than a
-        quiet window (:attr:`RunOptions.quiet_s`) of unstarved time; None when enough was clear."""
+        quiet window (the model's, else :attr:`RunOptions.quiet_s`) of unstarved time; None when enough was clear."""
         moved = max((self._progress.get(s, float("-inf")) for s in pending), default=float("-inf"))
         since = moved if moved > float("-inf") else (self._converging_since or now)
         hungry = self.starved_s(since)
-        return hungry if hungry > 0 and (now - since) - hungry < self.options.quiet_s else None
+        quiet = self.stuck_quiet_s if self.stuck_quiet_s is not None else self.options.quiet_s
+        return hungry if hungry > 0 and (now - since) - hungry < quiet else None
 
     def _progressing(self, pending: list[str], window_s: float) -> list[str]:
         """The sagas among ``pending`` that moved (a new state, an event for them) in the last ``window_s``."""

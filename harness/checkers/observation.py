@@ -39,6 +39,12 @@ STARVED_LOOP_LAG_P99_MS = 250.0
 SATURATED_CPU_PCT = 90.0
 STARVED_SUT_SHARE = 0.5
 SUT_BUSY_PCT = 1.0
+# Where the kernel says how long the SUT's processes waited in its run queue for a CPU they were
+# ready to use (Linux's schedstat), that is the measure: starved when they waited at least a quarter
+# of a core-second a second and at least as long as they ran — other work held the cores they needed.
+# An idle SUT (a stuck saga leaves it idle) waits for nothing, however busy the machine: the share
+# rule above would call it starved, and a stuck saga could never be proved stuck on a busy machine.
+STARVED_WAIT_PCT = 25.0
 # A run is starved when more than a fifth of its sampled time was, and at least 3 s of it: a
 # few slow seconds (a start-up, a GC, a burst) are within what the deadlines absorb; a fifth
 # of the run is not. (Two samples of a 2 s run decide nothing.)
@@ -56,6 +62,8 @@ def starved(sample: MachineSample) -> bool:
     if sample.loop_lag_p99_ms is not None and sample.loop_lag_p99_ms > STARVED_LOOP_LAG_P99_MS:
         return True
     busy, sut, cores = sample.cpu_busy_pct, sample.sut_cpu_pct, sample.cores
+    if sample.sut_wait_pct is not None:
+        return sample.sut_wait_pct >= STARVED_WAIT_PCT and sample.sut_wait_pct >= (sut or 0.0)
     if busy is None or sut is None or not cores:
         return False
     # sut_cpu_pct counts one core as 100; cpu_busy_pct the whole machine.

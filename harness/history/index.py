@@ -145,6 +145,7 @@ class MachineSample:
     sut_cpu_pct: float | None = None  # the SUT's processes (100: one core)
     load1: float | None = None
     cores: int | None = None
+    sut_wait_pct: float | None = None  # the SUT's processes' run-queue wait (100: one core-second a second)
 
 
 @dataclass(slots=True)
@@ -737,4 +738,5 @@ def _machine(record: MachineLoad, wall: float) -> MachineSample:
         record.sut_cpu_pct,
         record.load1,
         record.cores,
+        record.sut_wait_pct,
     )

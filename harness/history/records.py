@@ -238,7 +238,9 @@ class MachineLoad(Record):
     wait that long too); ``cpu_busy_pct``: the whole machine's CPU in use (100 = every core);
     ``sut_cpu_pct``: CPU used by the processes the harness started (100 = one core busy; the sum
     over their process trees); ``harness_cpu_pct``: the harness's own process (100 = one core);
-    ``load1``: the one-minute load average; ``cores``: logical CPUs. None: not measurable here.
+    ``load1``: the one-minute load average; ``cores``: logical CPUs; ``sut_wait_pct``: how long the
+    processes the harness started waited in the kernel's run queue for a CPU they were ready to use
+    (100 = one core-second a second; from ``/proc/PID/schedstat``). None: not measurable here.
     """
 
     TYPE: ClassVar[str] = "machine"
@@ -250,6 +252,7 @@ class MachineLoad(Record):
     load1: float | None = None
     harness_cpu_pct: float | None = None
     cores: int | None = None
+    sut_wait_pct: float | None = None
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> MachineLoad:
@@ -267,6 +270,7 @@ class MachineLoad(Record):
             num("load1"),
             num("harness_cpu_pct"),
             None if cores is None else int(cores),
+            num("sut_wait_pct"),
         )
 
 

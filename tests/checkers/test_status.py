@@ -209,6 +209,11 @@ def test_a_sut_starved_of_cpu_by_other_work(shop):
         ({"cpu_busy_pct": 80.0, "sut_cpu_pct": 10.0, "cores": 2}, False),  # not saturated
         ({"cpu_busy_pct": 99.0, "sut_cpu_pct": 0.0, "cores": 2}, False),  # idle (or a first reading): not starved
         ({"cpu_busy_pct": 99.0, "sut_cpu_pct": 10.0, "cores": None}, False),  # cores unknown: shares cannot be compared
+        # Where the kernel says how long the SUT waited for a CPU, that decides (not the shares):
+        ({"cpu_busy_pct": 100.0, "sut_cpu_pct": 13.0, "cores": 2, "sut_wait_pct": 0.4}, False),  # idle (stuck) SUT
+        ({"cpu_busy_pct": 100.0, "sut_cpu_pct": 40.0, "cores": 2, "sut_wait_pct": 90.0}, True),  # ready, no CPU
+        ({"cpu_busy_pct": 100.0, "sut_cpu_pct": 150.0, "cores": 2, "sut_wait_pct": 30.0}, False),  # ran far more
+        ({"cpu_busy_pct": 50.0, "sut_cpu_pct": 20.0, "cores": 2, "sut_wait_pct": 20.0}, False),  # under a quarter
     ],
 )
 def test_what_a_starved_second_is(sample, is_starved):

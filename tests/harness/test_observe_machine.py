@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 
 import psutil
@@ -88,3 +90,24 @@ def test_the_suts_share_and_the_machines_load_are_measured(tmp_path):
     measured = sum(r.sut_cpu_pct * r.interval_s for r in busy) / sum(r.interval_s for r in busy)
     assert share > 20 and abs(measured - share) <= max(25, 0.25 * share), (measured, share, busy)
     assert all(r.cpu_busy_pct is not None and r.cpu_busy_pct >= 50 for r in busy), busy
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="the kernel gives no run-queue waits here")
+def test_the_suts_wait_for_a_cpu_is_measured_and_an_idle_sut_waits_for_nothing(tmp_path):
+    # "The system": one process on core 0, pinned beside two busy loops on the same core, so it is
+    # ready to run and waits for a CPU; then an idle process (a sleeping one) beside the same loops.
+    with busy_loops(2, tmp_path / "busy", cores=[0, 0]):
+        ready = subprocess.Popen(
+            [sys.executable, "-c", "while 1: pass"], preexec_fn=lambda: os.sched_setaffinity(0, {0})
+        )
+        idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            hungry, _phase, _cpu = _monitor(tmp_path / "a", 3.2, pids=lambda: [ready.pid])
+            calm, _phase, _cpu = _monitor(tmp_path / "b", 3.2, pids=lambda: [idle.pid])
+        finally:
+            for p in (ready, idle):
+                p.kill()
+                p.wait()
+    waited = [r.sut_wait_pct for r in hungry[1:]]
+    assert waited and all(w is not None and w >= 25 for w in waited), hungry  # it waited for its core
+    assert all(r.sut_wait_pct is not None and r.sut_wait_pct < 5 for r in calm[1:]), calm  # idle: no wait
