@@ -125,38 +125,38 @@ def shrink(
 def ddmin(items: list[Any], fails: Callable[[list[Any]], bool]) -> list[Any]:
     """Zeller's delta debugging: a 1-minimal sublist of ``items`` for which ``fails`` holds (``items``
     itself is assumed to fail; a sublist already tested is not tested again — each test is a real run)."""
+    # The search runs over positions, so a sublist tested once (a real run) is known by its positions.
     seen: dict[tuple[int, ...], bool] = {}
-    index = {id(x): i for i, x in enumerate(items)}
-    test = fails
 
-    def fails(candidate: list[Any]) -> bool:
-        key = tuple(index[id(x)] for x in candidate)
+    def failing(positions: list[int]) -> bool:
+        key = tuple(positions)
         if key not in seen:
-            seen[key] = test(candidate)
+            seen[key] = fails([items[i] for i in positions])
         return seen[key]
 
+    kept = list(range(len(items)))
     n = 2
-    while len(items) >= 2:
-        chunk = max(1, len(items) // n)
-        subsets = [items[i : i + chunk] for i in range(0, len(items), chunk)]
+    while len(kept) >= 2:
+        chunk = max(1, len(kept) // n)
+        subsets = [kept[i : i + chunk] for i in range(0, len(kept), chunk)]
         reduced = False
         for subset in subsets:  # a subset alone fails
-            if fails(subset):
-                items, n, reduced = subset, 2, True
+            if failing(subset):
+                kept, n, reduced = subset, 2, True
                 break
         if not reduced:
             for i in range(len(subsets)):  # its complement fails
-                complement = [x for j, s in enumerate(subsets) if j != i for x in s]
-                if fails(complement):
-                    items, n, reduced = complement, max(n - 1, 2), True
+                complement = [x for j, sub in enumerate(subsets) if j != i for x in sub]
+                if failing(complement):
+                    kept, n, reduced = complement, max(n - 1, 2), True
                     break
         if not reduced:
-            if n >= len(items):
+            if n >= len(kept):
                 break
-            n = min(len(items), 2 * n)
-    if len(items) == 1 and fails([]):
+            n = min(len(kept), 2 * n)
+    if len(kept) == 1 and failing([]):
         return []
-    return items
+    return [items[i] for i in kept]
 
 
 def write_scenario(scenario: Scenario, path: Path, seed: int) -> Path:

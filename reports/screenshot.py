@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
@@ -213,7 +214,8 @@ def demo_run(run_dir: str | Path, seed: int = 7) -> Verdicts:
 
 def chromium() -> str | None:
     """Where headless Chromium is (None: not installed)."""
-    return shutil.which("chromium") or shutil.which("chromium-browser") or None
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    return found or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 
 
 def photograph(report: Path, out: Path, executable: str, bottom: str = ".violation") -> Path:

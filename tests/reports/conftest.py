@@ -8,25 +8,15 @@ The ``browser`` fixture (skipped, with the reason, where no Chromium is installe
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from saga_harness.reports.screenshot import CHROMIUM_ARGS, VIEWPORT, chromium
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-VIEWPORT = {"width": 1280, "height": 900}
+# The same browser, flags and page size the README's screenshot is taken with.
+CHROMIUM = chromium()
 
 # Every visible element's box against the page's width (nothing may stick out sideways).
 _LAYOUT_JS = """() => {

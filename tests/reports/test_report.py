@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,11 @@ from saga_harness.model import SagaModel
 from saga_harness.reports import build_report, build_run_index, write_reports
 from saga_harness.reports.inputs import contract_results
 from saga_harness.reports.junit import junit_xml
+from saga_harness.reports.screenshot import CHROMIUM_ARGS, chromium
 from saga_harness.rundir import read_contracts, write_contracts_section
 from saga_harness.testing import HistoryBuilder
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+CHROMIUM = chromium()
 EVIL = '<script>window.__pwned = true</script><img src=x onerror="window.__pwned=true">'
 ARTIFACTS = Path(os.environ.get("SAGA_HARNESS_ARTIFACTS", Path(__file__).resolve().parents[2] / "runs" / "artifacts"))
 
@@ -134,15 +134,7 @@ def test_report_as_a_person_sees_it(tmp_path, broken):
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
